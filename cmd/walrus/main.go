@@ -1,0 +1,84 @@
+// Command walrus is the PostgreSQL WAL archive server and its admin CLI.
+//
+// Exit codes (see exitCode): 0 success, 1 usage or other error, 3 not found,
+// 4 exists with different content, 5 invalid WAL or another cluster's WAL,
+// 6 verify found problems, 7 data directory in use by another process.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// globals are flags every subcommand takes.
+type globals struct {
+	Data     string `help:"Data directory of the store." default:"./walrus-data" env:"WALRUS_DATA" type:"path"`
+	LogLevel string `help:"Log level: debug, info, warn, error." default:"warn" enum:"debug,info,warn,error" env:"WALRUS_LOG_LEVEL"`
+
+	stdout io.Writer
+	stderr io.Writer
+	stdin  io.Reader
+	log    *slog.Logger
+}
+
+type cli struct {
+	globals
+
+	Put    putCmd    `cmd:"" help:"Archive a file (from FILE or standard input) under NAME."`
+	Get    getCmd    `cmd:"" help:"Restore NAME to FILE (or standard output)."`
+	Ls     lsCmd     `cmd:"" help:"List a directory of the archive."`
+	Rm     rmCmd     `cmd:"" help:"Remove a file from the archive."`
+	Status statusCmd `cmd:"" help:"Show totals of the archive."`
+	Verify verifyCmd `cmd:"" help:"Re-read and re-hash every file; exit 6 if anything is wrong."`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run parses args and runs one subcommand; it returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var c cli
+	parser, err := kong.New(&c,
+		kong.Name("walrus"),
+		kong.Description("walrus: a deduplicating, compressed, WAL-aware PostgreSQL archive."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(int) {}),
+		kong.UsageOnError(),
+		kong.BindTo(ctx, (*context.Context)(nil)))
+	if err != nil {
+		fmt.Fprintln(stderr, "walrus:", err)
+		return exitError
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintln(stderr, "walrus:", err)
+		return exitError
+	}
+	if kctx.Command() == "" || kctx.Empty() {
+		return exitOK // --help was printed
+	}
+	c.stdout, c.stderr, c.stdin = stdout, stderr, stdin
+	c.log = newLogger(stderr, c.LogLevel)
+	if err := kctx.Run(&c.globals); err != nil {
+		fmt.Fprintln(stderr, "walrus:", err)
+		return exitCode(err)
+	}
+	return exitOK
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}

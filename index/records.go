@@ -1,0 +1,318 @@
+package index
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Hash identifies a block or a whole file: SHA-256 of the raw bytes.
+type Hash [sha256.Size]byte
+
+// ZeroHash marks a hole in a block list: a block of all-zero bytes that is
+// not stored at all.
+var ZeroHash Hash
+
+func (h Hash) String() string { return fmt.Sprintf("%x", h[:]) }
+
+// IsZero reports whether h is the hole marker.
+func (h Hash) IsZero() bool { return h == ZeroHash }
+
+// ErrCorruptRecord is returned when a stored record cannot be decoded.
+var ErrCorruptRecord = errors.New("index: corrupt record")
+
+// File is one archived file.
+type File struct {
+	Dir       string // namespace, "" for the archive root
+	Name      string // base name
+	Size      int64
+	Mode      uint32 // permission bits as given by the writer
+	MTime     int64  // modification time from the writer, unix nanoseconds
+	Archived  int64  // when the file was committed, unix nanoseconds
+	Hash      Hash   // SHA-256 of the whole file
+	BlockSize uint32 // size of every block but the last
+	Blocks    []Hash // one per block; ZeroHash for a hole
+}
+
+// Path is Dir/Name, or Name in the root.
+func (f *File) Path() string {
+	if f.Dir == "" {
+		return f.Name
+	}
+	return f.Dir + "/" + f.Name
+}
+
+// Codec says how a block's payload is stored in its pack.
+type Codec uint8
+
+const (
+	CodecRaw  Codec = 0
+	CodecZstd Codec = 1
+)
+
+// Block says where one distinct block lives.
+type Block struct {
+	Pack      uint32
+	Offset    int64  // offset of the block's record header in the pack
+	RawLen    uint32 // decompressed length
+	StoredLen uint32 // payload length in the pack
+	Codec     Codec
+	Refs      uint32 // number of file-block references
+}
+
+// RecordLen is the block's footprint in its pack: header plus payload.
+func (b *Block) RecordLen() int64 { return int64(RecordHeaderLen) + int64(b.StoredLen) }
+
+// RecordHeaderLen is the length of a pack record header (see store/pack.go);
+// the index counts it in a pack's live bytes.
+const RecordHeaderLen = 52
+
+// Pack is the committed state of one pack file.
+type Pack struct {
+	ID        uint32
+	Committed int64 // bytes known durable and referenced by committed index state
+	Live      int64 // bytes of records still referenced by some file
+}
+
+// Dir is a namespace. WAL fields are set by the first segment committed into it.
+type Dir struct {
+	Name     string
+	SysID    uint64 // PostgreSQL system identifier; 0 until the first segment
+	SegSize  uint32
+	Magic    uint16
+	Version  string // PostgreSQL major version recognised from the magic
+	Created  int64
+	Segments int64 // segment files (incl. .partial) currently present
+}
+
+// Stats are running totals over the whole archive.
+type Stats struct {
+	Files        int64
+	LogicalBytes int64
+}
+
+// Binary encodings. Each record starts with a version byte so the format can
+// grow; decoders bound every length by the buffer they are given.
+
+const recordVersion = 1
+
+type encoder struct{ b []byte }
+
+func (e *encoder) u8(v uint8)    { e.b = append(e.b, v) }
+func (e *encoder) uvar(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) svar(v int64)  { e.b = binary.AppendVarint(e.b, v) }
+func (e *encoder) str(s string) {
+	e.uvar(uint64(len(s)))
+	e.b = append(e.b, s...)
+}
+func (e *encoder) hash(h Hash) { e.b = append(e.b, h[:]...) }
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = ErrCorruptRecord
+	}
+}
+
+func (d *decoder) u8() uint8 {
+	if len(d.b) < 1 {
+		d.fail()
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvar() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) svar() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) str() string {
+	n := d.uvar()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) hash() (h Hash) {
+	if len(d.b) < len(h) {
+		d.fail()
+		return h
+	}
+	copy(h[:], d.b)
+	d.b = d.b[len(h):]
+	return h
+}
+
+func (d *decoder) version() {
+	if d.u8() != recordVersion {
+		d.fail()
+	}
+}
+
+func encodeFile(f *File) []byte {
+	e := encoder{b: make([]byte, 0, 64+len(f.Blocks)*33)}
+	e.u8(recordVersion)
+	e.svar(f.Size)
+	e.uvar(uint64(f.Mode))
+	e.svar(f.MTime)
+	e.svar(f.Archived)
+	e.hash(f.Hash)
+	e.uvar(uint64(f.BlockSize))
+	e.uvar(uint64(len(f.Blocks)))
+	for _, h := range f.Blocks {
+		if h.IsZero() {
+			e.u8(0)
+			continue
+		}
+		e.u8(1)
+		e.hash(h)
+	}
+	return e.b
+}
+
+func decodeFile(dir, name string, b []byte) (*File, error) {
+	d := decoder{b: b}
+	d.version()
+	f := &File{Dir: dir, Name: name}
+	f.Size = d.svar()
+	f.Mode = uint32(d.uvar())
+	f.MTime = d.svar()
+	f.Archived = d.svar()
+	f.Hash = d.hash()
+	f.BlockSize = uint32(d.uvar())
+	n := d.uvar()
+	if n > uint64(len(d.b)) { // every entry takes at least one byte
+		d.fail()
+		n = 0
+	}
+	f.Blocks = make([]Hash, n)
+	for i := range f.Blocks {
+		if d.u8() == 1 {
+			f.Blocks[i] = d.hash()
+		}
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: file %q", d.err, name)
+	}
+	return f, nil
+}
+
+func encodeBlock(b *Block) []byte {
+	e := encoder{b: make([]byte, 0, 24)}
+	e.u8(recordVersion)
+	e.uvar(uint64(b.Pack))
+	e.svar(b.Offset)
+	e.uvar(uint64(b.RawLen))
+	e.uvar(uint64(b.StoredLen))
+	e.u8(uint8(b.Codec))
+	e.uvar(uint64(b.Refs))
+	return e.b
+}
+
+func decodeBlock(b []byte) (*Block, error) {
+	d := decoder{b: b}
+	d.version()
+	blk := &Block{
+		Pack:      uint32(d.uvar()),
+		Offset:    d.svar(),
+		RawLen:    uint32(d.uvar()),
+		StoredLen: uint32(d.uvar()),
+		Codec:     Codec(d.u8()),
+		Refs:      uint32(d.uvar()),
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: block", d.err)
+	}
+	return blk, nil
+}
+
+func encodePack(p *Pack) []byte {
+	e := encoder{}
+	e.u8(recordVersion)
+	e.svar(p.Committed)
+	e.svar(p.Live)
+	return e.b
+}
+
+func decodePack(id uint32, b []byte) (*Pack, error) {
+	d := decoder{b: b}
+	d.version()
+	p := &Pack{ID: id, Committed: d.svar(), Live: d.svar()}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: pack %d", d.err, id)
+	}
+	return p, nil
+}
+
+func encodeDir(m *Dir) []byte {
+	e := encoder{}
+	e.u8(recordVersion)
+	e.uvar(m.SysID)
+	e.uvar(uint64(m.SegSize))
+	e.uvar(uint64(m.Magic))
+	e.str(m.Version)
+	e.svar(m.Created)
+	e.svar(m.Segments)
+	return e.b
+}
+
+func decodeDir(name string, b []byte) (*Dir, error) {
+	d := decoder{b: b}
+	d.version()
+	m := &Dir{Name: name}
+	m.SysID = d.uvar()
+	m.SegSize = uint32(d.uvar())
+	m.Magic = uint16(d.uvar())
+	m.Version = d.str()
+	m.Created = d.svar()
+	m.Segments = d.svar()
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: dir %q", d.err, name)
+	}
+	return m, nil
+}
+
+func encodeStats(s *Stats) []byte {
+	e := encoder{}
+	e.u8(recordVersion)
+	e.svar(s.Files)
+	e.svar(s.LogicalBytes)
+	return e.b
+}
+
+func decodeStats(b []byte) (*Stats, error) {
+	d := decoder{b: b}
+	d.version()
+	s := &Stats{Files: d.svar(), LogicalBytes: d.svar()}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: stats", d.err)
+	}
+	return s, nil
+}

@@ -1,0 +1,131 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/walrus-archive/walrus/index"
+)
+
+func (s *Store) getBuf() []byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, s.cfg.BlockSize)
+}
+
+func (s *Store) putBuf(b []byte) {
+	if cap(b) != s.cfg.BlockSize {
+		return
+	}
+	b = b[:0]
+	s.bufs.Put(&b)
+}
+
+// isZero reports whether b is all zero bytes (a hole).
+func (s *Store) isZero(b []byte) bool {
+	return bytes.Equal(b, s.zero[:len(b)])
+}
+
+// find reports whether block h is already stored. A block that is written
+// but not committed yet comes with its location, which the caller's commit
+// must carry (the index does not know it yet).
+func (s *Store) find(h index.Hash) (bool, *index.Block) {
+	s.pendingMu.Lock()
+	loc, ok := s.pending[h]
+	s.pendingMu.Unlock()
+	if ok {
+		return true, &loc
+	}
+	err := s.idx.View(func(x *index.Txn) error {
+		_, err := x.Block(h)
+		return err
+	})
+	return err == nil, nil
+}
+
+// writeBlock compresses raw and appends it to the active pack. The caller
+// holds a semaphore slot.
+func (s *Store) writeBlock(h index.Hash, raw []byte) (index.Block, error) {
+	payload := s.enc.EncodeAll(raw, make([]byte, 0, len(raw)/4))
+	codec := index.CodecZstd
+	if len(payload) >= len(raw) {
+		payload, codec = raw, index.CodecRaw
+	}
+	id, off, err := s.pw.append(h, len(raw), codec, payload)
+	if err != nil {
+		return index.Block{}, err
+	}
+	loc := index.Block{Pack: id, Offset: off, RawLen: uint32(len(raw)), StoredLen: uint32(len(payload)), Codec: codec}
+	s.pendingMu.Lock()
+	s.pending[h] = loc
+	s.pendingMu.Unlock()
+	return loc, nil
+}
+
+// block returns the decompressed, verified content of block h. It is shared
+// with the cache: callers must not modify it.
+func (s *Store) block(h index.Hash, hint *index.Block, useCache bool) ([]byte, error) {
+	if useCache {
+		if b := s.cache.get(h); b != nil {
+			return b, nil
+		}
+	}
+	v, err, _ := s.loads.Do(string(h[:]), func() (any, error) {
+		b, err := s.loadBlock(h, hint)
+		if err == nil && useCache {
+			s.cache.put(h, b)
+		}
+		return b, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]byte), nil
+}
+
+func (s *Store) loadBlock(h index.Hash, hint *index.Block) ([]byte, error) {
+	loc := hint
+	if loc == nil {
+		err := s.idx.View(func(x *index.Txn) error {
+			b, err := x.Block(h)
+			loc = b
+			return err
+		})
+		if errors.Is(err, index.ErrNotFound) {
+			s.pendingMu.Lock()
+			p, ok := s.pending[h]
+			s.pendingMu.Unlock()
+			if !ok {
+				return nil, fmt.Errorf("%w: block %s is missing from the index", ErrCorrupt, h)
+			}
+			loc, err = &p, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	f, err := s.packs.get(loc.Pack)
+	if err != nil {
+		return nil, fmt.Errorf("%w: block %s: %w", ErrCorrupt, h, err)
+	}
+	s.sem <- struct{}{}
+	defer func() { <-s.sem }()
+	rec, payload, err := readRecord(f, loc.Offset, loc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: block %s in pack %d: %w", ErrCorrupt, h, loc.Pack, err)
+	}
+	raw := payload
+	if rec.Codec == index.CodecZstd {
+		raw, err = s.dec.DecodeAll(payload, make([]byte, 0, rec.RawLen))
+		if err != nil {
+			return nil, fmt.Errorf("%w: block %s in pack %d: decompress: %w", ErrCorrupt, h, loc.Pack, err)
+		}
+	}
+	if uint32(len(raw)) != rec.RawLen || sha256.Sum256(raw) != h || rec.Hash != h {
+		return nil, fmt.Errorf("%w: block %s in pack %d at offset %d: content does not match its hash", ErrCorrupt, h, loc.Pack, loc.Offset)
+	}
+	return raw, nil
+}

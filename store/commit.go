@@ -1,0 +1,386 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/walrus-archive/walrus/index"
+	"github.com/walrus-archive/walrus/internal/wal"
+)
+
+// An op is one index mutation carried out by the committer. apply must do
+// every check before its first write and return a *refusal for a check that
+// fails, so a refused op leaves the shared transaction untouched; any other
+// error aborts the whole batch.
+type op interface {
+	apply(x *index.Txn, now time.Time) error
+}
+
+// refusal is a per-request outcome that does not abort the batch.
+type refusal struct{ err error }
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+func refuse(err error) error { return &refusal{err: err} }
+
+type commitReq struct {
+	op   op
+	done chan error
+}
+
+const maxBatch = 64
+
+// submit hands op to the committer and waits for the durable outcome.
+func (s *Store) submit(o op) error {
+	req := &commitReq{op: o, done: make(chan error, 1)}
+	select {
+	case s.commits <- req:
+	case <-s.closing:
+		return ErrClosed
+	}
+	return <-req.done
+}
+
+// runCommitter is the only goroutine that mutates the index. It drains every
+// waiting request into one batch (group commit: one pack fsync and one index
+// sync for all of them). On Close it finishes what was queued.
+func (s *Store) runCommitter() {
+	defer s.committer.Done()
+	for {
+		var first *commitReq
+		select {
+		case first = <-s.commits:
+		case <-s.closing:
+			for {
+				select {
+				case req := <-s.commits:
+					s.commitBatch([]*commitReq{req})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*commitReq{first}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case req := <-s.commits:
+				batch = append(batch, req)
+			default:
+				break drain
+			}
+		}
+		s.commitBatch(batch)
+	}
+}
+
+// commitBatch is the durability point. Order matters:
+//  1. fsync each pack written since the last batch, so every block record a
+//     file record may name is on stable storage before the record is;
+//  2. one index transaction with SyncWrites holds every op and the new
+//     committed length of each pack (torn-tail repair truncates to it);
+//  3. answer the requests.
+func (s *Store) commitBatch(batch []*commitReq) {
+	dirty := s.pw.takeDirty()
+	for _, id := range sortedKeys(dirty) {
+		f, err := s.packs.get(id)
+		if err == nil {
+			err = f.Sync()
+		}
+		if err != nil {
+			err = fmt.Errorf("store: fsync pack %d: %w", id, err)
+			s.log.Error("commit failed", "err", err)
+			s.pw.fail(err)
+			s.answer(batch, func(int) error { return err })
+			return
+		}
+	}
+	results := make([]error, len(batch))
+	now := time.Now()
+	err := s.idx.Update(func(x *index.Txn) error {
+		for i, req := range batch {
+			results[i] = nil
+			err := req.op.apply(x, now)
+			var r *refusal
+			if errors.As(err, &r) {
+				results[i] = r.err
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return recordPackEnds(x, dirty)
+	})
+	if index.IsTooBig(err) && len(batch) > 1 {
+		// Put the dirty set back (already fsynced; harmless) and split.
+		s.pw.restoreDirty(dirty)
+		s.commitBatch(batch[:len(batch)/2])
+		s.commitBatch(batch[len(batch)/2:])
+		return
+	}
+	if err != nil {
+		err = fmt.Errorf("store: index commit: %w", err)
+		s.log.Error("commit failed", "err", err)
+		s.pw.restoreDirty(dirty)
+		s.answer(batch, func(int) error { return err })
+		return
+	}
+	s.answer(batch, func(i int) error { return results[i] })
+}
+
+func (s *Store) answer(batch []*commitReq, result func(int) error) {
+	for i, req := range batch {
+		req.done <- result(i)
+	}
+}
+
+func recordPackEnds(x *index.Txn, dirty map[uint32]int64) error {
+	for id, end := range dirty {
+		p, err := packRecord(x, id)
+		if err != nil {
+			return err
+		}
+		if end > p.Committed {
+			p.Committed = end
+		}
+		if err := x.PutPack(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func packRecord(x *index.Txn, id uint32) (*index.Pack, error) {
+	p, err := x.Pack(id)
+	if errors.Is(err, index.ErrNotFound) {
+		return &index.Pack{ID: id, Committed: packHeaderLen}, nil
+	}
+	return p, err
+}
+
+// commitFileOp commits one uploaded file.
+type commitFileOp struct {
+	file   *index.File
+	header *wal.LongPageHeader // set for segments and .partial files
+	// located holds where this upload wrote blocks it could not find in the
+	// index; a block that another commit indexed meanwhile is referenced
+	// instead and these bytes stay dead.
+	located map[index.Hash]index.Block
+	existed bool // out: identical content was already committed
+}
+
+func (o *commitFileOp) apply(x *index.Txn, now time.Time) error {
+	f := o.file
+	old, err := x.File(f.Dir, f.Name)
+	switch {
+	case err == nil && old.Hash == f.Hash && old.Size == f.Size:
+		o.existed = true
+		return nil
+	case err == nil:
+		return refuse(fmt.Errorf("%w: %s (archived %s, %d bytes; the new copy differs)",
+			ErrExists, f.Path(), time.Unix(0, old.Archived).UTC().Format(time.RFC3339), old.Size))
+	case !errors.Is(err, index.ErrNotFound):
+		return err
+	}
+	dir, err := o.checkDir(x, now)
+	if err != nil {
+		return err
+	}
+	// All checks passed: from here on only writes.
+	for _, h := range f.Blocks {
+		if h.IsZero() {
+			continue
+		}
+		if err := o.reference(x, h); err != nil {
+			return err
+		}
+	}
+	f.Archived = now.UnixNano()
+	if err := x.PutFile(f); err != nil {
+		return err
+	}
+	if o.header != nil {
+		dir.Segments++
+	}
+	if err := x.PutDir(dir); err != nil {
+		return err
+	}
+	st, err := x.Stats()
+	if err != nil {
+		return err
+	}
+	st.Files++
+	st.LogicalBytes += f.Size
+	return x.PutStats(st)
+}
+
+// checkDir loads (or creates) the namespace and checks a segment against
+// its cluster identity; the first segment sets it.
+func (o *commitFileOp) checkDir(x *index.Txn, now time.Time) (*index.Dir, error) {
+	dir, err := x.Dir(o.file.Dir)
+	if errors.Is(err, index.ErrNotFound) {
+		dir, err = &index.Dir{Name: o.file.Dir, Created: now.UnixNano()}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	h := o.header
+	if h == nil {
+		return dir, nil
+	}
+	if err := checkCluster(dir, h, o.file.Path()); err != nil {
+		return nil, refuse(err)
+	}
+	if dir.SysID == 0 {
+		dir.SysID, dir.SegSize, dir.Magic, dir.Version = h.SysID, h.SegSize, h.Magic, wal.VersionString(h.Magic)
+	}
+	return dir, nil
+}
+
+func checkCluster(dir *index.Dir, h *wal.LongPageHeader, path string) error {
+	if dir.SysID == 0 {
+		return nil
+	}
+	if h.SysID != dir.SysID {
+		return fmt.Errorf("%w: %s has system identifier %d, directory %q holds cluster %d (archive each cluster into its own directory)",
+			ErrClusterMismatch, path, h.SysID, "/"+dir.Name, dir.SysID)
+	}
+	if h.SegSize != dir.SegSize {
+		return fmt.Errorf("%w: %s has segment size %d, directory %q holds %d-byte segments",
+			ErrInvalidWAL, path, h.SegSize, "/"+dir.Name, dir.SegSize)
+	}
+	return nil
+}
+
+func (o *commitFileOp) reference(x *index.Txn, h index.Hash) error {
+	b, err := x.Block(h)
+	if err == nil {
+		b.Refs++
+		return x.PutBlock(h, b)
+	}
+	if !errors.Is(err, index.ErrNotFound) {
+		return err
+	}
+	loc, ok := o.located[h]
+	if !ok {
+		return fmt.Errorf("store: block %s of %s is neither indexed nor written", h, o.file.Path())
+	}
+	loc.Refs = 1
+	if err := x.PutBlock(h, &loc); err != nil {
+		return err
+	}
+	p, err := packRecord(x, loc.Pack)
+	if err != nil {
+		return err
+	}
+	p.Live += loc.RecordLen()
+	return x.PutPack(p)
+}
+
+// removeOp deletes a file record and releases its blocks.
+type removeOp struct{ dir, name string }
+
+func (o *removeOp) apply(x *index.Txn, _ time.Time) error {
+	f, err := x.File(o.dir, o.name)
+	if errors.Is(err, index.ErrNotFound) {
+		return refuse(fmt.Errorf("%w: %s", ErrNotFound, joinPath(o.dir, o.name)))
+	}
+	if err != nil {
+		return err
+	}
+	for _, h := range f.Blocks {
+		if h.IsZero() {
+			continue
+		}
+		if err := release(x, h); err != nil {
+			return err
+		}
+	}
+	if err := x.DeleteFile(o.dir, o.name); err != nil {
+		return err
+	}
+	if k := wal.ParseName(o.name).Kind; k == wal.KindSegment || k == wal.KindPartial {
+		if d, err := x.Dir(o.dir); err == nil {
+			d.Segments--
+			if err := x.PutDir(d); err != nil {
+				return err
+			}
+		}
+	}
+	st, err := x.Stats()
+	if err != nil {
+		return err
+	}
+	st.Files--
+	st.LogicalBytes -= f.Size
+	return x.PutStats(st)
+}
+
+// release drops one reference to block h; the last one removes the block
+// record and subtracts its bytes from the pack's live count.
+func release(x *index.Txn, h index.Hash) error {
+	b, err := x.Block(h)
+	if errors.Is(err, index.ErrNotFound) {
+		return nil // already gone: nothing to release
+	}
+	if err != nil {
+		return err
+	}
+	if b.Refs > 1 {
+		b.Refs--
+		return x.PutBlock(h, b)
+	}
+	if err := x.DeleteBlock(h); err != nil {
+		return err
+	}
+	p, err := packRecord(x, b.Pack)
+	if err != nil {
+		return err
+	}
+	p.Live -= b.RecordLen()
+	return x.PutPack(p)
+}
+
+func joinPath(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}
+
+type mkdirOp struct{ dir string }
+
+func (o *mkdirOp) apply(x *index.Txn, now time.Time) error {
+	_, err := x.Dir(o.dir)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, index.ErrNotFound) {
+		return err
+	}
+	return x.PutDir(&index.Dir{Name: o.dir, Created: now.UnixNano()})
+}
+
+type rmdirOp struct{ dir string }
+
+func (o *rmdirOp) apply(x *index.Txn, _ time.Time) error {
+	if _, err := x.Dir(o.dir); errors.Is(err, index.ErrNotFound) {
+		return refuse(fmt.Errorf("%w: directory %s", ErrNotFound, o.dir))
+	} else if err != nil {
+		return err
+	}
+	empty := true
+	err := x.FileNames(o.dir, func(string) error { empty = false; return errStop })
+	if err != nil && !errors.Is(err, errStop) {
+		return err
+	}
+	if !empty {
+		return refuse(fmt.Errorf("%w: %s", ErrNotEmpty, o.dir))
+	}
+	return x.DeleteDir(o.dir)
+}
+
+var errStop = errors.New("stop")

@@ -1,0 +1,90 @@
+package store
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+const (
+	minBlockSize = 64 << 10
+	maxBlockSize = 4 << 20
+	maxStoredLen = maxBlockSize // stored payloads are never larger than raw (raw is kept instead)
+
+	// DefaultBlockSize was chosen by measurement on pgbench WAL (make bench):
+	// see README "Block size and compression level".
+	DefaultBlockSize = 1 << 20
+	DefaultPackSize  = 256 << 20
+	DefaultCache     = 256 << 20
+	DefaultMaxFile   = 4 << 30
+)
+
+// Config configures a Store. The zero value of every field but Dir means
+// "the default".
+type Config struct {
+	Dir         string // data directory: index/ and packs/ live here
+	BlockSize   int    // bytes per block, a multiple of 8 KiB from 64 KiB to 4 MiB
+	Level       string // zstd level: fastest, default, better, best
+	PackSize    int64  // roll packs at this size
+	CacheBytes  int64  // bound of the decompressed-block cache
+	Concurrency int    // blocks compressed at once (default GOMAXPROCS)
+	MaxFileSize int64  // larger uploads are refused
+	// AllowUnknownMagic accepts WAL page magics of the 0xD0xx/0xD1xx family
+	// that no released PostgreSQL uses (development builds).
+	AllowUnknownMagic bool
+	Logger            *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Dir == "" {
+		return c, fmt.Errorf("store: no data directory given")
+	}
+	if c.BlockSize == 0 {
+		c.BlockSize = DefaultBlockSize
+	}
+	if c.BlockSize < minBlockSize || c.BlockSize > maxBlockSize || c.BlockSize%8192 != 0 {
+		return c, fmt.Errorf("store: block size %d invalid: use a multiple of 8 KiB from 64 KiB to 4 MiB", c.BlockSize)
+	}
+	if c.Level == "" {
+		c.Level = "default"
+	}
+	if _, err := parseLevel(c.Level); err != nil {
+		return c, err
+	}
+	if c.PackSize == 0 {
+		c.PackSize = DefaultPackSize
+	}
+	if c.PackSize < int64(c.BlockSize)*2 {
+		return c, fmt.Errorf("store: pack size %d invalid: use at least twice the block size", c.PackSize)
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = DefaultCache
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	if c.MaxFileSize == 0 {
+		c.MaxFileSize = DefaultMaxFile
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}
+
+func parseLevel(s string) (zstd.EncoderLevel, error) {
+	switch strings.ToLower(s) {
+	case "fastest", "1":
+		return zstd.SpeedFastest, nil
+	case "default", "2":
+		return zstd.SpeedDefault, nil
+	case "better", "3":
+		return zstd.SpeedBetterCompression, nil
+	case "best", "4":
+		return zstd.SpeedBestCompression, nil
+	}
+	return 0, fmt.Errorf("store: compression level %q invalid: use fastest, default, better or best", s)
+}

@@ -1,0 +1,332 @@
+package store
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io/fs"
+	"sync"
+	"time"
+
+	"github.com/walrus-archive/walrus/index"
+	"github.com/walrus-archive/walrus/internal/wal"
+)
+
+// FileMeta is what a writer says about a file besides its bytes.
+type FileMeta struct {
+	Mode  fs.FileMode
+	MTime time.Time
+}
+
+// Upload streams one file into the store. Write the bytes in order, then
+// Commit (or Abort). An Upload is used by one goroutine at a time.
+type Upload struct {
+	s        *Store
+	dir      string
+	name     string
+	walName  wal.Name
+	meta     FileMeta
+	whole    hash.Hash
+	size     int64
+	buf      []byte // the block being filled
+	first    []byte // the first WAL page, for validation
+	header   *wal.LongPageHeader
+	existing *index.File // set when the name exists: compare, don't store
+
+	wg      sync.WaitGroup
+	mu      sync.Mutex // guards blocks, located, err, differs (written by workers)
+	blocks  []index.Hash
+	located map[index.Hash]index.Block
+	err     error
+	differs bool
+	done    bool
+}
+
+// Create starts an upload of path ("NAME" or "DIR/NAME").
+func (s *Store) Create(path string, meta FileMeta) (*Upload, error) {
+	dir, name, err := SplitPath(path)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-s.closing:
+		return nil, ErrClosed
+	default:
+	}
+	u := &Upload{
+		s: s, dir: dir, name: name, walName: wal.ParseName(name), meta: meta,
+		whole: sha256.New(), located: map[index.Hash]index.Block{},
+	}
+	err = s.idx.View(func(x *index.Txn) error {
+		f, err := x.File(dir, name)
+		if err == nil {
+			u.existing = f
+			return nil
+		}
+		if errors.Is(err, index.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// Path returns the name the upload commits to.
+func (u *Upload) Path() string { return joinPath(u.dir, u.name) }
+
+// Size returns the bytes written so far.
+func (u *Upload) Size() int64 { return u.size }
+
+func (u *Upload) isSegment() bool {
+	return u.walName.Kind == wal.KindSegment || u.walName.Kind == wal.KindPartial
+}
+
+// Write appends p. It fails early when the bytes already seen are known to
+// be unacceptable (bad WAL header, another cluster, too large), so an
+// adapter can stop reading from its client.
+func (u *Upload) Write(p []byte) (int, error) {
+	if u.done {
+		return 0, ErrClosed
+	}
+	if err := u.failure(); err != nil {
+		return 0, err
+	}
+	if u.size+int64(len(p)) > u.s.cfg.MaxFileSize {
+		return 0, fmt.Errorf("%w: %s exceeds %d bytes", ErrTooLarge, u.Path(), u.s.cfg.MaxFileSize)
+	}
+	n := len(p)
+	u.whole.Write(p)
+	for len(p) > 0 {
+		if u.buf == nil {
+			u.buf = u.s.getBuf()
+		}
+		k := copy(u.buf[len(u.buf):cap(u.buf)], p)
+		if u.isSegment() && len(u.first) < wal.DefaultBlockSize {
+			u.first = append(u.first, p[:min(k, wal.DefaultBlockSize-len(u.first))]...)
+			if len(u.first) == wal.DefaultBlockSize {
+				if err := u.checkHeader(-1); err != nil {
+					return 0, err
+				}
+			}
+		}
+		u.buf = u.buf[:len(u.buf)+k]
+		u.size += int64(k)
+		p = p[k:]
+		if len(u.buf) == cap(u.buf) {
+			u.dispatch()
+		}
+	}
+	return n, nil
+}
+
+// checkHeader validates the first page. With size < 0 (still streaming) the
+// size check uses the header's own segment size.
+func (u *Upload) checkHeader(size int64) error {
+	if len(u.first) < wal.DefaultBlockSize {
+		return fmt.Errorf("%w: %s is %d bytes, shorter than one WAL page", ErrInvalidWAL, u.Path(), u.size)
+	}
+	if size < 0 {
+		h, err := wal.ParseLongPageHeader(u.first)
+		if err != nil {
+			return u.setErr(fmt.Errorf("%w: %s: %w", ErrInvalidWAL, u.Path(), err))
+		}
+		size = int64(h.SegSize)
+	}
+	h, err := wal.CheckSegment(u.walName, u.first, size, u.s.cfg.AllowUnknownMagic)
+	if err != nil {
+		return u.setErr(fmt.Errorf("%w: %w", ErrInvalidWAL, err))
+	}
+	u.header = &h
+	if dir, err := u.s.DirMeta(u.dir); err == nil {
+		if err := checkCluster(&dir, &h, u.Path()); err != nil {
+			return u.setErr(err)
+		}
+	}
+	return nil
+}
+
+func (u *Upload) setErr(err error) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.err == nil {
+		u.err = err
+	}
+	return u.err
+}
+
+func (u *Upload) failure() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.err
+}
+
+// dispatch hands the full (or final) block to a worker. The semaphore bounds
+// blocks in flight across all uploads, and so the memory they hold.
+func (u *Upload) dispatch() {
+	buf := u.buf
+	u.buf = nil
+	u.mu.Lock()
+	i := len(u.blocks)
+	u.blocks = append(u.blocks, index.ZeroHash)
+	u.mu.Unlock()
+	var want *index.Hash
+	if u.existing != nil {
+		want = &index.ZeroHash
+		if i < len(u.existing.Blocks) {
+			want = &u.existing.Blocks[i]
+		}
+	}
+	u.s.sem <- struct{}{}
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		defer func() { <-u.s.sem }()
+		defer u.s.putBuf(buf)
+		u.storeBlock(i, buf, want)
+	}()
+}
+
+func (u *Upload) storeBlock(i int, raw []byte, want *index.Hash) {
+	var h index.Hash
+	if !u.s.isZero(raw) {
+		h = sha256.Sum256(raw)
+	}
+	if want != nil { // the name exists: only compare
+		if h != *want {
+			u.mu.Lock()
+			u.differs = true
+			u.mu.Unlock()
+		}
+		u.setBlock(i, h, nil)
+		return
+	}
+	if h.IsZero() {
+		return
+	}
+	if known, loc := u.s.find(h); known {
+		u.setBlock(i, h, loc)
+		return
+	}
+	loc, err := u.s.writeBlock(h, raw)
+	if err != nil {
+		u.setErr(err)
+		return
+	}
+	u.setBlock(i, h, &loc)
+}
+
+func (u *Upload) setBlock(i int, h index.Hash, loc *index.Block) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.blocks[i] = h
+	if loc != nil {
+		u.located[h] = *loc
+	}
+}
+
+// Commit finishes the upload and makes it durable (see the package doc for
+// the order). It returns ErrExists, ErrInvalidWAL, ErrClusterMismatch or an
+// I/O error; nil means the file is on stable storage and indexed.
+func (u *Upload) Commit() (FileInfo, error) {
+	if u.done {
+		return FileInfo{}, ErrClosed
+	}
+	if len(u.buf) > 0 {
+		u.dispatch()
+	}
+	u.wg.Wait()
+	u.done = true
+	defer u.forget()
+	if err := u.failure(); err != nil {
+		return FileInfo{}, err
+	}
+	if err := u.validate(); err != nil {
+		return FileInfo{}, err
+	}
+	f := &index.File{
+		Dir: u.dir, Name: u.name, Size: u.size, Mode: uint32(u.meta.Mode.Perm()),
+		MTime: u.meta.MTime.UnixNano(), BlockSize: uint32(u.s.cfg.BlockSize), Blocks: u.blocks,
+	}
+	copy(f.Hash[:], u.whole.Sum(nil))
+	if u.existing != nil && (u.differs || u.existing.Hash != f.Hash || u.existing.Size != f.Size) {
+		return FileInfo{}, fmt.Errorf("%w: %s (archived %s, %d bytes; the new copy of %d bytes differs)",
+			ErrExists, u.Path(), time.Unix(0, u.existing.Archived).UTC().Format(time.RFC3339), u.existing.Size, u.size)
+	}
+	if u.existing != nil {
+		// Identical re-push (PostgreSQL re-archives after a crash): the
+		// committed copy is already durable; nothing to write.
+		return infoOf(u.existing), nil
+	}
+	o := &commitFileOp{file: f, header: u.header, located: u.located}
+	if err := u.s.submit(o); err != nil {
+		return FileInfo{}, err
+	}
+	if o.existed {
+		old, err := u.s.lookup(u.Path())
+		if err != nil {
+			return FileInfo{}, err
+		}
+		return infoOf(old), nil
+	}
+	return infoOf(f), nil
+}
+
+func (u *Upload) validate() error {
+	switch u.walName.Kind {
+	case wal.KindSegment, wal.KindPartial:
+		return u.checkHeader(u.size)
+	case wal.KindHistory:
+		if _, err := wal.ParseHistory(u.readSmall()); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrInvalidWAL, u.Path(), err)
+		}
+	case wal.KindBackup:
+		if _, err := wal.ParseBackup(u.readSmall()); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrInvalidWAL, u.Path(), err)
+		}
+	}
+	return nil
+}
+
+// readSmall returns the content of a small text file being uploaded
+// (.history, .backup): its blocks were just written or are known.
+func (u *Upload) readSmall() []byte {
+	if u.size > 1<<20 {
+		return nil // far larger than any real history or backup file
+	}
+	r := &Reader{s: u.s, f: &index.File{Size: u.size, BlockSize: uint32(u.s.cfg.BlockSize), Blocks: u.blocks}, located: u.located}
+	b := make([]byte, u.size)
+	if _, err := r.ReadAt(b, 0); err != nil {
+		return nil
+	}
+	return b
+}
+
+// Abort discards the upload. Blocks already appended stay as dead bytes in
+// the pack until GC; nothing refers to them.
+func (u *Upload) Abort() {
+	if u.done {
+		return
+	}
+	u.done = true
+	if u.buf != nil {
+		u.s.putBuf(u.buf)
+		u.buf = nil
+	}
+	u.wg.Wait()
+	u.forget()
+}
+
+// forget drops this upload's entries from the store's pending map: after a
+// commit they are in the index; after an abort nobody should newly refer to
+// them (a concurrent upload that already did keeps its location).
+func (u *Upload) forget() {
+	u.s.pendingMu.Lock()
+	defer u.s.pendingMu.Unlock()
+	for h := range u.located {
+		delete(u.s.pending, h)
+	}
+}
