@@ -49,7 +49,11 @@ func (s *Store) find(h index.Hash) (bool, *index.Block) {
 // writeBlock compresses raw and appends it to the active pack. The caller
 // holds a semaphore slot.
 func (s *Store) writeBlock(h index.Hash, raw []byte) (index.Block, error) {
-	payload := s.enc.EncodeAll(raw, make([]byte, 0, len(raw)/4))
+	dst := s.getBuf()
+	defer func() { s.putBuf(dst) }()
+	// EncodeAll grows dst if the block does not compress into BlockSize;
+	// such a block is stored raw anyway.
+	payload := s.enc.EncodeAll(raw, dst)
 	codec := index.CodecZstd
 	if len(payload) >= len(raw) {
 		payload, codec = raw, index.CodecRaw

@@ -46,14 +46,26 @@ func main() {
 	os.Exit(code)
 }
 
+// kongExit carries kong's requested exit (after --help) out of Parse.
+type kongExit int
+
 // run parses args and runs one subcommand; it returns the exit code.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			k, ok := r.(kongExit)
+			if !ok {
+				panic(r)
+			}
+			code = int(k)
+		}
+	}()
 	var c cli
 	parser, err := kong.New(&c,
 		kong.Name("walrus"),
 		kong.Description("walrus: a deduplicating, compressed, WAL-aware PostgreSQL archive."),
 		kong.Writers(stdout, stderr),
-		kong.Exit(func(int) {}),
+		kong.Exit(func(code int) { panic(kongExit(code)) }),
 		kong.UsageOnError(),
 		kong.BindTo(ctx, (*context.Context)(nil)))
 	if err != nil {
@@ -64,9 +76,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		fmt.Fprintln(stderr, "walrus:", err)
 		return exitError
-	}
-	if kctx.Command() == "" || kctx.Empty() {
-		return exitOK // --help was printed
 	}
 	c.stdout, c.stderr, c.stdin = stdout, stderr, stdin
 	c.log = newLogger(stderr, c.LogLevel)

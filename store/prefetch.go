@@ -1,0 +1,203 @@
+package store
+
+import (
+	"sync"
+
+	"github.com/walrus-archive/walrus/index"
+	"github.com/walrus-archive/walrus/internal/wal"
+)
+
+// Sequential prefetch.
+//
+// Recovery asks restore_command for segment N, then N+1, N+2, ... of the
+// same timeline. Prefetch(N, k) warms the block cache with N+1…N+k in the
+// background so those reads are served at memory speed.
+//
+// Bounds: each store has at most one prefetcher, created on first use. It
+// owns one dispatcher goroutine and prefetchWorkers block loaders. Requests
+// wait in a queue of prefetchQueue entries; a request that finds the queue
+// full is dropped (prefetch is a hint: the reader loads what it needs
+// itself). Cached blocks are skipped, concurrent loads of one block are
+// shared with readers (Store.block's singleflight), and decompression takes
+// a slot of Store.sem like every other block load, so prefetch never adds to
+// the store's CPU bound.
+//
+// Lifetime: the dispatcher exits when the store starts closing (s.closing)
+// or when StopPrefetch is called, and its exit ends the workers. Store.Close does not wait for them yet, so
+// a caller that closes the store calls StopPrefetch first; once Close calls
+// stopPrefetch itself, that step can go.
+const (
+	prefetchQueue   = 4
+	prefetchWorkers = 2
+)
+
+// prefetchers maps *Store to its *prefetcher. It lives outside Store so
+// that the prefetcher needs no field in Store; entries are removed when the
+// prefetcher stops.
+var prefetchers sync.Map
+
+type prefetchReq struct {
+	dir   string
+	name  wal.Name
+	ahead int
+}
+
+type prefetcher struct {
+	s      *Store
+	reqs   chan prefetchReq
+	blocks chan index.Hash
+	stop   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup // dispatcher and workers
+}
+
+// Prefetch warms the block cache with the k segments after the one path
+// names, on the same timeline and in the same directory. It returns at once;
+// the work happens in the background and is skipped when the prefetcher is
+// busy. Paths that are not WAL segments, and directories whose segment size
+// is not known yet, are ignored.
+func (s *Store) Prefetch(path string, k int) {
+	if k <= 0 {
+		return
+	}
+	dir, name, err := SplitPath(path)
+	if err != nil {
+		return
+	}
+	n := wal.ParseName(name)
+	if n.Kind != wal.KindSegment && n.Kind != wal.KindPartial {
+		return
+	}
+	p := s.prefetcher()
+	if p == nil {
+		return
+	}
+	select {
+	case p.reqs <- prefetchReq{dir: dir, name: n, ahead: k}:
+	default: // busy: drop the hint
+	}
+}
+
+// StopPrefetch stops the store's prefetcher and waits for its goroutines.
+// Later Prefetch calls start a new one unless the store is closing. Call it
+// before Close.
+func (s *Store) StopPrefetch() {
+	if v, ok := prefetchers.Load(s); ok {
+		v.(*prefetcher).shutdown()
+	}
+}
+
+// prefetcher returns the store's prefetcher, starting it if needed, or nil
+// when the store is closing.
+func (s *Store) prefetcher() *prefetcher {
+	if v, ok := prefetchers.Load(s); ok {
+		return v.(*prefetcher)
+	}
+	select {
+	case <-s.closing:
+		return nil
+	default:
+	}
+	p := &prefetcher{
+		s:      s,
+		reqs:   make(chan prefetchReq, prefetchQueue),
+		blocks: make(chan index.Hash),
+		stop:   make(chan struct{}),
+	}
+	if v, loaded := prefetchers.LoadOrStore(s, p); loaded {
+		return v.(*prefetcher)
+	}
+	p.wg.Add(1 + prefetchWorkers)
+	go p.dispatch()
+	for range prefetchWorkers {
+		go p.load()
+	}
+	return p
+}
+
+func (p *prefetcher) shutdown() {
+	p.once.Do(func() {
+		close(p.stop)
+		p.wg.Wait()
+		prefetchers.CompareAndDelete(p.s, p)
+	})
+}
+
+// stopped reports whether the prefetcher should stop.
+func (p *prefetcher) stopped() bool {
+	select {
+	case <-p.stop:
+		return true
+	case <-p.s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// dispatch turns requests into block loads, in segment order so that N+1 is
+// warm before N+2. Closing p.blocks ends the workers.
+func (p *prefetcher) dispatch() {
+	defer p.wg.Done()
+	defer prefetchers.CompareAndDelete(p.s, p)
+	defer close(p.blocks)
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.s.closing:
+			return
+		case req := <-p.reqs:
+			if !p.segments(req) {
+				return
+			}
+		}
+	}
+}
+
+// segments queues the blocks of the segments req asks for; false means stop.
+func (p *prefetcher) segments(req prefetchReq) bool {
+	meta, err := p.s.DirMeta(req.dir)
+	if err != nil || !wal.ValidSegmentSize(meta.SegSize) {
+		return true
+	}
+	segno, err := req.name.SegNo(meta.SegSize)
+	if err != nil {
+		return true
+	}
+	for i := 1; i <= req.ahead; i++ {
+		if p.stopped() {
+			return false
+		}
+		name := wal.SegmentFileName(req.name.TLI, segno+uint64(i), meta.SegSize)
+		f, err := p.s.lookup(joinPath(req.dir, name))
+		if err != nil {
+			return true // not archived (yet): nothing further is likely to be
+		}
+		for _, h := range f.Blocks {
+			if h.IsZero() || p.s.cache.contains(h) {
+				continue
+			}
+			select {
+			case p.blocks <- h:
+			case <-p.stop:
+				return false
+			case <-p.s.closing:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (p *prefetcher) load() {
+	defer p.wg.Done()
+	for h := range p.blocks {
+		if p.stopped() {
+			continue // dispatch is returning and closes p.blocks
+		}
+		if _, err := p.s.block(h, nil, true); err != nil {
+			p.s.log.Debug("prefetch: block not loaded", "block", h, "err", err)
+		}
+	}
+}
