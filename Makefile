@@ -1,0 +1,36 @@
+# walrus — see README.md. Targets:
+#   make build   build bin/walrus
+#   make test    the whole test suite (race detector on), as CI runs it
+#   make bench   measurement harnesses on real WAL (makes the corpus first)
+#   make lint    gofmt + go vet
+#   make corpus  generate real PostgreSQL WAL into $(WALCACHE)
+
+GO       ?= go
+WALCACHE ?= $(CURDIR)/test/testdata/walcache
+BENCHOUT ?= $(CURDIR)/bench-results
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: build test bench lint corpus clean
+
+build:
+	$(GO) build -o bin/walrus ./cmd/walrus
+
+test: build
+	$(GO) test -race -timeout 25m ./...
+
+corpus:
+	test/testdata/mkwal.sh $(WALCACHE) 60
+
+bench: build corpus
+	mkdir -p $(BENCHOUT)
+	WALRUS_BENCH=1 WALRUS_WALCACHE=$(WALCACHE) $(GO) test -count=1 -timeout 60m -v \
+		-run 'Test(StoreBench|StatusMemory|Compare.*)$$' ./test/bench/ ./fs/ ./rsyncgw/ 2>&1 \
+		| grep -v '^=== \|^--- \|^PASS\|^ok \|level=WARN' | tee $(BENCHOUT)/bench.md
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./store/
+
+lint:
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin $(BENCHOUT)
