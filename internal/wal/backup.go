@@ -45,6 +45,9 @@ func ParseBackup(data []byte) (BackupLabel, error) {
 			continue
 		}
 		key, value, ok := strings.Cut(line, ": ")
+		if !ok && strings.HasSuffix(line, ":") { // "LABEL: " with the space trimmed
+			key, ok = line[:len(line)-1], true
+		}
 		if !ok {
 			return BackupLabel{}, fmt.Errorf("%w: line %d: %q is not \"KEY: value\"", ErrInvalidBackup, i+1, line)
 		}

@@ -29,7 +29,7 @@ import (
 // postgres: xlogreader.c XLogReaderValidatePageHeader
 func CheckSegment(n Name, firstPage []byte, fileSize int64, allowUnknownMagic bool) (LongPageHeader, error) {
 	if n.Kind != KindSegment && n.Kind != KindPartial {
-		return LongPageHeader{}, fmt.Errorf("%w: %q is a %s name, not a segment or .partial name", ErrInvalidSegment, n, n.Kind)
+		return LongPageHeader{}, fmt.Errorf("%w: %q is not a segment or .partial name (kind %s)", ErrInvalidSegment, n, n.Kind)
 	}
 	h, err := ParseLongPageHeader(firstPage)
 	if err != nil {

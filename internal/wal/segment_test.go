@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -39,7 +40,8 @@ func firstPages(t testing.TB) map[string][]byte {
 	return m
 }
 
-// basePage returns the name and first page of the base backup's segment.
+// basePage returns the name and first page of the full pgbench segment
+// that has a second-page fixture.
 func basePage(t testing.TB) (Name, []byte) {
 	t.Helper()
 	paths, _ := filepath.Glob(filepath.Join("testdata", "second-page-*.bin"))
@@ -107,7 +109,7 @@ func TestCheckPageErrors(t *testing.T) {
 		errHas string
 	}{
 		{"wrong offset", second, 0xD110, 2 * DefaultBlockSize,
-			"page at offset 16384: pageaddr 0/02002000 does not match its position (expected 0/02004000)"},
+			fmt.Sprintf("page at offset 16384: pageaddr %s does not match its position (expected %s)", start+0x2000, start+0x4000)},
 		{"other magic", second, 0xD113, DefaultBlockSize, "xlp_magic 0xD110 differs from the first page's 0xD113"},
 		{"long header later", first, 0xD110, DefaultBlockSize, "has the long-header bit 0x0002 on a page other than the first"},
 		{"unknown info", setU16(second, 2, 0x0010), 0xD110, DefaultBlockSize, "xlp_info 0x0010 has unknown bits 0x0010"},
@@ -143,8 +145,11 @@ func setU64(b []byte, off int, v uint64) []byte {
 }
 
 func TestCheckSegmentErrors(t *testing.T) {
-	n, page := basePage(t) // 000000010000000000000002, tli 1, magic 0xD110, info 0x0002
+	n, page := basePage(t) // tli 1, magic 0xD110, info 0x0002
 	name := n.String()
+	start := SegmentStart(uint64(n.Seg), seg16)
+	next := n
+	next.Seg++
 	tests := []struct {
 		name   string
 		n      Name
@@ -157,10 +162,10 @@ func TestCheckSegmentErrors(t *testing.T) {
 			"xlp_magic 0x1234 is not a known PostgreSQL version"},
 		{"unknown magic", n, setU16(page, 0, 0xD1FF), seg16, false,
 			"xlp_magic 0xD1FF is not a known PostgreSQL version"},
-		{"wrong pageaddr", ParseName("000000010000000000000003"), page, seg16, false,
-			"000000010000000000000003: pageaddr 0/02000000 does not match name (expected 0/03000000)"},
-		{"pageaddr in page", n, setU64(page, 8, 0x02002000), seg16, false,
-			"pageaddr 0/02002000 does not match name (expected 0/02000000)"},
+		{"wrong pageaddr", next, page, seg16, false,
+			fmt.Sprintf("%s: pageaddr %s does not match name (expected %s)", next, start, start+seg16)},
+		{"pageaddr in page", n, setU64(page, 8, uint64(start)+0x2000), seg16, false,
+			fmt.Sprintf("pageaddr %s does not match name (expected %s)", start+0x2000, start)},
 		{"tli greater than name", n, setU32(page, 4, 2), seg16, false,
 			name + ": xlp_tli 2 is greater than the name's timeline 1"},
 		{"tli 0", n, setU32(page, 4, 0), seg16, false, "xlp_tli is 0 (expected 1..1)"},
@@ -173,9 +178,9 @@ func TestCheckSegmentErrors(t *testing.T) {
 		{"huge block size", n, setU32(page, 36, 128<<10), seg16, false, "xlp_xlog_blcksz 131072"},
 		{"bad seg size", n, setU32(page, 32, 3<<20), 3 << 20, false, "xlp_seg_size 3145728 is not a power of two"},
 		{"short page", n, page[:39], seg16, false, "first page has 39 bytes, need 40"},
-		{"history name", ParseName("00000002.history"), page, seg16, false, `"00000002.history" is a history name, not a segment`},
-		{"other name", ParseName("foo"), page, seg16, false, `"" is a other name, not a segment`},
-		{"backup name", ParseName(name + ".00000028.backup"), page, seg16, false, "is a backup name"},
+		{"history name", ParseName("00000002.history"), page, seg16, false, `"00000002.history" is not a segment or .partial name (kind history)`},
+		{"other name", ParseName("foo"), page, seg16, false, `"" is not a segment or .partial name (kind other)`},
+		{"backup name", ParseName(name + ".00000028.backup"), page, seg16, false, "(kind backup)"},
 		{"segment out of range", ParseName("000000010000000000000100"), page, seg16, false,
 			"segment part 00000100 is out of range for xlp_seg_size 16777216"},
 	}
@@ -230,9 +235,9 @@ func TestMajorVersion(t *testing.T) {
 }
 
 func TestParsePageHeaders(t *testing.T) {
-	_, page := basePage(t)
+	n, page := basePage(t)
 	h, err := ParseLongPageHeader(page)
-	if err != nil || h.PageAddr != 0x02000000 || h.TLI != 1 || h.Magic != 0xD110 || h.SegSize != seg16 {
+	if err != nil || h.PageAddr != SegmentStart(uint64(n.Seg), seg16) || h.TLI != 1 || h.Magic != 0xD110 || h.SegSize != seg16 {
 		t.Errorf("ParseLongPageHeader = %+v, %v", h, err)
 	}
 	ph, err := ParsePageHeader(page)
@@ -256,14 +261,21 @@ func zeroPadded(page []byte, size int) []byte {
 }
 
 func TestVerifySegmentFixtures(t *testing.T) {
+	full, _ := basePage(t)
 	for name, page := range firstPages(t) {
 		n := ParseName(name)
+		pages := 1
+		if n == full {
+			// Not zero after the first page: check the first two pages.
+			page = append(bytes.Clone(page), fixture(t, "second-page-"+name+".bin")...)
+			pages = 2
+		}
 		info, err := VerifySegment(n, bytes.NewReader(zeroPadded(page, seg16)), seg16, false)
 		if err != nil {
 			t.Errorf("VerifySegment(%s): %v", name, err)
 			continue
 		}
-		if info.Pages != 2048 || info.End != 8192 || info.ZeroPages != 2047 || info.StalePages != 0 {
+		if info.Pages != 2048 || info.End != int64(pages)*8192 || info.ZeroPages != 2048-pages || info.StalePages != 0 {
 			t.Errorf("VerifySegment(%s) = %+v", name, info)
 		}
 	}

@@ -25,9 +25,9 @@ type SegmentInfo struct {
 // page with CheckPage, and that xlp_tli never decreases from page to page.
 //
 // A segment may end early, after an XLOG_SWITCH record. After the last WAL
-// page, PostgreSQL 11 and later fill a switched segment with zeros (postgres:
-// xlog.c AdvanceXLInsertBuffer, release 11 "zero-fill the remainder of
-// switched WAL segments"), so any nonzero page after a zero page is an error.
+// page, PostgreSQL 11 and later fill a switched segment with zeros (release
+// 11 notes: "Fill the unused portion of force-switched WAL segment files with
+// zeros"), so any nonzero page after a zero page is an error.
 // Before 11, and in .partial files (renamed from pg_wal at promotion), the
 // tail may instead hold stale pages of the recycled segment the file was made
 // from: pages with the right magic whose pageaddr is the same offset in an
