@@ -1,9 +1,9 @@
 package store
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -54,35 +54,26 @@ func (s *Store) Verify(ctx context.Context, dir string, progress VerifyProgress)
 	return rep, err
 }
 
+// verifyFile streams the file once from its packs (every block verified
+// against its hash on the way), hashing the whole and, for segments, checking
+// every page header and the zero tail with wal.VerifySegment.
 func (s *Store) verifyFile(f *index.File) error {
 	r := &Reader{s: s, f: f, noCache: true}
 	h := sha256.New()
-	var first []byte
-	buf := make([]byte, f.BlockSize)
-	for off := int64(0); off < f.Size; {
-		n, err := r.ReadAt(buf, off)
-		if n > 0 {
-			h.Write(buf[:n])
-			if off == 0 {
-				first = append([]byte(nil), buf[:min(n, wal.DefaultBlockSize)]...)
-			}
-			off += int64(n)
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return err
-		}
-		if errors.Is(err, io.EOF) && off < f.Size {
-			return fmt.Errorf("%w: short read at %d of %d", ErrCorrupt, off, f.Size)
-		}
+	in := bufio.NewReaderSize(io.TeeReader(io.NewSectionReader(r, 0, f.Size), h), int(f.BlockSize))
+	name := wal.ParseName(f.Name)
+	var err error
+	if name.Kind == wal.KindSegment || name.Kind == wal.KindPartial {
+		_, err = wal.VerifySegment(name, in, f.Size, s.cfg.AllowUnknownMagic)
+	}
+	if err == nil {
+		_, err = io.Copy(io.Discard, in) // the rest, for the whole-file hash
+	}
+	if err != nil {
+		return err
 	}
 	if got := h.Sum(nil); string(got) != string(f.Hash[:]) {
 		return fmt.Errorf("%w: whole-file hash mismatch", ErrCorrupt)
-	}
-	name := wal.ParseName(f.Name)
-	if name.Kind == wal.KindSegment || name.Kind == wal.KindPartial {
-		if _, err := wal.CheckSegment(name, first, f.Size, s.cfg.AllowUnknownMagic); err != nil {
-			return err
-		}
 	}
 	return nil
 }

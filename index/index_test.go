@@ -1,0 +1,110 @@
+package index
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func openTest(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestRecordsRoundTrip(t *testing.T) {
+	db := openTest(t)
+	f := &File{Dir: "c1", Name: "000000010000000000000001", Size: 16 << 20, Mode: 0o600, MTime: 123, Archived: 456,
+		Hash: sha256.Sum256([]byte("x")), BlockSize: 1 << 20, Blocks: []Hash{sha256.Sum256([]byte("a")), ZeroHash, sha256.Sum256([]byte("b"))}}
+	blk := &Block{Pack: 3, Offset: 1 << 40, RawLen: 1 << 20, StoredLen: 70000, Codec: CodecZstd, Refs: 2}
+	pk := &Pack{ID: 3, Committed: 1 << 30, Live: 12345}
+	dir := &Dir{Name: "c1", SysID: 7300000000000000001, SegSize: 16 << 20, Magic: 0xD110, Version: "15", Created: 9, Segments: 1}
+	st := &Stats{Files: 1, LogicalBytes: 16 << 20}
+	err := db.Update(func(x *Txn) error {
+		return errors.Join(x.PutFile(f), x.PutBlock(f.Blocks[0], blk), x.PutPack(pk), x.PutDir(dir), x.PutStats(st))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.View(func(x *Txn) error {
+		gf, err := x.File("c1", f.Name)
+		if err != nil {
+			return err
+		}
+		gb, _ := x.Block(f.Blocks[0])
+		gp, _ := x.Pack(3)
+		gd, _ := x.Dir("c1")
+		gs, _ := x.Stats()
+		for _, d := range []string{cmp.Diff(f, gf), cmp.Diff(blk, gb), cmp.Diff(pk, gp), cmp.Diff(dir, gd), cmp.Diff(st, gs)} {
+			if d != "" {
+				t.Errorf("round trip (-want +got):\n%s", d)
+			}
+		}
+		if _, err := x.File("c1", "missing"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("missing file: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestListingsStayInTheirDirectory(t *testing.T) {
+	db := openTest(t)
+	err := db.Update(func(x *Txn) error {
+		for _, p := range [][2]string{{"", "a"}, {"", "b"}, {"c", "x"}, {"c2", "y"}, {"c", "w"}} {
+			if err := x.PutFile(&File{Dir: p[0], Name: p[1]}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(dir string) (out []string) {
+		db.View(func(x *Txn) error {
+			return x.FileNames(dir, func(n string) error { out = append(out, n); return nil })
+		})
+		return out
+	}
+	if d := cmp.Diff([]string{"w", "x"}, names("c")); d != "" {
+		t.Errorf("dir c (prefix of c2) listing: %s", d)
+	}
+	if d := cmp.Diff([]string{"a", "b"}, names("")); d != "" {
+		t.Errorf("root listing: %s", d)
+	}
+	var all []string
+	db.View(func(x *Txn) error {
+		return x.Files(context.Background(), "*", func(f *File) error { all = append(all, f.Path()); return nil })
+	})
+	if d := cmp.Diff([]string{"a", "b", "c/w", "c/x", "c2/y"}, all); d != "" {
+		t.Errorf("walk: %s", d)
+	}
+}
+
+// FuzzDecode feeds arbitrary bytes to every record decoder: they must fail
+// cleanly (ErrCorruptRecord), never panic or allocate without bound.
+func FuzzDecode(f *testing.F) {
+	f.Add(encodeFile(&File{Size: 5, Blocks: []Hash{ZeroHash, sha256.Sum256(nil)}}))
+	f.Add(encodeBlock(&Block{Pack: 1, Offset: 2, RawLen: 3, StoredLen: 4, Refs: 1}))
+	f.Add(encodeDir(&Dir{SysID: 1, Version: "15"}))
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if f, err := decodeFile("d", "n", b); err == nil && f == nil {
+			t.Fatal("nil file without error")
+		}
+		decodeBlock(b)
+		decodePack(1, b)
+		decodeDir("d", b)
+		decodeStats(b)
+	})
+}
