@@ -185,6 +185,11 @@ func (o *commitFileOp) apply(x *index.Txn, now time.Time) error {
 	case !errors.Is(err, index.ErrNotFound):
 		return err
 	}
+	if f.Dir == "" {
+		if _, err := x.Dir(f.Name); err == nil {
+			return refuse(fmt.Errorf("%w: %s is a directory", ErrIsDir, f.Name))
+		}
+	}
 	dir, err := o.checkDir(x, now)
 	if err != nil {
 		return err
@@ -360,6 +365,9 @@ func (o *mkdirOp) apply(x *index.Txn, now time.Time) error {
 	}
 	if !errors.Is(err, index.ErrNotFound) {
 		return err
+	}
+	if _, err := x.File("", o.dir); err == nil {
+		return refuse(fmt.Errorf("%w: a file named %s exists in the root", ErrExists, o.dir))
 	}
 	return x.PutDir(&index.Dir{Name: o.dir, Created: now.UnixNano()})
 }

@@ -11,10 +11,13 @@ import (
 //
 // Recovery asks restore_command for segment N, then N+1, N+2, ... of the
 // same timeline. Prefetch(N, k) warms the block cache with N+1…N+k in the
-// background so those reads are served at memory speed.
+// background so those reads are served at memory speed. It starts with the
+// rest of N itself: a reader loads one block at a time, so loading N's later
+// blocks alongside it halves a cold read on two cores.
 //
 // Bounds: each store has at most one prefetcher, created on first use. It
-// owns one dispatcher goroutine and prefetchWorkers block loaders. Requests
+// owns one dispatcher goroutine and Concurrency/2 (at least one) block
+// loaders, so a reader always finds a free decompression slot. Requests
 // wait in a queue of prefetchQueue entries; a request that finds the queue
 // full is dropped (prefetch is a hint: the reader loads what it needs
 // itself). Cached blocks are skipped, concurrent loads of one block are
@@ -22,19 +25,9 @@ import (
 // a slot of Store.sem like every other block load, so prefetch never adds to
 // the store's CPU bound.
 //
-// Lifetime: the dispatcher exits when the store starts closing (s.closing)
-// or when StopPrefetch is called, and its exit ends the workers. Store.Close does not wait for them yet, so
-// a caller that closes the store calls StopPrefetch first; once Close calls
-// stopPrefetch itself, that step can go.
-const (
-	prefetchQueue   = 4
-	prefetchWorkers = 2
-)
-
-// prefetchers maps *Store to its *prefetcher. It lives outside Store so
-// that the prefetcher needs no field in Store; entries are removed when the
-// prefetcher stops.
-var prefetchers sync.Map
+// Lifetime: Open starts the prefetcher; Close stops it (and waits for its
+// goroutines) before it closes packs, so no late block load reopens a pack.
+const prefetchQueue = 4
 
 type prefetchReq struct {
 	dir   string
@@ -51,10 +44,10 @@ type prefetcher struct {
 	wg     sync.WaitGroup // dispatcher and workers
 }
 
-// Prefetch warms the block cache with the k segments after the one path
-// names, on the same timeline and in the same directory. It returns at once;
-// the work happens in the background and is skipped when the prefetcher is
-// busy. Paths that are not WAL segments, and directories whose segment size
+// Prefetch warms the block cache with the segment path names and the k
+// segments after it, on the same timeline and in the same directory. It
+// returns at once; the work happens in the background and is skipped when
+// the prefetcher is busy. Paths that are not WAL segments, and directories whose segment size
 // is not known yet, are ignored.
 func (s *Store) Prefetch(path string, k int) {
 	if k <= 0 {
@@ -68,48 +61,29 @@ func (s *Store) Prefetch(path string, k int) {
 	if n.Kind != wal.KindSegment && n.Kind != wal.KindPartial {
 		return
 	}
-	p := s.prefetcher()
-	if p == nil {
-		return
-	}
+	p := s.pf
 	select {
 	case p.reqs <- prefetchReq{dir: dir, name: n, ahead: k}:
 	default: // busy: drop the hint
 	}
 }
 
-// StopPrefetch stops the store's prefetcher and waits for its goroutines.
-// Later Prefetch calls start a new one unless the store is closing. Call it
-// before Close.
-func (s *Store) StopPrefetch() {
-	if v, ok := prefetchers.Load(s); ok {
-		v.(*prefetcher).shutdown()
-	}
-}
+// StopPrefetch stops the store's prefetcher and waits for its goroutines;
+// Close calls it. Later Prefetch calls are dropped.
+func (s *Store) StopPrefetch() { s.pf.shutdown() }
 
-// prefetcher returns the store's prefetcher, starting it if needed, or nil
-// when the store is closing.
-func (s *Store) prefetcher() *prefetcher {
-	if v, ok := prefetchers.Load(s); ok {
-		return v.(*prefetcher)
-	}
-	select {
-	case <-s.closing:
-		return nil
-	default:
-	}
+// newPrefetcher starts the store's prefetcher.
+func newPrefetcher(s *Store) *prefetcher {
 	p := &prefetcher{
 		s:      s,
 		reqs:   make(chan prefetchReq, prefetchQueue),
 		blocks: make(chan index.Hash),
 		stop:   make(chan struct{}),
 	}
-	if v, loaded := prefetchers.LoadOrStore(s, p); loaded {
-		return v.(*prefetcher)
-	}
-	p.wg.Add(1 + prefetchWorkers)
+	workers := max(1, s.cfg.Concurrency/2)
+	p.wg.Add(1 + workers)
 	go p.dispatch()
-	for range prefetchWorkers {
+	for range workers {
 		go p.load()
 	}
 	return p
@@ -119,7 +93,6 @@ func (p *prefetcher) shutdown() {
 	p.once.Do(func() {
 		close(p.stop)
 		p.wg.Wait()
-		prefetchers.CompareAndDelete(p.s, p)
 	})
 }
 
@@ -139,7 +112,6 @@ func (p *prefetcher) stopped() bool {
 // warm before N+2. Closing p.blocks ends the workers.
 func (p *prefetcher) dispatch() {
 	defer p.wg.Done()
-	defer prefetchers.CompareAndDelete(p.s, p)
 	defer close(p.blocks)
 	for {
 		select {
@@ -165,7 +137,7 @@ func (p *prefetcher) segments(req prefetchReq) bool {
 	if err != nil {
 		return true
 	}
-	for i := 1; i <= req.ahead; i++ {
+	for i := 0; i <= req.ahead; i++ {
 		if p.stopped() {
 			return false
 		}

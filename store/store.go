@@ -55,6 +55,7 @@ type Store struct {
 	pendingMu sync.Mutex
 	pending   map[index.Hash]index.Block // appended to a pack, not yet committed
 
+	pf        *prefetcher
 	commits   chan *commitReq
 	closing   chan struct{}
 	committer sync.WaitGroup
@@ -97,6 +98,7 @@ func Open(cfg Config) (*Store, error) {
 		idx.Close()
 		return nil, err
 	}
+	s.pf = newPrefetcher(s)
 	s.committer.Add(1)
 	go s.runCommitter()
 	return s, nil
@@ -210,6 +212,7 @@ func (s *Store) repairPack(id uint32, committed int64) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
+		s.pf.shutdown()
 		s.committer.Wait()
 		s.enc.Close()
 		s.dec.Close()

@@ -75,6 +75,10 @@ func (s *Store) Create(path string, meta FileMeta) (*Upload, error) {
 	return u, nil
 }
 
+// SetMeta replaces the mode and mtime to commit with (cp -p and rsync set
+// them after writing the bytes).
+func (u *Upload) SetMeta(meta FileMeta) { u.meta = meta }
+
 // Path returns the name the upload commits to.
 func (u *Upload) Path() string { return joinPath(u.dir, u.name) }
 

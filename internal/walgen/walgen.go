@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 )
 
 // Magic15 is PostgreSQL 15's xlp_magic.
@@ -62,16 +63,38 @@ func (s Segment) Bytes() []byte {
 	return b
 }
 
-// fillRecords writes record-like bytes: a few random fields in mostly
-// repetitive text, which compresses roughly like pgbench WAL.
+// fillRecords writes record-like bytes: runs copied from a fixed vocabulary
+// of repetitive text at random offsets, separated by random 8-byte fields,
+// which compresses roughly like pgbench WAL. Copying runs keeps generation
+// fast even under the race detector.
 func fillRecords(b []byte, rng *rand.Rand) {
-	words := []string{"pgbench_accounts", "abalance", "filler", "UPDATE", "heap", "btree", "commit"}
+	voc := vocabulary()
 	for i := 0; i < len(b); {
-		if rng.IntN(4) == 0 && i+8 <= len(b) {
+		if i+8 <= len(b) {
 			binary.LittleEndian.PutUint64(b[i:], rng.Uint64())
 			i += 8
-			continue
 		}
-		i += copy(b[i:], words[rng.IntN(len(words))])
+		n := 24 + rng.IntN(200)
+		off := rng.IntN(len(voc) - 256)
+		i += copy(b[i:], voc[off:off+n])
 	}
+}
+
+var (
+	vocOnce sync.Once
+	voc     []byte
+)
+
+func vocabulary() []byte {
+	vocOnce.Do(func() {
+		words := []string{"pgbench_accounts", "abalance", "filler", "UPDATE", "heap", "btree", "commit", "\x00\x00"}
+		rng := rand.New(rand.NewPCG(1, 2))
+		for len(voc) < 64<<10 {
+			voc = append(voc, words[rng.IntN(len(words))]...)
+			if rng.IntN(3) == 0 {
+				voc = binary.LittleEndian.AppendUint32(voc, rng.Uint32()%1000)
+			}
+		}
+	})
+	return voc
 }

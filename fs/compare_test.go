@@ -1,0 +1,165 @@
+package fs
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/walrus-archive/walrus/internal/walgen"
+	"github.com/walrus-archive/walrus/store"
+)
+
+// TestCompareMount times, per segment, the mount against a plain directory
+// on the same disk: cp into the mount vs cp + sync into the directory; cp
+// out of the mount cold (fresh store, empty cache) and warm, with and
+// without prefetch, vs cp out of the directory. It prints medians and
+// ratios and asserts nothing. Run with WALRUS_BENCH=1; segments come from
+// $WALRUS_WALCACHE (real WAL) or else walgen.
+//
+//	WALRUS_BENCH=1 WALRUS_WALCACHE=test/testdata/walcache go test -run TestCompareMount -v ./fs
+func TestCompareMount(t *testing.T) {
+	if os.Getenv("WALRUS_BENCH") != "1" {
+		t.Skip("set WALRUS_BENCH=1 to compare the mount with a plain directory")
+	}
+	requireFUSE(t)
+	base := t.TempDir()
+	src := benchSegments(t, filepath.Join(base, "src"))
+	plain, out := filepath.Join(base, "plain"), filepath.Join(base, "out")
+	mnt, data := filepath.Join(base, "mnt"), filepath.Join(base, "data")
+	for _, d := range []string{plain, out, mnt} {
+		os.MkdirAll(d, 0o755)
+	}
+	sh := func(script string, args ...string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		if o, err := exec.Command("sh", append([]string{"-c", script, "sh"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", script, args, err, o)
+		}
+		return time.Since(start)
+	}
+	res := map[string][]time.Duration{}
+	mount := func(prefetch int) (*store.Store, *Server) {
+		// WALRUS_BENCH_LEVEL picks the store's zstd level (default "default").
+		st, err := store.Open(store.Config{Dir: data, Level: os.Getenv("WALRUS_BENCH_LEVEL")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := Mount(st, Options{Mount: mnt, Prefetch: prefetch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, srv
+	}
+	unmount := func(st *store.Store, srv *Server) {
+		srv.Unmount()
+		srv.Wait()
+		st.StopPrefetch()
+		st.Close()
+	}
+
+	st, srv := mount(0)
+	for _, p := range src {
+		name := filepath.Base(p)
+		res["cp in: mount"] = append(res["cp in: mount"], sh(`cp "$1" "$2"`, p, filepath.Join(mnt, name)))
+		res["cp in: plain+sync"] = append(res["cp in: plain+sync"], sh(`cp "$1" "$2" && sync "$2"`, p, filepath.Join(plain, name)))
+	}
+	unmount(st, srv)
+
+	restore := func(label, dir string) {
+		for _, p := range src {
+			name := filepath.Base(p)
+			res[label] = append(res[label], sh(`cp "$1" "$2"`, filepath.Join(dir, name), filepath.Join(out, name)))
+		}
+	}
+	for _, pf := range []int{-1, DefaultPrefetch} {
+		st, srv := mount(pf) // fresh store: empty block cache, new inodes
+		tag := fmt.Sprintf("prefetch %d", max(pf, 0))
+		restore("cp out: mount cold, "+tag, mnt)
+		restore("cp out: mount warm, "+tag, mnt)
+		unmount(st, srv)
+	}
+	if dropCaches() {
+		restore("cp out: plain cold", plain)
+	}
+	restore("cp out: plain warm", plain)
+
+	if testing.Verbose() {
+		for _, k := range []string{"cp out: mount cold, prefetch 0", "cp out: mount cold, prefetch 8"} {
+			t.Logf("%s, in order: %v", k, res[k])
+		}
+	}
+	med := map[string]time.Duration{}
+	var labels []string
+	for k, v := range res {
+		sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+		med[k] = v[len(v)/2]
+		labels = append(labels, k)
+	}
+	sort.Strings(labels)
+	fmt.Printf("%d segments of %d MiB, median per segment:\n", len(src), segSizeOf(src[0])>>20)
+	for _, k := range labels {
+		fmt.Printf("  %-36s %8.1f ms\n", k, float64(med[k].Microseconds())/1000)
+	}
+	ratio := func(a, b string) {
+		if med[a] > 0 && med[b] > 0 {
+			fmt.Printf("  %-36s / %-22s = %.2f\n", a, b, float64(med[a])/float64(med[b]))
+		}
+	}
+	ratio("cp in: mount", "cp in: plain+sync")
+	for _, tag := range []string{"prefetch 0", "prefetch 8"} {
+		ratio("cp out: mount cold, "+tag, "cp out: plain cold")
+		ratio("cp out: mount cold, "+tag, "cp out: plain warm")
+		ratio("cp out: mount warm, "+tag, "cp out: plain warm")
+	}
+}
+
+// benchSegments copies up to 16 segments from $WALRUS_WALCACHE into dir, or
+// writes 16 synthetic 16 MiB segments there.
+func benchSegments(t *testing.T, dir string) []string {
+	os.MkdirAll(dir, 0o755)
+	var out []string
+	if cache := os.Getenv("WALRUS_WALCACHE"); cache != "" {
+		names, _ := filepath.Glob(filepath.Join(cache, "[0-9A-F]*"))
+		sort.Strings(names)
+		for _, n := range names {
+			if fi, err := os.Stat(n); err != nil || len(filepath.Base(n)) != 24 || fi.Size() < 1<<20 {
+				continue
+			}
+			b, err := os.ReadFile(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, filepath.Base(n))
+			os.WriteFile(p, b, 0o600)
+			if out = append(out, p); len(out) == 16 {
+				break
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	for i := range 16 {
+		g := walgen.Segment{TLI: 1, SegNo: uint64(i + 1), SysID: testSysID, SegSize: 16 << 20, Seed: 1}
+		p := filepath.Join(dir, g.Name())
+		os.WriteFile(p, g.Bytes(), 0o600)
+		out = append(out, p)
+	}
+	return out
+}
+
+func segSizeOf(p string) int64 {
+	fi, _ := os.Stat(p)
+	return fi.Size()
+}
+
+// dropCaches empties the kernel's page cache (root only) so plain reads are
+// cold like the mount's.
+func dropCaches() bool {
+	exec.Command("sync").Run()
+	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0) == nil
+}

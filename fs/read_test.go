@@ -1,0 +1,100 @@
+package fs
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walrus-archive/walrus/internal/walgen"
+)
+
+func TestReadsAtAnyOffset(t *testing.T) {
+	e := mountTest(t)
+	g := seg(20)
+	data := g.Bytes()
+	e.put("db/"+g.Name(), data)
+
+	out := filepath.Join(e.src, "restored")
+	e.mustRun("cp", e.m("db", g.Name()), out) // restore_command
+	got, _ := os.ReadFile(out)
+	checkBytes(t, "cp out", got, data)
+	checkBytes(t, "cat", []byte(e.mustRun("cat", e.m("db", g.Name()))), data)
+
+	for _, c := range []struct{ bs, skip, count int }{
+		{1, 0, 1}, {4097, 3, 5}, {8192, 127, 2}, {65536, 15, 1}, {1 << 20, 0, 1},
+		{300000, 3, 10}, // runs past the end
+		{512, 2047, 10}, // last sector and beyond
+	} {
+		got := e.mustRun("dd", "if="+e.m("db", g.Name()), fmt.Sprintf("bs=%d", c.bs),
+			fmt.Sprintf("skip=%d", c.skip), fmt.Sprintf("count=%d", c.count), "status=none")
+		from := min(c.bs*c.skip, len(data))
+		to := min(from+c.bs*c.count, len(data))
+		checkBytes(t, fmt.Sprintf("dd bs=%d skip=%d count=%d", c.bs, c.skip, c.count), []byte(got), data[from:to])
+	}
+}
+
+func TestStatShowsOptionsOwnerAndArchivedMTime(t *testing.T) {
+	e := mountTest(t, envOption{fs: func(o *Options) { o.FileMode = 0o640 }})
+	g := seg(21)
+	e.put(g.Name(), g.Bytes()) // mtime 1700000000
+	out := strings.Fields(e.mustRun("stat", "-c", "%s %a %u %g %Y %F", e.m(g.Name())))
+	want := []string{fmt.Sprint(1 << 20), "640", "1234", "2345", "1700000000", "regular"}
+	if strings.Join(out[:len(want)], " ") != strings.Join(want, " ") {
+		t.Errorf("stat: %v, want %v", out, want)
+	}
+	e.mustRun("mkdir", e.m("ns"))
+	out = strings.Fields(e.mustRun("stat", "-c", "%a %u %g %F", e.m("ns")))
+	if strings.Join(out, " ") != "700 1234 2345 directory" {
+		t.Errorf("stat dir: %v", out)
+	}
+	// cp without -p: mtime is the time of the copy.
+	before := time.Now().Add(-time.Second)
+	g2 := seg(22)
+	e.mustRun("cp", e.source("a", g2.Bytes()), e.m(g2.Name()))
+	info, _ := e.st.Stat(g2.Name())
+	if info.MTime.Before(before) {
+		t.Errorf("mtime %v, copied after %v", info.MTime, before)
+	}
+}
+
+func TestMissingFilesFailFast(t *testing.T) {
+	e := mountTest(t)
+	// restore_command asks for files that do not exist, then they appear
+	// by another path (the rsync gateway): no negative caching.
+	g := seg(30)
+	out := filepath.Join(e.src, "x")
+	if o, err := e.run("cp", e.m(g.Name()), out); err == nil || !strings.Contains(o, "No such file") {
+		t.Fatalf("cp of a missing file: %v %s", err, o)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("failed restore produced a file")
+	}
+	e.put(g.Name(), g.Bytes())
+	e.mustRun("cp", e.m(g.Name()), out)
+	if o, err := e.run("cat", e.m("00000002.history")); err == nil {
+		t.Fatalf("cat of missing history: %s", o)
+	}
+	e.put("00000002.history", []byte("1\t0/3000000\tno recovery target specified\n"))
+	e.mustRun("cat", e.m("00000002.history"))
+}
+
+func TestCpPreserveAllAndXattrs(t *testing.T) {
+	e := mountTest(t)
+	g := seg(23, func(s *walgen.Segment) { s.UsedPages = 3 })
+	src := e.source(g.Name(), g.Bytes())
+	when := time.Date(2021, 5, 6, 7, 8, 9, 0, time.UTC)
+	os.Chtimes(src, when, when)
+	e.mustRun("cp", "--preserve=all", src, e.m(g.Name()))
+	e.mustRun("cp", "-a", src, e.m("copy-a"))
+	e.mustRun("rsync", "-aX", src, e.m("copy-rsync"))
+	info, _ := e.st.Stat("copy-rsync")
+	if !info.MTime.Equal(when) {
+		t.Errorf("rsync -a mtime %v, want %v", info.MTime, when)
+	}
+	if out, err := e.run("setfattr", "-n", "user.x", "-v", "1", e.m(g.Name())); err == nil {
+		t.Errorf("setxattr succeeded: %s", out)
+	}
+}
