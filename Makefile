@@ -1,4 +1,6 @@
 # walrus — see README.md. Targets:
+#   make run     build and start walrus serve on the embedded default
+#                (data, mount and rsyncd.conf under $(WALRUS_HOME); rsync on 127.0.0.1:8873)
 #   make build   build bin/walrus
 #   make test    the whole test suite (race detector on), as CI runs it
 #   make bench   measurement harnesses on real WAL (makes the corpus first)
@@ -8,9 +10,13 @@
 GO       ?= go
 WALCACHE ?= $(CURDIR)/test/testdata/walcache
 BENCHOUT ?= $(CURDIR)/bench-results
+WALRUS_HOME ?= $(CURDIR)/run
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: build test bench lint corpus clean
+.PHONY: run build test bench lint corpus clean
+
+run: build
+	bin/walrus serve --home $(WALRUS_HOME) --log-level info
 
 build:
 	$(GO) build -o bin/walrus ./cmd/walrus

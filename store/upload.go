@@ -109,7 +109,7 @@ func (u *Upload) Write(p []byte) (int, error) {
 			u.buf = u.s.getBuf()
 		}
 		k := copy(u.buf[len(u.buf):cap(u.buf)], p)
-		if u.isSegment() && len(u.first) < wal.DefaultBlockSize {
+		if u.isSegment() && u.existing == nil && len(u.first) < wal.DefaultBlockSize {
 			u.first = append(u.first, p[:min(k, wal.DefaultBlockSize-len(u.first))]...)
 			if len(u.first) == wal.DefaultBlockSize {
 				if err := u.checkHeader(-1); err != nil {
@@ -248,9 +248,6 @@ func (u *Upload) Commit() (FileInfo, error) {
 	if err := u.failure(); err != nil {
 		return FileInfo{}, err
 	}
-	if err := u.validate(); err != nil {
-		return FileInfo{}, err
-	}
 	f := &index.File{
 		Dir: u.dir, Name: u.name, Size: u.size, Mode: uint32(u.meta.Mode.Perm()),
 		MTime: u.meta.MTime.UnixNano(), BlockSize: uint32(u.s.cfg.BlockSize), Blocks: u.blocks,
@@ -262,8 +259,16 @@ func (u *Upload) Commit() (FileInfo, error) {
 	}
 	if u.existing != nil {
 		// Identical re-push (PostgreSQL re-archives after a crash): the
-		// committed copy is already durable; nothing to write.
-		return infoOf(u.existing), nil
+		// committed copy is already durable; nothing to write. Unless it was
+		// removed meanwhile: then these bytes were only compared, not stored.
+		cur, err := u.s.lookup(u.Path())
+		if err != nil || cur.Hash != u.existing.Hash {
+			return FileInfo{}, fmt.Errorf("store: %s was removed or replaced during the upload; retry", u.Path())
+		}
+		return infoOf(cur), nil
+	}
+	if err := u.validate(); err != nil {
+		return FileInfo{}, err
 	}
 	o := &commitFileOp{file: f, header: u.header, located: u.located}
 	if err := u.s.submit(o); err != nil {

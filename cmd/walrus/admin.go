@@ -12,12 +12,12 @@ type statusCmd struct {
 }
 
 func (c *statusCmd) Run(g *globals) error {
-	s, err := g.openStore()
+	a, err := g.openArchive()
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	st, err := s.Status()
+	defer a.Close()
+	st, err := a.Status()
 	if err != nil {
 		return err
 	}
@@ -57,16 +57,16 @@ type verifyCmd struct {
 }
 
 func (c *verifyCmd) Run(ctx context.Context, g *globals) error {
-	s, err := g.openStore()
+	a, err := g.openArchive()
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer a.Close()
 	dir := c.Dir
 	if dir == "" {
 		dir = "*"
 	}
-	rep, err := s.Verify(ctx, dir, nil)
+	rep, err := a.Verify(ctx, dir)
 	if err != nil {
 		return err
 	}

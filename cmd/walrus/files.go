@@ -12,60 +12,48 @@ import (
 	"github.com/walrus-archive/walrus/store"
 )
 
-func (g *globals) openStore() (*store.Store, error) {
-	return store.Open(store.Config{Dir: g.Data, Logger: g.log})
-}
-
 type putCmd struct {
 	Name string `arg:"" help:"Archive path: NAME or DIR/NAME."`
 	File string `arg:"" optional:"" help:"File to read; '-' or omitted reads standard input."`
 }
 
 func (c *putCmd) Run(ctx context.Context, g *globals) error {
-	in, meta, closeIn, err := openInput(c.File, g.stdin)
+	in, size, meta, closeIn, err := openInput(c.File, g.stdin)
 	if err != nil {
 		return err
 	}
 	defer closeIn()
-	s, err := g.openStore()
+	a, err := g.openArchive()
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	u, err := s.Create(c.Name, meta)
-	if err != nil {
+	defer a.Close()
+	if err := a.Put(c.Name, readerWithContext(ctx, in), size, meta); err != nil {
 		return err
 	}
-	if _, err := io.CopyBuffer(u, readerWithContext(ctx, in), make([]byte, 1<<20)); err != nil {
-		u.Abort()
-		return fmt.Errorf("put %s: %w", c.Name, err)
-	}
-	if _, err := u.Commit(); err != nil {
-		return err
-	}
-	return s.Close()
+	return a.Close() // the store's Close error matters: it closes the index
 }
 
-func openInput(path string, stdin io.Reader) (io.Reader, store.FileMeta, func(), error) {
+func openInput(path string, stdin io.Reader) (io.Reader, int64, store.FileMeta, func(), error) {
 	meta := store.FileMeta{Mode: 0o600, MTime: time.Now()}
 	if path == "" || path == "-" {
-		return stdin, meta, func() {}, nil
+		return stdin, -1, meta, func() {}, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, meta, nil, err
+		return nil, 0, meta, nil, err
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, meta, nil, err
+		return nil, 0, meta, nil, err
 	}
 	if st.IsDir() {
 		f.Close()
-		return nil, meta, nil, fmt.Errorf("%s is a directory", path)
+		return nil, 0, meta, nil, fmt.Errorf("%s is a directory", path)
 	}
 	meta = store.FileMeta{Mode: st.Mode().Perm(), MTime: st.ModTime()}
-	return f, meta, func() { f.Close() }, nil
+	return f, st.Size(), meta, func() { f.Close() }, nil
 }
 
 // readerWithContext stops a long copy when the command is interrupted.
@@ -88,26 +76,22 @@ type getCmd struct {
 }
 
 func (c *getCmd) Run(g *globals) error {
-	s, err := g.openStore()
+	a, err := g.openArchive()
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	r, err := s.Open(c.Name)
-	if err != nil {
-		return err
-	}
+	defer a.Close()
 	if c.File == "" || c.File == "-" {
-		_, err := r.WriteTo(g.stdout)
+		_, err := a.Get(c.Name, g.stdout)
 		return err
 	}
-	return writeFileAtomic(c.File, r)
+	return writeFileAtomic(c.File, func(w io.Writer) (store.FileInfo, error) { return a.Get(c.Name, w) })
 }
 
 // writeFileAtomic writes to a temp file beside path, fsyncs, then renames:
 // a restore_command that fails half-way never leaves a partial segment
 // under the name PostgreSQL will read.
-func writeFileAtomic(path string, r *store.Reader) (err error) {
+func writeFileAtomic(path string, fill func(io.Writer) (store.FileInfo, error)) (err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".walrus-*")
 	if err != nil {
 		return err
@@ -118,10 +102,10 @@ func writeFileAtomic(path string, r *store.Reader) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err = r.WriteTo(tmp); err != nil {
+	info, err := fill(tmp)
+	if err != nil {
 		return err
 	}
-	info := r.Info()
 	if err = tmp.Chmod(info.Mode.Perm() | 0o600); err != nil {
 		return err
 	}
@@ -143,36 +127,26 @@ type lsCmd struct {
 }
 
 func (c *lsCmd) Run(g *globals) error {
-	s, err := g.openStore()
+	a, err := g.openArchive()
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	dir := strings.Trim(c.Dir, "/")
-	if ok, err := s.IsDir(dir); err != nil {
-		return err
-	} else if !ok {
-		return fmt.Errorf("%w: directory %s", store.ErrNotFound, c.Dir)
+	defer a.Close()
+	l, err := a.List(strings.Trim(c.Dir, "/"))
+	if err != nil {
+		return fmt.Errorf("ls %s: %w", c.Dir, err)
 	}
-	if dir == "" {
-		dirs, err := s.Dirs()
-		if err != nil {
-			return err
+	for _, d := range l.Dirs {
+		fmt.Fprintf(g.stdout, "%s/\n", d)
+	}
+	for _, fi := range l.Files {
+		if c.Long {
+			fmt.Fprintf(g.stdout, "%12d  %s  %-8s  %s\n", fi.Size, fi.MTime.UTC().Format(time.RFC3339), fi.Kind, fi.Name)
+		} else {
+			fmt.Fprintln(g.stdout, fi.Name)
 		}
-		for _, d := range dirs {
-			fmt.Fprintf(g.stdout, "%s/\n", d.Name)
-		}
 	}
-	if !c.Long {
-		return s.Names(dir, func(name string) error {
-			_, err := fmt.Fprintln(g.stdout, name)
-			return err
-		})
-	}
-	return s.Walk(context.Background(), dir, func(fi store.FileInfo) error {
-		_, err := fmt.Fprintf(g.stdout, "%12d  %s  %-8s  %s\n", fi.Size, fi.MTime.UTC().Format(time.RFC3339), fi.Kind, fi.Name)
-		return err
-	})
+	return nil
 }
 
 type rmCmd struct {
@@ -180,13 +154,13 @@ type rmCmd struct {
 }
 
 func (c *rmCmd) Run(g *globals) error {
-	s, err := g.openStore()
+	a, err := g.openArchive()
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	if err := s.Remove(c.Name); err != nil {
+	defer a.Close()
+	if err := a.Remove(c.Name); err != nil {
 		return err
 	}
-	return s.Close()
+	return a.Close()
 }

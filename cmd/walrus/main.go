@@ -37,6 +37,7 @@ type cli struct {
 	Rm     rmCmd     `cmd:"" help:"Remove a file from the archive."`
 	Status statusCmd `cmd:"" help:"Show totals of the archive."`
 	Verify verifyCmd `cmd:"" help:"Re-read and re-hash every file; exit 6 if anything is wrong."`
+	Serve  serveCmd  `cmd:"" help:"Serve the archive: FUSE mount, rsync gateway, control socket. Logs 'walrus ready' when live."`
 }
 
 func main() {

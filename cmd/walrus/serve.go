@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+
+	"golang.org/x/sync/errgroup"
+
+	wfs "github.com/walrus-archive/walrus/fs"
+	"github.com/walrus-archive/walrus/internal/control"
+	"github.com/walrus-archive/walrus/rsyncgw"
+	"github.com/walrus-archive/walrus/store"
+)
+
+//go:embed default-rsyncd.conf
+var defaultRsyncdConf string
+
+type serveCmd struct {
+	Home        string `help:"Run on the embedded default: data in HOME/data, mount at HOME/pg_archived, rsync on 127.0.0.1:8873 with HOME/rsyncd.conf (written if missing). Other flags override." type:"path" env:"WALRUS_HOME"`
+	Mount       string `help:"Mount the archive here (FUSE). Empty: no mount." type:"path"`
+	UID         int    `name:"uid" help:"Owner of files in the mount (default: the postgres user if it exists, else 0)." default:"-1"`
+	GID         int    `name:"gid" help:"Group of files in the mount (default: the postgres group if it exists, else 0)." default:"-1"`
+	ReadOnly    bool   `help:"Refuse every change through the mount."`
+	AllowOther  bool   `help:"Let users other than the mounting one use the mount (allow_other)."`
+	Prefetch    int    `help:"Segments to read ahead after a segment is read (0: off)." default:"8"`
+	RsyncdConf  string `name:"rsyncd-conf" help:"Serve the modules of this rsyncd.conf. Empty: no rsync gateway." type:"path"`
+	RsyncListen string `name:"rsync-listen" help:"Listen address of the rsync gateway (overrides the config's address and port)."`
+	ArchiveRoot string `help:"Directory that module paths in rsyncd.conf are relative to (default: the mount point, else /db/pg_archived)."`
+	CacheSize   int64  `help:"Bytes of decompressed blocks kept in memory." default:"268435456"`
+	Level       string `help:"zstd level for new blocks: fastest, default, better, best." default:"default" enum:"fastest,default,better,best"`
+}
+
+func (c *serveCmd) Run(ctx context.Context, g *globals) error {
+	if err := c.applyHome(g); err != nil {
+		return err
+	}
+	if c.Mount == "" && c.RsyncdConf == "" {
+		return errors.New("serve: nothing to serve: give --mount and/or --rsyncd-conf (or --home for the default setup)")
+	}
+	log := g.log
+	st, err := store.Open(store.Config{Dir: g.Data, Logger: log, CacheBytes: c.CacheSize, Level: c.Level})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctl, err := control.Listen(g.Data)
+	if err != nil {
+		return err
+	}
+	rs, rln, err := c.startRsync(st, log)
+	if err != nil {
+		ctl.Close()
+		return err
+	}
+	mnt, err := c.mount(st, log)
+	if err != nil {
+		ctl.Close()
+		if rln != nil {
+			rln.Close()
+		}
+		return err
+	}
+	grp, gctx := errgroup.WithContext(ctx)
+	grp.Go(func() error { return control.NewServer(st, log).Serve(gctx, ctl) })
+	if rs != nil {
+		grp.Go(func() error { return rs.Serve(gctx, rln) })
+	}
+	if mnt != nil {
+		grp.Go(func() error {
+			// The mount ends on Unmount below or when someone runs umount.
+			unmounted := make(chan struct{})
+			go func() { mnt.Wait(); close(unmounted) }()
+			select {
+			case <-gctx.Done():
+				return mnt.Unmount()
+			case <-unmounted:
+				return errors.New("serve: the mount was unmounted from outside")
+			}
+		})
+	}
+	attrs := []any{"data", g.Data, "control", filepath.Join(g.Data, control.SocketName)}
+	if mnt != nil {
+		attrs = append(attrs, "mount", c.Mount)
+	}
+	if rln != nil {
+		attrs = append(attrs, "rsync", rln.Addr().String())
+	}
+	log.Info("walrus ready", attrs...)
+	fmt.Fprintf(g.stderr, "walrus ready: %s\n", readyLine(attrs))
+	err = grp.Wait()
+	if cerr := st.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func readyLine(attrs []any) string {
+	var b strings.Builder
+	for i := 0; i+1 < len(attrs); i += 2 {
+		fmt.Fprintf(&b, "%s=%v ", attrs[i], attrs[i+1])
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// applyHome fills in the embedded default set-up under --home.
+func (c *serveCmd) applyHome(g *globals) error {
+	if c.Home == "" {
+		return nil
+	}
+	g.Data = filepath.Join(c.Home, "data")
+	if c.Mount == "" {
+		c.Mount = filepath.Join(c.Home, "pg_archived")
+	}
+	if c.RsyncdConf == "" {
+		c.RsyncdConf = filepath.Join(c.Home, "rsyncd.conf")
+		if _, err := os.Stat(c.RsyncdConf); errors.Is(err, os.ErrNotExist) {
+			if err := writeDefaultConf(c.RsyncdConf, c.Mount); err != nil {
+				return err
+			}
+		}
+	}
+	return os.MkdirAll(g.Data, 0o750)
+}
+
+func writeDefaultConf(path, root string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	t := template.Must(template.New("conf").Parse(defaultRsyncdConf))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	if err := t.Execute(f, struct{ Root string }{root}); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func (c *serveCmd) startRsync(st *store.Store, log *slog.Logger) (*rsyncgw.Server, net.Listener, error) {
+	if c.RsyncdConf == "" {
+		return nil, nil, nil
+	}
+	cfg, err := rsyncgw.ParseConfig(c.RsyncdConf)
+	if err != nil {
+		return nil, nil, err
+	}
+	root := c.ArchiveRoot
+	if root == "" {
+		root = c.Mount
+	}
+	srv, err := rsyncgw.NewServer(cfg, st, rsyncgw.Options{Listen: c.RsyncListen, ArchiveRoot: root, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", srv.ListenAddr())
+	if err != nil {
+		return nil, nil, fmt.Errorf("serve: rsync gateway: %w (set --rsync-listen or port/address in %s)", err, c.RsyncdConf)
+	}
+	return srv, ln, nil
+}
+
+func (c *serveCmd) mount(st *store.Store, log *slog.Logger) (*wfs.Server, error) {
+	if c.Mount == "" {
+		return nil, nil
+	}
+	if err := os.MkdirAll(c.Mount, 0o755); err != nil && !isStaleMountErr(err) {
+		return nil, fmt.Errorf("serve: create mount point: %w", err)
+	}
+	if err := wfs.RecoverStaleMount(c.Mount); err != nil {
+		return nil, err
+	}
+	uid, gid := ownerIDs(c.UID, c.GID)
+	prefetch := c.Prefetch
+	if prefetch == 0 {
+		prefetch = -1 // fs: negative turns prefetch off, zero means default
+	}
+	return wfs.Mount(st, wfs.Options{
+		Mount: c.Mount, UID: uid, GID: gid, ReadOnly: c.ReadOnly, AllowOther: c.AllowOther,
+		Prefetch: prefetch, Logger: log,
+	})
+}

@@ -1,0 +1,174 @@
+package rsyncgw
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestCompareStockDaemon measures walrus against a stock `rsync --daemon`
+// serving a plain directory: one rsync invocation per segment, as
+// archive_command and restore_command run it. It prints a table and asserts
+// nothing about time. Run it with
+//
+//	WALRUS_BENCH=1 [WALRUS_WALCACHE=test/testdata/walcache] go test ./rsyncgw -run CompareStock -v
+//
+// Without WALRUS_WALCACHE it uses 20 synthetic 16 MiB segments.
+func TestCompareStockDaemon(t *testing.T) {
+	if os.Getenv("WALRUS_BENCH") != "1" {
+		t.Skip("benchmark harness: set WALRUS_BENCH=1")
+	}
+	rsyncTimeout = 5 * time.Minute
+	segs := benchSegments(t)
+	e := startServer(t, "[wal]\n\tpath = /db/pg_archived\n\tread only = false\n",
+		func(o *Options) { o.Logger = quiet })
+	plain := t.TempDir()
+	stock := startStockDaemon(t, plain)
+	var pushW, pushS, pullW, pullS []time.Duration
+	out := t.TempDir()
+	for _, src := range segs {
+		name := filepath.Base(src)
+		pushW = append(pushW, timed(t, e, "-aq", src, "rsync://HOST/wal/"+name))
+		pushS = append(pushS, timed(t, e, "-aq", src, "rsync://"+stock+"/wal/"+name))
+	}
+	for _, src := range segs {
+		name := filepath.Base(src)
+		pullW = append(pullW, timed(t, e, "-a", "rsync://HOST/wal/"+name, filepath.Join(out, "w")))
+		pullS = append(pullS, timed(t, e, "-a", "rsync://"+stock+"/wal/"+name, filepath.Join(out, "s")))
+	}
+	st, err := e.st.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainBytes := duBytes(t, plain)
+	var logical int64
+	for _, s := range segs {
+		fi, _ := os.Stat(s)
+		logical += fi.Size()
+	}
+	fmt.Printf("\n%d files, %d bytes (rsync %s)\n", len(segs), logical, rsyncVersion())
+	fmt.Printf("%-28s %12s %12s %8s\n", "", "walrus", "stock", "ratio")
+	row := func(what string, w, s []time.Duration) {
+		mw, ms := median(w), median(s)
+		fmt.Printf("%-28s %12v %12v %8.2f\n", what, mw.Round(time.Millisecond/10), ms.Round(time.Millisecond/10), float64(mw)/float64(ms))
+	}
+	row("median push per file", pushW, pushS)
+	row("median pull per file", pullW, pullS)
+	fmt.Printf("%-28s %12d %12d %8.3f\n", "bytes stored", st.StoredBytes, plainBytes, float64(st.StoredBytes)/float64(plainBytes))
+	fmt.Printf("%-28s %12d %12s\n", "pack bytes on disk", st.DiskBytes, "")
+}
+
+// benchSegments returns the files to push: WAL from $WALRUS_WALCACHE, or
+// 20 synthetic segments.
+func benchSegments(t *testing.T) []string {
+	if dir := os.Getenv("WALRUS_WALCACHE"); dir != "" {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seg := regexp.MustCompile(`^[0-9A-F]{24}$`)
+		var out []string
+		for _, e := range ents {
+			if seg.MatchString(e.Name()) {
+				out = append(out, filepath.Join(dir, e.Name()))
+			}
+		}
+		if len(out) == 0 {
+			t.Fatalf("no WAL segments in %s", dir)
+		}
+		return out
+	}
+	dir := t.TempDir()
+	var out []string
+	for i := uint64(1); i <= 20; i++ {
+		s := segment(i)
+		s.SegSize = 16 << 20
+		p := filepath.Join(dir, s.Name())
+		if err := os.WriteFile(p, s.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// startStockDaemon runs `rsync --daemon --no-detach` on a free loopback
+// port serving dir as module "wal"; it returns host:port.
+func startStockDaemon(t *testing.T, dir string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	conf := filepath.Join(t.TempDir(), "rsyncd.conf")
+	uid, gid := strconv.Itoa(os.Getuid()), strconv.Itoa(os.Getgid())
+	os.WriteFile(conf, []byte(fmt.Sprintf("use chroot = no\nuid = %s\ngid = %s\n[wal]\n\tpath = %s\n\tread only = false\n", uid, gid, dir)), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, "rsync", "--daemon", "--no-detach", "--address=127.0.0.1", "--port="+port, "--config="+conf)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := exec.Command("rsync", "rsync://"+addr+"/").Run(); err == nil {
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("stock rsync daemon did not come up")
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+func timed(t *testing.T, e *testEnv, args ...string) time.Duration {
+	start := time.Now()
+	out, code := e.rsync(args...)
+	d := time.Since(start)
+	if code != 0 {
+		t.Fatalf("rsync %v: exit %d: %s", args, code, out)
+	}
+	return d
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// duBytes is what the files under dir occupy on disk, like du.
+func duBytes(t *testing.T, dir string) int64 {
+	var total int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				total += st.Blocks * 512
+			}
+		}
+		return nil
+	})
+	return total
+}
+
+func rsyncVersion() string {
+	out, _ := exec.Command("rsync", "--version").Output()
+	if m := regexp.MustCompile(`version (\S+)`).FindSubmatch(out); m != nil {
+		return string(m[1])
+	}
+	return "?"
+}

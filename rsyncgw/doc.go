@@ -1,0 +1,56 @@
+// Package rsyncgw is walrus's built-in rsync daemon: the server side of the
+// rsync daemon protocol (versions 30 and 31), so that stock rsync clients
+// push to and pull from modules of an ordinary rsyncd.conf while the bytes
+// live in the segment store.
+//
+// # What a session does
+//
+// A connection runs in its own goroutine (Server.Serve). The text phase
+// (greeting, MOTD, module line, access checks, auth, arguments) is bounded
+// by Options.HandshakeTimeout; after it every read and write refreshes a
+// deadline of the module's `timeout` (Options.IdleTimeout when unset), so
+// an idle or stalled client times out while a slow but moving one does
+// not. Access is decided before the store is touched, in rsync's order:
+// hosts allow/deny, max connections, auth users and secrets.
+//
+// A pull (`--sender`) or listing builds the file list from the store,
+// sends it, and answers each request with the whole file as literal
+// tokens of at most 32 KiB followed by the negotiated whole-file checksum
+// (sender.go). A push reads the client's file list, and a generator
+// goroutine requests every regular file whole (an all-zero sum header)
+// while the session goroutine receives the data (receiver.go).
+//
+// # Durability and immutability (push)
+//
+// Received bytes go straight into store.Upload (no temporary names ever
+// become entries). After the file's checksum arrives and matches, the
+// upload is committed; Commit returning nil means fsynced and indexed.
+// The end-of-transfer NDX_DONE exchange, and so the client's exit status,
+// comes only after every file of the session was committed or refused.
+// A file the store refuses (different content under an existing name,
+// invalid WAL, another cluster's segment, checksum mismatch) is reported
+// with MSG_ERROR_XFER naming the file and the reason: the client prints it
+// and exits 23 at the end. An identical re-push commits as a no-op and the
+// client exits 0.
+//
+// # Refusals
+//
+// Options whose wire format or semantics we do not implement (-z, -H, -A,
+// -X, -U, -N, -y, -R, --delete*, --remove-source-files, ...) and those in
+// `refuse options` are refused with stock rsync's text; protocols below 30
+// are refused with @ERROR. No path leads to a hang: every read has a
+// deadline and every length read from the wire is bounded (wire.go)
+// before anything is allocated.
+//
+// # Concurrency
+//
+// Server.mu guards the per-module connection counts and the table of open
+// connections. A session is owned by one goroutine; during a push the
+// generator goroutine shares only the muxWriter, whose mutex makes each
+// write one unit. The session goroutine waits for the generator before
+// returning (closing the connection first if it failed, which unblocks
+// it). A panic in a session is recovered, logged, and ends only that
+// connection. Serve returns after its listener is closed and every session
+// goroutine has ended: sessions get Options.ShutdownGrace to finish, then
+// their connections are closed.
+package rsyncgw
