@@ -41,6 +41,15 @@ func chooseChecksum(clientList string) (string, bool) {
 	return "", false
 }
 
+// knownChecksum returns name if we implement it ("none" included), else
+// md5.
+func knownChecksum(name string) string {
+	if name == "none" || slices.Contains(xferChecksums, name) {
+		return name
+	}
+	return "md5"
+}
+
 // fileSum is the whole-file checksum a sender appends after a file's
 // tokens (rsync: checksum.c sum_init/sum_update/sum_end). Protocol 30 and
 // later never seed it.
@@ -62,6 +71,7 @@ func newFileSum(name string) *fileSum {
 		s.h = newMD4()
 	case "sha1":
 		s.h = sha1.New()
+	case "none":
 	default:
 		s.name, s.h = "md5", md5.New()
 	}
@@ -70,6 +80,7 @@ func newFileSum(name string) *fileSum {
 
 func (s *fileSum) Write(p []byte) {
 	switch {
+	case s.name == "none":
 	case s.x3 != nil:
 		s.x3.Write(p)
 	case s.x64 != nil:
@@ -88,6 +99,8 @@ func checksumLen(name string) int {
 		return 8
 	case "sha1":
 		return 20
+	case "none":
+		return 1 // rsync: checksum.c csum_len_for_type, CSUM_NONE
 	}
 	return 16
 }
@@ -104,6 +117,8 @@ func (s *fileSum) Sum() []byte {
 		return binary.LittleEndian.AppendUint64(nil, s.x3.Sum64())
 	case "xxh64":
 		return binary.LittleEndian.AppendUint64(nil, s.x64.Sum64())
+	case "none":
+		return []byte{0}
 	}
 	return s.h.Sum(nil)
 }

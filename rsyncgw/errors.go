@@ -15,10 +15,12 @@ var (
 	ErrPeerExit = errors.New("rsyncgw: client aborted the session")
 )
 
-// Exit codes the client ends with (rsync: errcode.h). Only exitSyntax is
-// sent (MSG_ERROR_EXIT); the others name what tests expect.
+// Exit codes the client ends with (rsync: errcode.h). exitSyntax and
+// exitUnsupported are sent (MSG_ERROR_EXIT); the others name what tests
+// expect.
 const (
 	exitSyntax      = 1  // RERR_SYNTAX: read only / write only module
+	exitUnsupported = 4  // RERR_UNSUPPORTED: -c with checksum "none"
 	exitStartClient = 5  // RERR_STARTCLIENT: any @ERROR line
 	exitStreamIO    = 12 // RERR_STREAMIO: refused option, stock behaviour
 	exitPartial     = 23 // RERR_PARTIAL: a file was refused or missing

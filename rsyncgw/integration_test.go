@@ -122,6 +122,7 @@ func (e *testEnv) rsyncEnv(env []string, args ...string) (string, int) {
 	cmd.Env = append(append(os.Environ(), "RSYNC_PASSWORD="), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = 2 * time.Second // a killed client's children may hold the pipes
 	err := cmd.Run()
 	code := 0
 	var ee *exec.ExitError
@@ -207,7 +208,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			e := startServer(t, baseConf)
 			seg := segment(1)
-			seg.SegSize = 16 << 20 // the real size: many frames, many store blocks
+			seg.SegSize = 4 << 20 // many frames, several store blocks
 			data := seg.Bytes()
 			src := e.writeFile(seg.Name(), data)
 			mtime := time.Unix(1700000123, 456000000)
@@ -447,7 +448,12 @@ func TestSecludedArgsAndChecksums(t *testing.T) {
 	src := e.writeFile(seg.Name(), seg.Bytes())
 	out, code := e.rsync("-aqcs", src, "rsync://HOST/wal_store/"+seg.Name())
 	expectExit(t, out, code, 0)
-	for _, cc := range []string{"", "--checksum-choice=md5", "--checksum-choice=xxh64", "--checksum-choice=md4"} {
+	for _, cc := range []string{"--checksum-choice=none", "--checksum-choice=xxh3", "--checksum-choice=md4"} {
+		out, code = e.rsync(cc, "-aq", src, "rsync://HOST/wal_store/"+seg.Name()) // identical re-push
+		expectExit(t, out, code, 0)
+	}
+	for _, cc := range []string{"", "--checksum-choice=md5", "--checksum-choice=xxh64", "--checksum-choice=md4",
+		"--checksum-choice=xxh3,md5", "--checksum-choice=sha1", "--checksum-choice=none,md5"} {
 		dst := filepath.Join(e.tmp, "out"+cc)
 		args := []string{"-acs", "rsync://HOST/wal_fetch/" + seg.Name(), dst}
 		if cc != "" {
@@ -459,6 +465,10 @@ func TestSecludedArgsAndChecksums(t *testing.T) {
 			t.Errorf("%s: pulled data differs", cc)
 		}
 	}
+	out, code = e.rsync("--checksum-choice=none", "-a", "rsync://HOST/wal_fetch/"+seg.Name(), filepath.Join(e.tmp, "none"))
+	expectExit(t, out, code, 0)
+	out, code = e.rsync("--checksum-choice=none", "-ac", "rsync://HOST/wal_fetch/"+seg.Name(), filepath.Join(e.tmp, "none-c"))
+	expectExit(t, out, code, exitUnsupported, "Invalid checksum-choice for --checksum: none")
 }
 
 func TestNamespaces(t *testing.T) {

@@ -37,9 +37,9 @@ func (s *session) runSender(ctx context.Context) error {
 	if err := s.readFilterList(); err != nil {
 		return err
 	}
-	s.flistStart = time.Now()
+	start := time.Now()
 	entries, ioErr := s.buildFileList(ctx)
-	s.flistBuilt = time.Since(s.flistStart)
+	s.flistBuilt = time.Since(start)
 	if err := s.sendFileList(entries, ioErr); err != nil {
 		return err
 	}
@@ -266,7 +266,7 @@ func (s *session) flistCodec() *flistCodec {
 		devices: s.args.devices, numeric: s.args.numericIDs,
 	}
 	if s.args.checksum {
-		c.csumLen = checksumLen(s.csum)
+		c.csumLen = checksumLen(s.preCsum)
 	}
 	return c
 }
@@ -311,10 +311,10 @@ func (s *session) sendFileList(entries []*fileEntry, ioErr int32) error {
 func (s *session) wholeSum(e *fileEntry) ([]byte, error) {
 	r, err := s.srv.st.Open(e.storeKey)
 	if err != nil {
-		return make([]byte, checksumLen(s.csum)), nil
+		return make([]byte, checksumLen(s.preCsum)), nil
 	}
 	defer r.Close()
-	sum := newFileSum(s.csum)
+	sum := newFileSum(s.preCsum)
 	if _, err := r.WriteTo(sumWriter{sum}); err != nil {
 		return nil, err
 	}

@@ -42,11 +42,11 @@ type session struct {
 	writeOnly     bool
 	args          *serverArgs
 	compat        int32
-	csum          string
+	csum          string // transfer checksum (after each file)
+	preCsum       string // -c file-list checksum; differs only with a --checksum-choice pair
 	seed          int32
 	rndx, wndx    ndxCodec
 	setupDone     bool
-	flistStart    time.Time
 	flistBuilt    time.Duration
 }
 
@@ -93,9 +93,11 @@ func remoteAddr(c net.Conn) netip.Addr {
 func (s *session) run(ctx context.Context) {
 	s.nc.SetDeadline(time.Now().Add(s.srv.opts.HandshakeTimeout))
 	err := s.handshake()
-	if err == nil && s.mod != nil {
+	if s.mod != nil { // the module's connection slot is held
 		defer s.srv.release(s.mod)
-		err = s.transfer(ctx)
+		if err == nil {
+			err = s.transfer(ctx)
+		}
 	}
 	switch {
 	case err == nil, errors.Is(err, errSessionDone):
@@ -310,7 +312,11 @@ func (s *session) checkUser(user, digest, challenge, response string) (accessMod
 
 func (s *session) authFailed(user, why string) error {
 	s.log.Warn("rsync auth failed", "user", user, "reason", why)
-	return s.errorLine("auth failed on module " + s.mod.Name)
+	msg := "auth failed on module " + s.mod.Name
+	// Give the slot back before answering: the client may retry at once.
+	s.srv.release(s.mod)
+	s.mod = nil
+	return s.errorLine(msg)
 }
 
 // transfer reads the arguments and runs the sender or the receiver.
@@ -333,6 +339,9 @@ func (s *session) transfer(ctx context.Context) error {
 	}
 	if err := s.setupProtocol(); err != nil {
 		return err
+	}
+	if s.args.checksum && s.preCsum == "none" {
+		return s.abort("Invalid checksum-choice for --checksum: none (0)", exitUnsupported)
 	}
 	timeout := s.mod.Timeout
 	if timeout <= 0 {
@@ -400,7 +409,7 @@ func (s *session) setupProtocol() error {
 	} else {
 		b = append(b, byte(s.compat))
 	}
-	s.csum = "md5"
+	s.csum, s.preCsum = "md5", "md5"
 	if err := s.negotiateChecksum(b); err != nil {
 		return err
 	}
@@ -442,10 +451,13 @@ func (s *session) compatFlags() int32 {
 // list before reading the other's (rsync: compat.c negotiate_the_strings).
 func (s *session) negotiateChecksum(b []byte) error {
 	if s.args.csumChoice != "" {
-		s.csum = strings.Split(s.args.csumChoice, ",")[0]
-		if checksumLen(s.csum) == 0 || newFileSum(s.csum).name != s.csum {
-			s.csum = "md5"
+		// rsync: "--checksum-choice=XFER[,PRE]": the second names the -c
+		// checksum.
+		xfer, pre, ok := strings.Cut(s.args.csumChoice, ",")
+		if !ok {
+			pre = xfer
 		}
+		s.csum, s.preCsum = knownChecksum(xfer), knownChecksum(pre)
 	}
 	negotiate := s.compat&cfVarintFlistFlags != 0 && s.args.csumChoice == ""
 	if negotiate {
@@ -465,7 +477,7 @@ func (s *session) negotiateChecksum(b []byte) error {
 		return err
 	}
 	if name, ok := chooseChecksum(list); ok {
-		s.csum = name
+		s.csum, s.preCsum = name, name
 	} // else md5, which every client implements
 	return nil
 }

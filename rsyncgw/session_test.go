@@ -277,3 +277,38 @@ func TestIPv6Client(t *testing.T) {
 	out, code = e.rsync("rsync://HOST/v6/") // IPv4 peer: not in the allow list
 	expectExit(t, out, code, exitStartClient, "@ERROR: access denied to v6")
 }
+
+// TestPushPathsConfined feeds hostile names to the placement of pushed
+// entries: nothing may land outside the module's namespace.
+func TestPushPathsConfined(t *testing.T) {
+	e := startServer(t, baseConf+"\n[ns]\npath = /db/pg_archived/ns\nread only = no\n")
+	for _, modName := range []string{"wal_store", "ns"} {
+		var sink strings.Builder
+		s := &session{srv: e.srv, mod: e.srv.modules[modName], out: newMuxWriter(&sink), log: testLogger(t),
+			args: &serverArgs{paths: []string{modName + "/"}}}
+		var entries []*fileEntry
+		for _, n := range []string{"../x", "../../etc/passwd", "a/../../b", "ok", "/abs", "ns2/../../x", "d/e/f"} {
+			entries = append(entries, &fileEntry{name: n, mode: sIFREG | 0o600})
+		}
+		for _, tg := range s.placeEntries(sortEntries(entries)) {
+			dir, _, err := store.SplitPath(tg.path)
+			if err != nil || strings.Contains(tg.path, "..") || (s.mod.ns != "" && dir != s.mod.ns) {
+				t.Errorf("%s: entry %q placed at %q", modName, tg.entry.name, tg.path)
+			}
+		}
+	}
+}
+
+// TestRefusedSessionReleasesSlot: a session refused after it took the
+// module's only slot (failed auth) must give the slot back.
+func TestRefusedSessionReleasesSlot(t *testing.T) {
+	secrets := filepath.Join(t.TempDir(), "secrets")
+	os.WriteFile(secrets, []byte("alice:pw\n"), 0o600)
+	e := startServer(t, fmt.Sprintf("[one]\npath = /db/pg_archived\nmax connections = 1\nauth users = alice\nsecrets file = %s\n", secrets))
+	for range 3 {
+		out, code := e.rsyncEnv([]string{"RSYNC_PASSWORD=wrong"}, "rsync://alice@HOST/one/")
+		expectExit(t, out, code, exitStartClient, "@ERROR: auth failed on module one")
+	}
+	out, code := e.rsyncEnv([]string{"RSYNC_PASSWORD=pw"}, "rsync://alice@HOST/one/")
+	expectExit(t, out, code, 0)
+}

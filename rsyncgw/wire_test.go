@@ -156,3 +156,24 @@ func TestEncodeMatchesCapturedPullFileList(t *testing.T) {
 		t.Errorf("our entry\n% x\nstock\n% x", ours, stock[:len(ours)])
 	}
 }
+
+// TestAuthResponseMatchesCapturedClient checks our digest against the
+// response a real client computed (password "secret", see capture.sh).
+func TestAuthResponseMatchesCapturedClient(t *testing.T) {
+	tr := loadTranscript(t, "auth")
+	_, rest, _ := bytes.Cut(tr.s2c, []byte("@RSYNCD: AUTHREQD "))
+	challenge, _, _ := bytes.Cut(rest, []byte("\n"))
+	_, rest, _ = bytes.Cut(tr.c2s, []byte("secure\n"))
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	user, response, _ := strings.Cut(string(line), " ")
+	digest := chooseAuthDigest(strings.Fields("sha512 sha256 sha1 md5 md4"))
+	if user != "alice" || digest != "sha512" {
+		t.Fatalf("user %q digest %q", user, digest)
+	}
+	if !checkResponse(digest, string(challenge), response, []string{"nope", "secret"}) {
+		t.Errorf("response %q to challenge %q not accepted", response, challenge)
+	}
+	if checkResponse(digest, string(challenge), response, []string{"nope"}) {
+		t.Error("a wrong password was accepted")
+	}
+}
