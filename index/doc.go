@@ -6,7 +6,7 @@
 //	f/<dir>\x00<name>  File       one archived file; dir "" is the archive root
 //	d/<dir>             Dir        a namespace (one PostgreSQL cluster) and its WAL metadata
 //	b/<sha256>          Block      where a block's bytes live and how many files use it
-//	p/<u32 big-endian>  Pack       committed length and live bytes of a pack file
+//	p/<u32 big-endian>  Pack       committed length, live bytes and retired flag of a pack file
 //	s/stats             Stats      running totals, so status never scans every file
 //
 // The index never talks to pack files itself: the store decides what to write

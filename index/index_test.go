@@ -24,8 +24,9 @@ func TestRecordsRoundTrip(t *testing.T) {
 	f := &File{Dir: "c1", Name: "000000010000000000000001", Size: 16 << 20, Mode: 0o600, MTime: 123, Archived: 456,
 		Hash: sha256.Sum256([]byte("x")), BlockSize: 1 << 20, Blocks: []Hash{sha256.Sum256([]byte("a")), ZeroHash, sha256.Sum256([]byte("b"))}}
 	blk := &Block{Pack: 3, Offset: 1 << 40, RawLen: 1 << 20, StoredLen: 70000, Codec: CodecZstd, Refs: 2}
-	pk := &Pack{ID: 3, Committed: 1 << 30, Live: 12345}
-	dir := &Dir{Name: "c1", SysID: 7300000000000000001, SegSize: 16 << 20, Magic: 0xD110, Version: "15", Created: 9, Segments: 1}
+	pk := &Pack{ID: 3, Committed: 1 << 30, Live: 12345, Retired: true}
+	dir := &Dir{Name: "c1", SysID: 7300000000000000001, SegSize: 16 << 20, Magic: 0xD110, Version: "15", Created: 9, Segments: 1,
+		Files: 2, LogicalBytes: 17 << 20, StoredBytes: 5000}
 	st := &Stats{Files: 1, LogicalBytes: 16 << 20}
 	err := db.Update(func(x *Txn) error {
 		return errors.Join(x.PutFile(f), x.PutBlock(f.Blocks[0], blk), x.PutPack(pk), x.PutDir(dir), x.PutStats(st))
@@ -107,4 +108,29 @@ func FuzzDecode(f *testing.F) {
 		decodeDir("d", b)
 		decodeStats(b)
 	})
+}
+
+// TestOlderRecordsDecode checks that records written before the optional
+// trailing fields existed (pack flags, directory totals) still decode.
+func TestOlderRecordsDecode(t *testing.T) {
+	e := encoder{}
+	e.u8(recordVersion)
+	e.svar(100)
+	e.svar(40)
+	p, err := decodePack(9, e.b)
+	if err != nil || p.Committed != 100 || p.Live != 40 || p.Retired {
+		t.Errorf("old pack record: %+v %v", p, err)
+	}
+	e = encoder{}
+	e.u8(recordVersion)
+	e.uvar(7)
+	e.uvar(16 << 20)
+	e.uvar(0xD110)
+	e.str("15")
+	e.svar(1)
+	e.svar(3)
+	d, err := decodeDir("c", e.b)
+	if err != nil || d.Segments != 3 || d.Files != 0 || d.LogicalBytes != 0 {
+		t.Errorf("old dir record: %+v %v", d, err)
+	}
 }

@@ -73,6 +73,12 @@ type Pack struct {
 	ID        uint32
 	Committed int64 // bytes known durable and referenced by committed index state
 	Live      int64 // bytes of records still referenced by some file
+	// Retired is set by GC in the same transaction that moves the pack's
+	// last live block away (or finds it has none). The file is deleted only
+	// after that transaction committed; Open deletes a retired pack's file
+	// that a crash left behind. The record stays as a tombstone so the id is
+	// never reused and no commit can newly reference the pack.
+	Retired bool
 }
 
 // Dir is a namespace. WAL fields are set by the first segment committed into it.
@@ -84,6 +90,14 @@ type Dir struct {
 	Version  string // PostgreSQL major version recognised from the magic
 	Created  int64
 	Segments int64 // segment files (incl. .partial) currently present
+	// Running totals of this namespace, maintained by every commit and
+	// removal. StoredBytes attributes each stored block record to the
+	// directory whose commit first stored it (and releases it from the
+	// directory whose removal dropped its last reference), so the sum over
+	// directories equals the live bytes of all packs.
+	Files        int64
+	LogicalBytes int64
+	StoredBytes  int64
 }
 
 // Stats are running totals over the whole archive.
@@ -258,13 +272,25 @@ func encodePack(p *Pack) []byte {
 	e.u8(recordVersion)
 	e.svar(p.Committed)
 	e.svar(p.Live)
+	var flags uint8
+	if p.Retired {
+		flags |= packRetired
+	}
+	e.u8(flags)
 	return e.b
 }
+
+// Pack flags. Records written before a field existed simply end early: every
+// optional trailing field decodes as zero when absent.
+const packRetired = 1 << 0
 
 func decodePack(id uint32, b []byte) (*Pack, error) {
 	d := decoder{b: b}
 	d.version()
 	p := &Pack{ID: id, Committed: d.svar(), Live: d.svar()}
+	if d.err == nil && len(d.b) > 0 {
+		p.Retired = d.u8()&packRetired != 0
+	}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: pack %d", d.err, id)
 	}
@@ -280,6 +306,9 @@ func encodeDir(m *Dir) []byte {
 	e.str(m.Version)
 	e.svar(m.Created)
 	e.svar(m.Segments)
+	e.svar(m.Files)
+	e.svar(m.LogicalBytes)
+	e.svar(m.StoredBytes)
 	return e.b
 }
 
@@ -293,6 +322,11 @@ func decodeDir(name string, b []byte) (*Dir, error) {
 	m.Version = d.str()
 	m.Created = d.svar()
 	m.Segments = d.svar()
+	if d.err == nil && len(d.b) > 0 {
+		m.Files = d.svar()
+		m.LogicalBytes = d.svar()
+		m.StoredBytes = d.svar()
+	}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: dir %q", d.err, name)
 	}

@@ -90,27 +90,51 @@ func (s *Store) block(h index.Hash, hint *index.Block, useCache bool) ([]byte, e
 	return v.([]byte), nil
 }
 
+// loadBlock reads block h from the location hint gives, or the index says.
+// GC may move the block and delete its old pack between the look-up and the
+// read; the read then fails (the file is closed or gone), so on a failure
+// the location is looked up once more and, if it changed, read again.
 func (s *Store) loadBlock(h index.Hash, hint *index.Block) ([]byte, error) {
 	loc := hint
 	if loc == nil {
-		err := s.idx.View(func(x *index.Txn) error {
-			b, err := x.Block(h)
-			loc = b
-			return err
-		})
-		if errors.Is(err, index.ErrNotFound) {
-			s.pendingMu.Lock()
-			p, ok := s.pending[h]
-			s.pendingMu.Unlock()
-			if !ok {
-				return nil, fmt.Errorf("%w: block %s is missing from the index", ErrCorrupt, h)
-			}
-			loc, err = &p, nil
-		}
-		if err != nil {
+		var err error
+		if loc, err = s.locate(h); err != nil {
 			return nil, err
 		}
 	}
+	raw, err := s.readBlock(h, loc)
+	if err == nil {
+		return raw, nil
+	}
+	again, lerr := s.locate(h)
+	if lerr != nil || (again.Pack == loc.Pack && again.Offset == loc.Offset) {
+		return nil, err
+	}
+	return s.readBlock(h, again)
+}
+
+// locate returns where block h is stored: the index, else the blocks
+// written but not yet committed.
+func (s *Store) locate(h index.Hash) (*index.Block, error) {
+	var loc *index.Block
+	err := s.idx.View(func(x *index.Txn) error {
+		b, err := x.Block(h)
+		loc = b
+		return err
+	})
+	if errors.Is(err, index.ErrNotFound) {
+		s.pendingMu.Lock()
+		p, ok := s.pending[h]
+		s.pendingMu.Unlock()
+		if !ok {
+			return nil, fmt.Errorf("%w: block %s is missing from the index", ErrCorrupt, h)
+		}
+		return &p, nil
+	}
+	return loc, err
+}
+
+func (s *Store) readBlock(h index.Hash, loc *index.Block) ([]byte, error) {
 	f, err := s.packs.get(loc.Pack)
 	if err != nil {
 		return nil, fmt.Errorf("%w: block %s: %w", ErrCorrupt, h, err)

@@ -194,14 +194,19 @@ func (o *commitFileOp) apply(x *index.Txn, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	if err := o.checkLocated(x); err != nil {
+		return err
+	}
 	// All checks passed: from here on only writes.
 	for _, h := range f.Blocks {
 		if h.IsZero() {
 			continue
 		}
-		if err := o.reference(x, h); err != nil {
+		stored, err := o.reference(x, h)
+		if err != nil {
 			return err
 		}
+		dir.StoredBytes += stored
 	}
 	f.Archived = now.UnixNano()
 	if err := x.PutFile(f); err != nil {
@@ -210,6 +215,8 @@ func (o *commitFileOp) apply(x *index.Txn, now time.Time) error {
 	if o.header != nil {
 		dir.Segments++
 	}
+	dir.Files++
+	dir.LogicalBytes += f.Size
 	if err := x.PutDir(dir); err != nil {
 		return err
 	}
@@ -260,93 +267,166 @@ func checkCluster(dir *index.Dir, h *wal.LongPageHeader, path string) error {
 	return nil
 }
 
-func (o *commitFileOp) reference(x *index.Txn, h index.Hash) error {
+// checkLocated refuses the commit when a block this upload wrote (and the
+// index does not know yet) lies in a pack GC has retired meanwhile: its bytes
+// may already be gone. GC skips packs with pending blocks, so this only
+// catches the narrow races around that check; the writer retries.
+func (o *commitFileOp) checkLocated(x *index.Txn) error {
+	for _, h := range o.file.Blocks {
+		if h.IsZero() {
+			continue
+		}
+		if _, err := x.Block(h); err == nil {
+			continue
+		} else if !errors.Is(err, index.ErrNotFound) {
+			return err
+		}
+		loc, ok := o.located[h]
+		if !ok {
+			return fmt.Errorf("store: block %s of %s is neither indexed nor written", h, o.file.Path())
+		}
+		p, err := packRecord(x, loc.Pack)
+		if err != nil {
+			return err
+		}
+		if p.Retired {
+			return refuse(fmt.Errorf("%w: %s: pack %d was garbage-collected during the upload", ErrRetry, o.file.Path(), loc.Pack))
+		}
+	}
+	return nil
+}
+
+// reference adds one reference to block h and returns the pack bytes it
+// newly made live (zero when the block was already indexed).
+func (o *commitFileOp) reference(x *index.Txn, h index.Hash) (int64, error) {
 	b, err := x.Block(h)
 	if err == nil {
 		b.Refs++
-		return x.PutBlock(h, b)
+		return 0, x.PutBlock(h, b)
 	}
 	if !errors.Is(err, index.ErrNotFound) {
-		return err
+		return 0, err
 	}
 	loc, ok := o.located[h]
 	if !ok {
-		return fmt.Errorf("store: block %s of %s is neither indexed nor written", h, o.file.Path())
+		return 0, fmt.Errorf("store: block %s of %s is neither indexed nor written", h, o.file.Path())
 	}
 	loc.Refs = 1
 	if err := x.PutBlock(h, &loc); err != nil {
-		return err
+		return 0, err
 	}
 	p, err := packRecord(x, loc.Pack)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	p.Live += loc.RecordLen()
-	return x.PutPack(p)
+	return loc.RecordLen(), x.PutPack(p)
 }
 
 // removeOp deletes a file record and releases its blocks.
 type removeOp struct{ dir, name string }
 
 func (o *removeOp) apply(x *index.Txn, _ time.Time) error {
-	f, err := x.File(o.dir, o.name)
-	if errors.Is(err, index.ErrNotFound) {
-		return refuse(fmt.Errorf("%w: %s", ErrNotFound, joinPath(o.dir, o.name)))
-	}
+	found, err := removeFile(x, o.dir, o.name)
 	if err != nil {
 		return err
 	}
+	if !found {
+		return refuse(fmt.Errorf("%w: %s", ErrNotFound, joinPath(o.dir, o.name)))
+	}
+	return nil
+}
+
+// removeFilesOp deletes many files of one directory in one transaction
+// (retention). Names that are already gone are skipped and not reported.
+type removeFilesOp struct {
+	dir     string
+	names   []string
+	removed []string // out
+}
+
+func (o *removeFilesOp) apply(x *index.Txn, _ time.Time) error {
+	o.removed = o.removed[:0]
+	for _, name := range o.names {
+		found, err := removeFile(x, o.dir, name)
+		if err != nil {
+			return err
+		}
+		if found {
+			o.removed = append(o.removed, name)
+		}
+	}
+	return nil
+}
+
+// removeFile deletes one file record, releases its blocks and updates the
+// totals. It reports false when the file does not exist.
+func removeFile(x *index.Txn, dirName, name string) (bool, error) {
+	f, err := x.File(dirName, name)
+	if errors.Is(err, index.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var freed int64
 	for _, h := range f.Blocks {
 		if h.IsZero() {
 			continue
 		}
-		if err := release(x, h); err != nil {
-			return err
+		n, err := release(x, h)
+		if err != nil {
+			return false, err
 		}
+		freed += n
 	}
-	if err := x.DeleteFile(o.dir, o.name); err != nil {
-		return err
+	if err := x.DeleteFile(dirName, name); err != nil {
+		return false, err
 	}
-	if k := wal.ParseName(o.name).Kind; k == wal.KindSegment || k == wal.KindPartial {
-		if d, err := x.Dir(o.dir); err == nil {
+	if d, err := x.Dir(dirName); err == nil {
+		if k := wal.ParseName(name).Kind; k == wal.KindSegment || k == wal.KindPartial {
 			d.Segments--
-			if err := x.PutDir(d); err != nil {
-				return err
-			}
+		}
+		d.Files--
+		d.LogicalBytes -= f.Size
+		d.StoredBytes -= freed
+		if err := x.PutDir(d); err != nil {
+			return false, err
 		}
 	}
 	st, err := x.Stats()
 	if err != nil {
-		return err
+		return false, err
 	}
 	st.Files--
 	st.LogicalBytes -= f.Size
-	return x.PutStats(st)
+	return true, x.PutStats(st)
 }
 
 // release drops one reference to block h; the last one removes the block
-// record and subtracts its bytes from the pack's live count.
-func release(x *index.Txn, h index.Hash) error {
+// record and subtracts its bytes from the pack's live count. It returns the
+// pack bytes that became dead.
+func release(x *index.Txn, h index.Hash) (int64, error) {
 	b, err := x.Block(h)
 	if errors.Is(err, index.ErrNotFound) {
-		return nil // already gone: nothing to release
+		return 0, nil // already gone: nothing to release
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if b.Refs > 1 {
 		b.Refs--
-		return x.PutBlock(h, b)
+		return 0, x.PutBlock(h, b)
 	}
 	if err := x.DeleteBlock(h); err != nil {
-		return err
+		return 0, err
 	}
 	p, err := packRecord(x, b.Pack)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	p.Live -= b.RecordLen()
-	return x.PutPack(p)
+	return b.RecordLen(), x.PutPack(p)
 }
 
 func joinPath(dir, name string) string {

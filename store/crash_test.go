@@ -70,6 +70,11 @@ func crashSegment(segno uint64) walgen.Segment {
 }
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv("WALRUS_GC_CHILD"); dir != "" {
+		start, _ := strconv.ParseUint(os.Getenv("WALRUS_CRASH_START"), 10, 64)
+		gcCrashChild(dir, start)
+		return
+	}
 	if dir := os.Getenv("WALRUS_CRASH_CHILD"); dir != "" {
 		start, _ := strconv.ParseUint(os.Getenv("WALRUS_CRASH_START"), 10, 64)
 		crashChild(dir, start)
@@ -115,8 +120,10 @@ func TestCrashConsistency(t *testing.T) {
 			}
 		}
 		rep, err := s.Verify(context.Background(), "*", nil)
-		if err != nil || len(rep.Problems) > 0 {
-			t.Fatalf("iteration %d: verify: %v %+v", it, err, rep.Problems)
+		// Segments numbered per iteration leave gaps by design: only damaged
+		// data counts here.
+		if err != nil || len(rep.DataProblems()) > 0 {
+			t.Fatalf("iteration %d: verify: %v %+v", it, err, rep.DataProblems())
 		}
 		s.Close()
 	}

@@ -193,6 +193,17 @@ func (w *packWriter) restoreDirty(d map[uint32]int64) {
 	}
 }
 
+// sealedBelow returns the lowest pack id that may still be appended to:
+// every pack below it is sealed (GC may collect it).
+func (w *packWriter) sealedBelow() uint32 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f != nil {
+		return w.id
+	}
+	return w.nextID
+}
+
 // position returns the active pack and its current end.
 func (w *packWriter) position() (uint32, int64) {
 	w.mu.Lock()
@@ -245,17 +256,23 @@ func (p *packFiles) get(id uint32) (*os.File, error) {
 	return f, nil
 }
 
+// remove deletes pack id's file and closes it. The unlink comes first: a
+// get that misses the table afterwards cannot reopen the file, and one that
+// reopened it before is in the table when it is closed here, so no
+// descriptor keeps a deleted pack's blocks allocated. A reader still holding
+// the old *os.File gets an error and looks the block up again
+// (Store.loadBlock).
 func (p *packFiles) remove(id uint32) error {
+	err := os.Remove(packFileName(p.dir, id))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("store: delete pack %d: %w", id, err)
+	}
 	p.mu.Lock()
 	f := p.m[id]
 	delete(p.m, id)
 	p.mu.Unlock()
 	if f != nil {
 		f.Close()
-	}
-	err := os.Remove(packFileName(p.dir, id))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
 	}
 	return nil
 }

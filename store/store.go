@@ -35,6 +35,7 @@ var (
 	ErrNotEmpty        = errors.New("store: directory not empty")
 	ErrTooLarge        = errors.New("store: file too large")
 	ErrIsDir           = errors.New("store: is a directory")
+	ErrRetry           = errors.New("store: conflicting concurrent change; retry")
 )
 
 // Store is an open segment store. It is safe for concurrent use.
@@ -56,6 +57,7 @@ type Store struct {
 	pending   map[index.Hash]index.Block // appended to a pack, not yet committed
 
 	pf        *prefetcher
+	gcMu      sync.Mutex // one GC at a time; Close waits for a running GC
 	commits   chan *commitReq
 	closing   chan struct{}
 	committer sync.WaitGroup
@@ -137,14 +139,28 @@ func windowFor(blockSize int) int {
 	return w
 }
 
-// repairPacks truncates every pack to the length the index committed for it.
-// Bytes past that point were appended by uploads that never committed (the
-// process died first), so no index record refers to them. It returns the id
-// for the next new pack.
+// repairPacks brings the pack directory back in line with the index after
+// a crash (see "Crash safety of GC" in doc.go):
+//   - a pack whose record is retired is deleted: GC committed the move of its
+//     last live block and died before (or while) unlinking the file;
+//   - a pack without any record is deleted: no committed index state refers
+//     to it (every commit that references a pack writes its record), so it
+//     holds only records of uploads that never committed;
+//   - every other pack is truncated to the length the index committed for
+//     it. Bytes past that point were appended by uploads that never
+//     committed (the process died first), so no index record refers to them.
+//
+// It returns the id for the next new pack: above every pack file and every
+// pack record, tombstones included, so an id is never reused.
 func (s *Store) repairPacks() (uint32, error) {
-	committed := map[uint32]int64{}
+	records := map[uint32]*index.Pack{}
+	var next uint32 = 1
 	err := s.idx.View(func(x *index.Txn) error {
-		return x.Packs(func(p *index.Pack) error { committed[p.ID] = p.Committed; return nil })
+		return x.Packs(func(p *index.Pack) error {
+			records[p.ID] = p
+			next = max(next, p.ID+1)
+			return nil
+		})
 	})
 	if err != nil {
 		return 0, err
@@ -153,16 +169,28 @@ func (s *Store) repairPacks() (uint32, error) {
 	if err != nil {
 		return 0, fmt.Errorf("store: read %s: %w", s.packs.dir, err)
 	}
-	var next uint32 = 1
+	removed := false
 	for _, e := range entries {
 		id, ok := parsePackName(e.Name())
 		if !ok {
 			continue
 		}
-		if id >= next {
-			next = id + 1
+		next = max(next, id+1)
+		rec := records[id]
+		if rec == nil || rec.Retired {
+			s.log.Info("deleting pack no committed record refers to", "pack", e.Name(), "retired", rec != nil)
+			if err := os.Remove(filepath.Join(s.packs.dir, e.Name())); err != nil {
+				return 0, fmt.Errorf("store: delete pack: %w", err)
+			}
+			removed = true
+			continue
 		}
-		if err := s.repairPack(id, committed[id]); err != nil {
+		if err := s.repairPack(id, rec.Committed); err != nil {
+			return 0, err
+		}
+	}
+	if removed {
+		if err := syncDir(s.packs.dir); err != nil {
 			return 0, err
 		}
 	}
@@ -213,7 +241,9 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		s.pf.shutdown()
+		s.gcMu.Lock() // a running GC sees closing and returns
 		s.committer.Wait()
+		s.gcMu.Unlock()
 		s.enc.Close()
 		s.dec.Close()
 		s.packs.closeAll()
@@ -406,6 +436,9 @@ func (s *Store) Status() (Status, error) {
 			return err
 		}
 		return x.Packs(func(p *index.Pack) error {
+			if p.Retired {
+				return nil
+			}
 			st.Packs++
 			st.StoredBytes += p.Live
 			st.DiskBytes += p.Committed

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/walrus-archive/walrus/index"
 	"github.com/walrus-archive/walrus/internal/wal"
@@ -14,14 +15,36 @@ import (
 
 // Problem is one thing verify found wrong.
 type Problem struct {
-	Path string `json:"path"` // file or pack concerned
+	Kind string `json:"kind"` // "pack", "file" (damaged data) or "continuity" (WAL missing)
+	Path string `json:"path"` // file, pack or directory concerned
 	Err  string `json:"error"`
+}
+
+// Problem kinds.
+const (
+	ProblemPack       = "pack"
+	ProblemFile       = "file"
+	ProblemContinuity = "continuity"
+)
+
+// DataProblems returns the problems with stored bytes, leaving out WAL
+// continuity (files that are missing rather than damaged).
+func (r VerifyReport) DataProblems() []Problem {
+	var out []Problem
+	for _, p := range r.Problems {
+		if p.Kind != ProblemContinuity {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // VerifyReport is the outcome of Verify.
 type VerifyReport struct {
 	Files    int64     `json:"files"`
 	Bytes    int64     `json:"bytes"`
+	Segments int       `json:"segments"` // full WAL segments found, all timelines
+	Seconds  float64   `json:"seconds"`
 	Problems []Problem `json:"problems"`
 }
 
@@ -29,19 +52,25 @@ type VerifyReport struct {
 type VerifyProgress func(files, bytes int64)
 
 // Verify re-reads every file from its packs (bypassing the cache), checks
-// every block hash and the whole-file hash, re-validates WAL headers and
-// checks that packs are as long as the index says. It returns an error only
+// every block hash and the whole-file hash, re-validates WAL headers,
+// checks that packs are as long as the index says, and checks the
+// continuity of each directory's WAL (gaps along every timeline's history,
+// timeline and history problems: see DirStatus). It returns an error only
 // when it could not run; what it found is in the report.
 func (s *Store) Verify(ctx context.Context, dir string, progress VerifyProgress) (VerifyReport, error) {
+	start := time.Now()
 	var rep VerifyReport
 	if dir == "" {
 		dir = "*"
 	}
 	rep.Problems = append(rep.Problems, s.verifyPacks()...)
+	if err := s.verifyContinuity(dir, &rep); err != nil {
+		return rep, err
+	}
 	err := s.idx.View(func(x *index.Txn) error {
 		return x.Files(ctx, dir, func(f *index.File) error {
 			if err := s.verifyFile(f); err != nil {
-				rep.Problems = append(rep.Problems, Problem{Path: f.Path(), Err: err.Error()})
+				rep.Problems = append(rep.Problems, Problem{Kind: ProblemFile, Path: f.Path(), Err: err.Error()})
 			}
 			rep.Files++
 			rep.Bytes += f.Size
@@ -51,7 +80,27 @@ func (s *Store) Verify(ctx context.Context, dir string, progress VerifyProgress)
 			return nil
 		})
 	})
+	rep.Seconds = time.Since(start).Seconds()
 	return rep, err
+}
+
+// verifyContinuity adds each directory's WAL continuity problems.
+func (s *Store) verifyContinuity(dir string, rep *VerifyReport) error {
+	dirs, err := s.statusDirs(dir)
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		ds, err := s.DirStatus(d, time.Now())
+		if err != nil {
+			return err
+		}
+		rep.Segments += ds.Segments
+		for _, p := range ds.Problems {
+			rep.Problems = append(rep.Problems, Problem{Kind: ProblemContinuity, Path: "/" + d, Err: p})
+		}
+	}
+	return nil
 }
 
 // verifyFile streams the file once from its packs (every block verified
@@ -82,19 +131,22 @@ func (s *Store) verifyPacks() []Problem {
 	var out []Problem
 	err := s.idx.View(func(x *index.Txn) error {
 		return x.Packs(func(p *index.Pack) error {
+			if p.Retired {
+				return nil
+			}
 			name := packFileName(s.packs.dir, p.ID)
 			st, err := os.Stat(name)
 			switch {
 			case err != nil && p.Live > 0:
-				out = append(out, Problem{Path: name, Err: err.Error()})
+				out = append(out, Problem{Kind: ProblemPack, Path: name, Err: err.Error()})
 			case err == nil && st.Size() < p.Committed:
-				out = append(out, Problem{Path: name, Err: fmt.Sprintf("pack is %d bytes, index committed %d", st.Size(), p.Committed)})
+				out = append(out, Problem{Kind: ProblemPack, Path: name, Err: fmt.Sprintf("pack is %d bytes, index committed %d", st.Size(), p.Committed)})
 			}
 			return nil
 		})
 	})
 	if err != nil {
-		out = append(out, Problem{Path: "index", Err: err.Error()})
+		out = append(out, Problem{Kind: ProblemPack, Path: "index", Err: err.Error()})
 	}
 	return out
 }

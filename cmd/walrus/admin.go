@@ -4,38 +4,91 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"strings"
 	"text/tabwriter"
+	"time"
+
+	"github.com/walrus-archive/walrus/store"
 )
 
 type statusCmd struct {
-	JSON bool `help:"Print JSON: {\"files\":N,\"logical_bytes\":N,\"stored_bytes\":N,...}."`
+	Dir  string `arg:"" optional:"" help:"Only this directory (namespace)."`
+	JSON bool   `help:"Print JSON (format in the README): totals {files, logical_bytes, stored_bytes, ...} and dirs: [...] with timelines, gaps and backups."`
 }
 
 func (c *statusCmd) Run(g *globals) error {
-	a, err := g.openArchive()
+	a, err := g.openAdmin()
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	st, err := a.Status()
+	rep, err := a.StatusReport(strings.Trim(c.Dir, "/"))
 	if err != nil {
 		return err
 	}
 	if c.JSON {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return enc.Encode(rep)
 	}
-	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "files\t%d\n", st.Files)
-	fmt.Fprintf(tw, "directories\t%d\n", st.Dirs)
-	fmt.Fprintf(tw, "logical bytes\t%d\t(%s)\n", st.LogicalBytes, humanBytes(st.LogicalBytes))
-	fmt.Fprintf(tw, "stored bytes\t%d\t(%s)\n", st.StoredBytes, humanBytes(st.StoredBytes))
-	fmt.Fprintf(tw, "disk bytes\t%d\t(%s, %d packs)\n", st.DiskBytes, humanBytes(st.DiskBytes), st.Packs)
-	if st.StoredBytes > 0 {
-		fmt.Fprintf(tw, "ratio\t%.1fx\n", float64(st.LogicalBytes)/float64(st.StoredBytes))
+	return printStatus(g.stdout, rep)
+}
+
+func printStatus(w io.Writer, rep store.StatusReport) error {
+	fmt.Fprintf(w, "archive: %d files, %s logical, %s stored (%.1fx), %s on disk in %d packs\n",
+		rep.Files, humanBytes(rep.LogicalBytes), humanBytes(rep.StoredBytes), rep.Ratio, humanBytes(rep.DiskBytes), rep.Packs)
+	for _, d := range rep.Dirs {
+		fmt.Fprintln(w)
+		printDirStatus(w, d, rep.Time)
 	}
-	return tw.Flush()
+	return nil
+}
+
+func printDirStatus(w io.Writer, d store.DirStatus, now time.Time) {
+	fmt.Fprintf(w, "/%s", d.Name)
+	if d.SystemID != 0 {
+		fmt.Fprintf(w, "  cluster %d, PostgreSQL %s, %s segments", d.SystemID, d.Version, humanBytes(int64(d.SegmentSize)))
+	}
+	fmt.Fprintf(w, "\n  %d files, %s logical, %s stored (%.1fx)\n", d.Files, humanBytes(d.LogicalBytes), humanBytes(d.StoredBytes), d.Ratio)
+	if d.LastArchived != nil {
+		fmt.Fprintf(w, "  last segment %s archived %s (%s ago)\n", d.LastSegment,
+			d.LastArchived.Local().Format(time.DateTime), time.Duration(d.LastAge*float64(time.Second)).Round(time.Second))
+	}
+	if len(d.Timelines) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  TIMELINE\tPARENT\tBEGIN\tFIRST\tLAST\tSEGMENTS\tGAPS\tPARTIAL")
+		for _, t := range d.Timelines {
+			parent, begin := "-", "-"
+			if t.History {
+				parent, begin = fmt.Sprint(t.Parent), t.BeginLSN
+			}
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", t.TLI, parent, begin, dash(t.First), dash(t.Last), t.Segments, len(t.Gaps), len(t.Partial))
+		}
+		tw.Flush()
+	}
+	if len(d.Backups) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  BACKUP\tLABEL\tTIMELINE\tSTART\tSTOP\tSTOPPED\tRESTORABLE")
+		for _, b := range d.Backups {
+			ok := "yes"
+			if !b.Restorable {
+				ok = "NO, missing " + strings.Join(b.Missing, " ")
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\t%s\n", b.Name, b.Label, b.TLI, b.StartLSN, b.StopLSN, b.StopTime.Format(time.DateTime), ok)
+		}
+		tw.Flush()
+	}
+	for _, p := range d.Problems {
+		fmt.Fprintf(w, "  PROBLEM: %s\n", p)
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func humanBytes(n int64) string {
@@ -57,16 +110,22 @@ type verifyCmd struct {
 }
 
 func (c *verifyCmd) Run(ctx context.Context, g *globals) error {
-	a, err := g.openArchive()
+	a, err := g.openAdmin()
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	dir := c.Dir
+	dir := strings.Trim(c.Dir, "/")
 	if dir == "" {
 		dir = "*"
 	}
-	rep, err := a.Verify(ctx, dir)
+	var total int64
+	if st, err := a.Status(); err == nil {
+		total = st.LogicalBytes
+	}
+	bar := newProgress(g.stderr, "verify", total)
+	rep, err := a.VerifyWithProgress(ctx, dir, func(files, bytes int64) { bar.update(files, bytes) })
+	bar.done()
 	if err != nil {
 		return err
 	}
@@ -76,9 +135,18 @@ func (c *verifyCmd) Run(ctx context.Context, g *globals) error {
 		}
 	} else {
 		for _, p := range rep.Problems {
-			fmt.Fprintf(g.stdout, "BAD  %s: %s\n", p.Path, p.Err)
+			if p.Kind == store.ProblemContinuity {
+				fmt.Fprintf(g.stdout, "BAD  %s: continuity: %s\n", p.Path, p.Err)
+			} else {
+				fmt.Fprintf(g.stdout, "BAD  %s: %s\n", p.Path, p.Err)
+			}
 		}
-		fmt.Fprintf(g.stdout, "verified %d files, %s, %d problems\n", rep.Files, humanBytes(rep.Bytes), len(rep.Problems))
+		mbps := 0.0
+		if rep.Seconds > 0 {
+			mbps = float64(rep.Bytes) / 1e6 / rep.Seconds
+		}
+		fmt.Fprintf(g.stdout, "verified %d files (%d WAL segments), %s in %.1f s (%.0f MB/s), %d problems\n",
+			rep.Files, rep.Segments, humanBytes(rep.Bytes), rep.Seconds, mbps, len(rep.Problems))
 	}
 	if len(rep.Problems) > 0 {
 		return fmt.Errorf("%w: %d (see above)", errProblems, len(rep.Problems))

@@ -35,8 +35,10 @@ type cli struct {
 	Get    getCmd    `cmd:"" help:"Restore NAME to FILE (or standard output)."`
 	Ls     lsCmd     `cmd:"" help:"List a directory of the archive."`
 	Rm     rmCmd     `cmd:"" help:"Remove a file from the archive."`
-	Status statusCmd `cmd:"" help:"Show totals of the archive."`
-	Verify verifyCmd `cmd:"" help:"Re-read and re-hash every file; exit 6 if anything is wrong."`
+	Status statusCmd `cmd:"" help:"Show totals and, per directory and timeline, segment ranges, gaps, backups and the last archived segment."`
+	Verify verifyCmd `cmd:"" help:"Re-read and re-hash every file, check WAL headers and continuity; exit 6 if anything is wrong."`
+	Retain retainCmd `cmd:"" help:"Remove the WAL no kept base backup or recovery window needs (see --dry-run)."`
+	GC     gcCmd     `cmd:"" help:"Reclaim the space of removed files by rewriting sparse packs."`
 	Serve  serveCmd  `cmd:"" help:"Serve the archive: FUSE mount, rsync gateway, control socket. Logs 'walrus ready' when live."`
 }
 

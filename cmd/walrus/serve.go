@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/template"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -36,6 +37,12 @@ type serveCmd struct {
 	ArchiveRoot string `help:"Directory that module paths in rsyncd.conf are relative to (default: the mount point, else /db/pg_archived)."`
 	CacheSize   int64  `help:"Bytes of decompressed blocks kept in memory." default:"268435456"`
 	Level       string `help:"zstd level for new blocks: fastest, default, better, best." default:"default" enum:"fastest,default,better,best"`
+
+	// Periodic retention and GC (maintain.go).
+	RetainBackups  int           `help:"Retention: keep the WAL the newest N restorable base backups need (0: not by count)." placeholder:"N"`
+	RetainWindow   string        `help:"Retention: keep point-in-time recovery this far back (e.g. 7d; empty: not by time)." placeholder:"DURATION"`
+	RetainInterval time.Duration `help:"Apply retention (if a policy is set) and run GC this often (0: never)." default:"1h"`
+	GCThreshold    float64       `name:"gc-threshold" help:"GC rewrites packs whose live fraction is below this." default:"0.5"`
 }
 
 func (c *serveCmd) Run(ctx context.Context, g *globals) error {
@@ -46,11 +53,16 @@ func (c *serveCmd) Run(ctx context.Context, g *globals) error {
 		return errors.New("serve: nothing to serve: give --mount and/or --rsyncd-conf (or --home for the default setup)")
 	}
 	log := g.log
+	maint, err := c.maintenanceFor(log)
+	if err != nil {
+		return err
+	}
 	st, err := store.Open(store.Config{Dir: g.Data, Logger: log, CacheBytes: c.CacheSize, Level: c.Level})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	maint.st = st
 	ctl, err := control.Listen(g.Data)
 	if err != nil {
 		return err
@@ -70,6 +82,7 @@ func (c *serveCmd) Run(ctx context.Context, g *globals) error {
 	}
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return control.NewServer(st, log).Serve(gctx, ctl) })
+	grp.Go(func() error { return maint.run(gctx) })
 	if rs != nil {
 		grp.Go(func() error { return rs.Serve(gctx, rln) })
 	}

@@ -34,6 +34,8 @@ var kinds = []struct {
 	{"not_empty", store.ErrNotEmpty, http.StatusConflict},
 	{"too_large", store.ErrTooLarge, http.StatusRequestEntityTooLarge},
 	{"is_dir", store.ErrIsDir, http.StatusConflict},
+	{"retry", store.ErrRetry, http.StatusServiceUnavailable},
+	{"closed", store.ErrClosed, http.StatusServiceUnavailable},
 }
 
 func kindOf(err error) (string, int) {

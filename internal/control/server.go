@@ -54,6 +54,7 @@ func NewServer(st *store.Store, log *slog.Logger) *Server {
 	mux.HandleFunc("POST /rm", s.rm)
 	mux.HandleFunc("GET /status", s.status)
 	mux.HandleFunc("POST /verify", s.verify)
+	s.registerAdmin(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s
 }

@@ -1,0 +1,237 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/walrus-archive/walrus/internal/retention"
+	"github.com/walrus-archive/walrus/internal/wal"
+	"github.com/walrus-archive/walrus/internal/walgen"
+)
+
+const mib = 1 << 20
+
+// smallSeg is a 1 MiB synthetic segment with a few used pages: cheap
+// enough to archive dozens under the race detector.
+func smallSeg(tli uint32, segno uint64) walgen.Segment {
+	return walgen.Segment{TLI: tli, SegNo: segno, SysID: testSysID, SegSize: mib, Seed: uint64(tli), UsedPages: 4}
+}
+
+// backupText is a backup history file in PostgreSQL's format
+// (postgres: xlogbackup.c build_backup_content) for a backup on timeline tli
+// from segment start (offset 0x28) to segment stop (offset 0x100).
+func backupText(tli uint32, start, stop uint64, label string, stopTime time.Time) (name, text string) {
+	startSeg := wal.SegmentFileName(tli, start, mib)
+	stopSeg := wal.SegmentFileName(tli, stop, mib)
+	startLSN := wal.SegmentStart(start, mib) + 0x28
+	stopLSN := wal.SegmentStart(stop, mib) + 0x100
+	st := stopTime.UTC()
+	text = fmt.Sprintf("START WAL LOCATION: %s (file %s)\nSTOP WAL LOCATION: %s (file %s)\nCHECKPOINT LOCATION: %s\n"+
+		"BACKUP METHOD: streamed\nBACKUP FROM: primary\nSTART TIME: %s UTC\nLABEL: %s\nSTART TIMELINE: %d\nSTOP TIME: %s UTC\nSTOP TIMELINE: %d\n",
+		startLSN, startSeg, stopLSN, stopSeg, startLSN+0x38, st.Add(-time.Second).Format("2006-01-02 15:04:05"), label, tli,
+		st.Format("2006-01-02 15:04:05"), tli)
+	return fmt.Sprintf("%s.%08X.backup", startSeg, 0x28), text
+}
+
+// historyText is the history file of a timeline that branched off parent
+// at switchLSN (postgres: timeline.c writeTimeLineHistory).
+func historyText(lines ...string) string { return strings.Join(lines, "\n") + "\n" }
+
+// archiveLayout puts a two-timeline cluster into dir c1: timeline 1
+// segments first..9 and 10.partial, a promotion inside segment 10 (switch
+// LSN 0/A00100), timeline 2 segments 10..last, and timeline 1 segments 11
+// and 12, archived by the old primary after the switch.
+func archiveLayout(t *testing.T, s *Store, first, last uint64) {
+	t.Helper()
+	for n := first; n <= 9; n++ {
+		putSeg(t, s, smallSeg(1, n), "")
+	}
+	putSeg(t, s, smallSeg(1, 10), ".partial")
+	putSeg(t, s, smallSeg(1, 11), "")
+	putSeg(t, s, smallSeg(1, 12), "")
+	mustPut(t, s, "c1/00000002.history", []byte(historyText("1\t0/A00100\tno recovery target specified")))
+	for n := uint64(10); n <= last; n++ {
+		putSeg(t, s, smallSeg(2, n), "")
+	}
+}
+
+func putSeg(t *testing.T, s *Store, sg walgen.Segment, suffix string) {
+	t.Helper()
+	mustPut(t, s, "c1/"+sg.Name()+suffix, sg.Bytes())
+}
+
+func putBackup(t *testing.T, s *Store, tli uint32, start, stop uint64, label string, stopTime time.Time) string {
+	t.Helper()
+	name, text := backupText(tli, start, stop, label, stopTime)
+	mustPut(t, s, "c1/"+name, []byte(text))
+	return name
+}
+
+func TestStatusGapsAcrossTimelineSwitch(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	archiveLayout(t, s, 1, 15)
+	now := time.Now()
+	good := putBackup(t, s, 1, 2, 3, "good", now.Add(-time.Hour))
+	broken := putBackup(t, s, 1, 4, 6, "broken", now.Add(-time.Hour))
+	onTL2 := putBackup(t, s, 2, 9, 11, "spans the switch", now)
+	for _, n := range []string{wal.SegmentFileName(1, 5, mib), wal.SegmentFileName(2, 13, mib), wal.SegmentFileName(2, 14, mib)} {
+		if err := s.Remove("c1/" + n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := s.DirStatus("c1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.Timelines) != 2 {
+		t.Fatalf("timelines %+v", ds.Timelines)
+	}
+	t1, t2 := ds.Timelines[0], ds.Timelines[1]
+	// Timeline 1 ends where timeline 2 begins (segment 10): its segments 11
+	// and 12 belong to no path and are not expected; segment 10 is only a
+	// .partial, which recovery never reads. Only segment 5 is missing.
+	wantT1 := []Gap{{From: "000000010000000000000005", To: "000000010000000000000005", Count: 1}}
+	wantT2 := []Gap{{From: "00000002000000000000000D", To: "00000002000000000000000E", Count: 2}}
+	if d := cmp.Diff(wantT1, t1.Gaps); d != "" {
+		t.Errorf("timeline 1 gaps (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(wantT2, t2.Gaps); d != "" {
+		t.Errorf("timeline 2 gaps (-want +got):\n%s", d)
+	}
+	if t1.First != "000000010000000000000001" || t1.Last != "00000001000000000000000C" || t1.EndLSN != "0/00A00100" ||
+		len(t1.Partial) != 1 || t2.Parent != 1 || t2.BeginLSN != "0/00A00100" || !t2.History || t2.First != "00000002000000000000000A" {
+		t.Errorf("timelines: %+v", ds.Timelines)
+	}
+	if ds.LastSegment != "00000002000000000000000F" || ds.LastArchived == nil || ds.LastAge < 0 || ds.LastAge > 60 {
+		t.Errorf("last segment %q archived %v age %v", ds.LastSegment, ds.LastArchived, ds.LastAge)
+	}
+	restorable := map[string]bool{}
+	for _, b := range ds.Backups {
+		restorable[b.Name] = b.Restorable
+	}
+	// The backup on timeline 2 from segment 9 to 11 reads 9 from timeline 1
+	// and 10, 11 from timeline 2.
+	if d := cmp.Diff(map[string]bool{good: true, broken: false, onTL2: true}, restorable); d != "" {
+		t.Errorf("restorable (-want +got):\n%s", d)
+	}
+	if len(ds.Problems) != 2 {
+		t.Errorf("problems: %q", ds.Problems)
+	}
+	rep, err := s.Verify(context.Background(), "c1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cont []string
+	for _, p := range rep.Problems {
+		if p.Kind != ProblemContinuity {
+			t.Errorf("data problem: %+v", p)
+		}
+		cont = append(cont, p.Err)
+	}
+	if len(cont) != 2 || !strings.Contains(cont[0], "000000010000000000000005") || !strings.Contains(cont[1], "2 segments") {
+		t.Errorf("verify continuity: %q", cont)
+	}
+}
+
+func TestStatusReportsTimelineProblems(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	putSeg(t, s, smallSeg(1, 1), "")
+	putSeg(t, s, smallSeg(3, 2), "") // timeline 3 without its history file
+	ds, err := s.DirStatus("c1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.Problems) != 1 || !strings.Contains(ds.Problems[0], "no 00000003.history") {
+		t.Fatalf("problems %q", ds.Problems)
+	}
+}
+
+func names(t *testing.T, s *Store, dir string) []string {
+	t.Helper()
+	var out []string
+	if err := s.Names(dir, func(n string) error { out = append(out, n); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestRetentionKeepsExactlyWhatBackupsNeed(t *testing.T) {
+	for _, tc := range []struct {
+		keep   int
+		cutoff uint64 // first segment number kept
+	}{{1, 11}, {2, 7}, {3, 2}, {5, 2}} {
+		t.Run(fmt.Sprint("keep", tc.keep), func(t *testing.T) {
+			s := openTest(t, t.TempDir())
+			archiveLayout(t, s, 1, 15)
+			now := time.Now()
+			backups := []string{
+				putBackup(t, s, 1, 2, 3, "b1", now.Add(-72*time.Hour)),
+				putBackup(t, s, 1, 7, 8, "b2", now.Add(-48*time.Hour)),
+				putBackup(t, s, 2, 11, 12, "b3", now.Add(-24*time.Hour)),
+			}
+			mustPut(t, s, "c1/notes.txt", []byte("not WAL: never removed"))
+			before := names(t, s, "c1")
+			// A dry run removes nothing but says what it would.
+			dry, err := s.Retain(context.Background(), "c1", retention.Policy{KeepBackups: tc.keep}, now, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(before, names(t, s, "c1")); d != "" {
+				t.Fatalf("dry run removed files:\n%s", d)
+			}
+			reps, err := s.Retain(context.Background(), "c1", retention.Policy{KeepBackups: tc.keep}, now, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want, wantRemoved []string
+			for _, n := range before {
+				pn := wal.ParseName(n)
+				segno, err := pn.SegNo(mib)
+				if err == nil && segno < tc.cutoff { // segments, .partial and .backup below the cutoff
+					wantRemoved = append(wantRemoved, n)
+					continue
+				}
+				want = append(want, n)
+			}
+			if d := cmp.Diff(want, names(t, s, "c1")); d != "" {
+				t.Errorf("files left (-want +got):\n%s", d)
+			}
+			var removed, dryRemoved []string
+			for _, r := range reps[0].Removed {
+				removed = append(removed, r.Name)
+			}
+			for _, r := range dry[0].Removed {
+				dryRemoved = append(dryRemoved, r.Name)
+			}
+			sort.Strings(wantRemoved)
+			if d := cmp.Diff(wantRemoved, removed); d != "" {
+				t.Errorf("reported removals (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(removed, dryRemoved); d != "" {
+				t.Errorf("dry run differs from the real run:\n%s", d)
+			}
+			if len(reps[0].Kept) != min(tc.keep, len(backups)) {
+				t.Errorf("kept %+v", reps[0].Kept)
+			}
+			// Everything kept is still restorable and continuous.
+			ds, err := s.DirStatus("c1", now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ds.Problems) != 0 {
+				t.Errorf("problems after retention: %q", ds.Problems)
+			}
+			for _, b := range ds.Backups {
+				if !b.Restorable {
+					t.Errorf("kept backup %s not restorable: missing %v", b.Name, b.Missing)
+				}
+			}
+		})
+	}
+}
