@@ -40,3 +40,19 @@ lint:
 
 clean:
 	rm -rf bin $(BENCHOUT)
+
+# make demo     walrus end to end in about a minute: a throwaway PostgreSQL archives
+#               through the rsync gateway, is restored by PITR through the mount,
+#               and walrus status is printed (test/demo.sh; root, FUSE, PostgreSQL 15)
+# make compare  walrus vs a stock rsync daemon and pgBackRest on real WAL made in the
+#               same run, plus a sustained pgbench run; writes $(BENCHOUT)/compare.md
+.PHONY: demo compare
+
+demo: build
+	WALRUS_BIN=$(CURDIR)/bin/walrus test/demo.sh
+
+compare: build
+	@command -v pgbackrest >/dev/null || apt-get install -y -qq pgbackrest >/dev/null
+	mkdir -p $(BENCHOUT)
+	WALRUS_BENCH=1 WALRUS_BIN=$(CURDIR)/bin/walrus WALRUS_COMPARE_OUT=$(BENCHOUT)/compare.md \
+		$(GO) test -count=1 -timeout 30m -v -run '^TestCompare$$' ./test/compare/
