@@ -29,7 +29,7 @@ corpus:
 
 bench: build corpus
 	mkdir -p $(BENCHOUT)
-	WALRUS_BENCH=1 WALRUS_WALCACHE=$(WALCACHE) $(GO) test -count=1 -timeout 60m -v \
+	WALRUS_BENCH=1 WALRUS_WALCACHE=$(WALCACHE) $(GO) test -tags bench -count=1 -timeout 60m -v \
 		-run 'Test(StoreBench|StatusMemory|Compare.*)$$' ./test/bench/ ./fs/ ./rsyncgw/ 2>&1 \
 		| grep -v '^=== \|^--- \|^PASS\|^ok \|level=WARN' | tee $(BENCHOUT)/bench.md
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./store/
@@ -37,6 +37,7 @@ bench: build corpus
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags bench ./...
 
 clean:
 	rm -rf bin $(BENCHOUT)

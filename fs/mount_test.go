@@ -12,30 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-archive/walrus/internal/testenv"
+
 	"github.com/walrus-archive/walrus/internal/walgen"
 	"github.com/walrus-archive/walrus/store"
 )
 
 const testSysID = 7300000000000000001
 
-// requireFUSE skips a test that needs a kernel mount when this machine
-// cannot mount, unless CI=true, where skipping is a failure.
-func requireFUSE(t testing.TB) {
-	t.Helper()
-	reason := ""
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		reason = "no /dev/fuse"
-	} else if os.Geteuid() != 0 {
-		reason = "not root (tests mount directly)"
-	}
-	if reason == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("cannot run FUSE tests: %s (CI=true forbids skipping)", reason)
-	}
-	t.Skipf("skipping FUSE test: %s", reason)
-}
+// requireFUSE: see internal/testenv.
+func requireFUSE(t testing.TB) { t.Helper(); testenv.RequireFUSE(t) }
 
 // syncBuffer collects log output from server goroutines.
 type syncBuffer struct {

@@ -14,20 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-archive/walrus/internal/testenv"
+
 	"github.com/walrus-archive/walrus/internal/walgen"
 	"github.com/walrus-archive/walrus/store"
 )
 
-// requireRsync skips without the rsync client, unless CI=true forbids it.
-func requireRsync(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("rsync"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("rsync client not installed (CI=true forbids skipping): %v", err)
-		}
-		t.Skipf("rsync client not installed: %v", err)
-	}
-}
+// requireRsync: see internal/testenv.
+func requireRsync(t testing.TB) { t.Helper(); testenv.RequireCommand(t, "rsync") }
 
 var rsyncTimeout = 20 * time.Second
 

@@ -14,34 +14,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-archive/walrus/internal/testenv"
+
 	"github.com/walrus-archive/walrus/internal/walgen"
 )
 
-// requireServeCapabilities skips without root, /dev/fuse or rsync, except
-// under CI=true where a missing capability is a failure.
+// requireServeCapabilities: root, /dev/fuse and rsync (see internal/testenv).
 func requireServeCapabilities(t *testing.T) {
 	t.Helper()
-	var missing string
-	switch {
-	case os.Geteuid() != 0:
-		missing = "root (to mount FUSE directly)"
-	case !exists("/dev/fuse"):
-		missing = "/dev/fuse"
-	default:
-		if _, err := exec.LookPath("rsync"); err != nil {
-			missing = "the rsync client"
-		}
-	}
-	if missing == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("needs %s, and CI=true forbids skipping", missing)
-	}
-	t.Skipf("needs %s", missing)
+	testenv.RequireFUSE(t)
+	testenv.RequireCommand(t, "rsync")
 }
-
-func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 var builtBinary string
 

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-archive/walrus/internal/testenv"
+
 	"github.com/walrus-archive/walrus/internal/retention"
 	"github.com/walrus-archive/walrus/internal/wal"
 	"github.com/walrus-archive/walrus/store"
@@ -21,26 +23,8 @@ import (
 
 const pgBin = "/usr/lib/postgresql/15/bin"
 
-// requirePostgres skips (or under CI=true fails) when PostgreSQL 15 or a
-// way to run it as the postgres user is missing.
-func requirePostgres(t *testing.T) {
-	t.Helper()
-	var missing string
-	if _, err := os.Stat(filepath.Join(pgBin, "initdb")); err != nil {
-		missing = "PostgreSQL 15 in " + pgBin
-	} else if u, err := user.Current(); err != nil || (u.Uid != "0" && u.Username != "postgres") {
-		missing = "root or the postgres user (initdb refuses to run as root)"
-	} else if _, err := user.Lookup("postgres"); err != nil {
-		missing = "the postgres OS user"
-	}
-	if missing == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("needs %s, and CI=true forbids skipping", missing)
-	}
-	t.Skipf("needs %s", missing)
-}
+// requirePostgres: see internal/testenv.
+func requirePostgres(t *testing.T) { t.Helper(); testenv.RequirePostgres(t) }
 
 // cluster is one running PostgreSQL server.
 type cluster struct {

@@ -1,0 +1,71 @@
+// Package testenv decides, in one place, what a test does when this machine
+// lacks something it needs (root, /dev/fuse, the rsync client, PostgreSQL
+// 15): skip with the reason — or, when CI=true, fail, because CI must never
+// pass by skipping (restic's RESTIC_TEST_DISALLOW_SKIP).
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"testing"
+)
+
+// PGBin is where the tests find PostgreSQL 15.
+const PGBin = "/usr/lib/postgresql/15/bin"
+
+// Require skips t (or fails it under CI=true) unless missing is "".
+func Require(t testing.TB, missing string) {
+	t.Helper()
+	if missing == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("needs %s, and CI=true forbids skipping", missing)
+	}
+	t.Skipf("needs %s", missing)
+}
+
+// FUSE reports what is missing to mount FUSE directly ("" if nothing).
+func FUSE() string {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return "/dev/fuse"
+	}
+	if os.Geteuid() != 0 {
+		return "root (the tests mount FUSE directly)"
+	}
+	return ""
+}
+
+// Command reports whether name is on PATH ("" if it is).
+func Command(name string) string {
+	if _, err := exec.LookPath(name); err != nil {
+		return "the " + name + " command"
+	}
+	return ""
+}
+
+// Postgres reports what is missing to run PostgreSQL 15 as the postgres
+// OS user ("" if nothing).
+func Postgres() string {
+	if _, err := os.Stat(filepath.Join(PGBin, "initdb")); err != nil {
+		return "PostgreSQL 15 in " + PGBin
+	}
+	if u, err := user.Current(); err != nil || (u.Uid != "0" && u.Username != "postgres") {
+		return "root or the postgres user (initdb refuses to run as root)"
+	}
+	if _, err := user.Lookup("postgres"); err != nil {
+		return "the postgres OS user"
+	}
+	return ""
+}
+
+// RequireFUSE is Require(t, FUSE()).
+func RequireFUSE(t testing.TB) { t.Helper(); Require(t, FUSE()) }
+
+// RequireCommand is Require(t, Command(name)).
+func RequireCommand(t testing.TB, name string) { t.Helper(); Require(t, Command(name)) }
+
+// RequirePostgres is Require(t, Postgres()).
+func RequirePostgres(t testing.TB) { t.Helper(); Require(t, Postgres()) }
