@@ -2,7 +2,8 @@
 #   make run     build and start walrus serve on the embedded default
 #                (data, mount and rsyncd.conf under $(WALRUS_HOME); rsync on 127.0.0.1:8873)
 #   make build   build bin/walrus
-#   make test    the whole test suite (race detector on), as CI runs it
+#   make test    the whole test suite (race detector on), as CI runs it;
+#                makes the real WAL corpus first (once, about 30 s)
 #   make bench   measurement harnesses on real WAL (makes the corpus first)
 #   make lint    gofmt + go vet
 #   make corpus  generate real PostgreSQL WAL into $(WALCACHE)
@@ -21,7 +22,7 @@ run: build
 build:
 	$(GO) build -o bin/walrus ./cmd/walrus
 
-test: build
+test: build corpus
 	$(GO) test -race -timeout 25m ./...
 
 corpus:

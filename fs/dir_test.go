@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-archive/walrus/internal/testenv"
+
 	"github.com/walrus-archive/walrus/internal/walgen"
 )
 
@@ -54,7 +56,7 @@ func TestLsMkdirRmRmdir(t *testing.T) {
 func TestPgArchiveCleanup(t *testing.T) {
 	bin := "/usr/lib/postgresql/15/bin/pg_archivecleanup"
 	if _, err := exec.LookPath(bin); err != nil {
-		t.Skipf("no %s", bin)
+		testenv.Require(t, bin)
 	}
 	e := mountTest(t)
 	var names []string

@@ -514,7 +514,7 @@ func TestPushDirectoryTree(t *testing.T) {
 
 func TestPulledOwnership(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to see ownership applied by the client")
+		testenv.Require(t, "root to see ownership applied by the client")
 	}
 	e := startServer(t, "[own]\n\tpath = /db/pg_archived\n\tuid = daemon\n\tgid = 4242\n")
 	e.put(segment(1).Name(), segment(1).Bytes())

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-archive/walrus/internal/testenv"
+
 	"github.com/walrus-archive/walrus/store"
 )
 
@@ -257,14 +259,14 @@ func TestListenAddr(t *testing.T) {
 func TestIPv6Client(t *testing.T) {
 	ln, err := net.Listen("tcp", "[::1]:0")
 	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
+		testenv.Require(t, "an IPv6 loopback address: "+err.Error())
 	}
 	ln.Close()
 	e := startServer(t, "[v6]\n\tpath = /db/pg_archived\n\thosts allow = ::1/128\n")
 	// startServer listens on IPv4; serve a second listener on ::1.
 	ln6, err := net.Listen("tcp", "[::1]:0")
 	if err != nil {
-		t.Skip(err)
+		testenv.Require(t, "an IPv6 loopback address: "+err.Error())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/walrus-archive/walrus/internal/testenv"
 )
 
 // walCacheDir returns the directory of real WAL made by
@@ -24,7 +26,7 @@ func walCacheDir(t *testing.T) string {
 		dir = filepath.Join("..", "..", "test", "testdata", "walcache")
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".complete")); err != nil {
-		t.Skipf("no real WAL in %s (run test/testdata/mkwal.sh %s): %v", dir, dir, err)
+		testenv.Require(t, fmt.Sprintf("real WAL in %s (make corpus, or test/testdata/mkwal.sh %s): %v", dir, dir, err))
 	}
 	return dir
 }
@@ -125,7 +127,7 @@ func fullSegment(t *testing.T, dir string) (Name, []byte) {
 			return ParseName(filepath.Base(p)), data
 		}
 	}
-	t.Skipf("no full segment in %s", dir)
+	testenv.Require(t, "a full segment in "+dir)
 	return Name{}, nil
 }
 
