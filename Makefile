@@ -57,4 +57,4 @@ compare: build
 	@command -v pgbackrest >/dev/null || apt-get install -y -qq pgbackrest >/dev/null
 	mkdir -p $(BENCHOUT)
 	WALRUS_BENCH=1 WALRUS_BIN=$(CURDIR)/bin/walrus WALRUS_COMPARE_OUT=$(BENCHOUT)/compare.md \
-		$(GO) test -count=1 -timeout 30m -v -run '^TestCompare$$' ./test/compare/
+		$(GO) test -tags bench -count=1 -timeout 30m -v -run '^TestCompare$$' ./test/compare/

@@ -30,7 +30,7 @@ type serveCmd struct {
 	UID         int    `name:"uid" help:"Owner of files in the mount (default: the postgres user if it exists, else 0)." default:"-1"`
 	GID         int    `name:"gid" help:"Group of files in the mount (default: the postgres group if it exists, else 0)." default:"-1"`
 	ReadOnly    bool   `help:"Refuse every change through the mount."`
-	AllowOther  bool   `help:"Let users other than the mounting one use the mount (allow_other)."`
+	AllowOther  bool   `help:"Let users other than the mounting one use the mount (allow_other; the kernel still checks the mode and owner shown, the postgres user by default). --no-allow-other turns it off." default:"true" negatable:""`
 	Prefetch    int    `help:"Segments to read ahead after a segment is read (0: off)." default:"8"`
 	RsyncdConf  string `name:"rsyncd-conf" help:"Serve the modules of this rsyncd.conf. Empty: no rsync gateway." type:"path"`
 	RsyncListen string `name:"rsync-listen" help:"Listen address of the rsync gateway (overrides the config's address and port)."`
