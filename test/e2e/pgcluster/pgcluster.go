@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/walrus-archive/walrus/internal/testenv"
 )
 
 // Bin is where the PostgreSQL 15 binaries live (Debian's layout).
@@ -39,12 +41,7 @@ func envOr(k, def string) string {
 // under CI=true, where a missing capability fails the test instead.
 func Require(t testing.TB, tools ...string) {
 	t.Helper()
-	if missing := missingCapability(tools); missing != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("needs %s, and CI=true forbids skipping", missing)
-		}
-		t.Skipf("needs %s", missing)
-	}
+	testenv.Require(t, missingCapability(tools))
 }
 
 func missingCapability(tools []string) string {
