@@ -131,6 +131,14 @@ func (c *serveCmd) applyHome(g *globals) error {
 	if c.Home == "" {
 		return nil
 	}
+	// The home must be traversable by the postgres user, who reaches the
+	// mount below it (archive_command = 'cp %p HOME/pg_archived/%f').
+	if err := os.MkdirAll(c.Home, 0o755); err != nil {
+		return err
+	}
+	if err := os.Chmod(c.Home, 0o755); err != nil {
+		return err
+	}
 	g.Data = filepath.Join(c.Home, "data")
 	if c.Mount == "" {
 		c.Mount = filepath.Join(c.Home, "pg_archived")

@@ -94,6 +94,14 @@ func startServe(t *testing.T, args ...string) *serveProc {
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-p.exited
+		// A failed test must not leave a dead mount behind either.
+		for i, a := range args {
+			if a == "--home" && i+1 < len(args) {
+				if mnt := filepath.Join(args[i+1], "pg_archived"); mounted(mnt) {
+					exec.Command("umount", "-l", mnt).Run()
+				}
+			}
+		}
 	})
 	return p
 }
