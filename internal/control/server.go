@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,6 +55,10 @@ func NewServer(st *store.Store, log *slog.Logger) *Server {
 	mux.HandleFunc("POST /rm", s.rm)
 	mux.HandleFunc("GET /status", s.status)
 	mux.HandleFunc("POST /verify", s.verify)
+	// Profiles for diagnosing a slow server; the socket is 0600, so only
+	// the server's user and root reach them.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	s.registerAdmin(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s
