@@ -256,6 +256,9 @@ func (d *draft) commitLocked(path string) error {
 			}
 		}
 	}
+	// Mode and times set while streaming (cp -p sets them on the open
+	// descriptor before close) are committed with the file.
+	up.SetMeta(d.meta)
 	info, err := up.Commit()
 	if err != nil {
 		return err
