@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"slices"
 	"strings"
 	"time"
 
@@ -205,17 +204,10 @@ func (s *session) dirPull(ctx context.Context, dir, rel string, contents bool) (
 	return out, nil
 }
 
-// namespaces lists the store's directories below the root.
-func (s *session) namespaces(ctx context.Context) ([]string, error) {
-	var out []string
-	err := s.srv.st.Walk(ctx, "*", func(fi store.FileInfo) error {
-		if fi.Dir != "" && (len(out) == 0 || out[len(out)-1] != fi.Dir) {
-			out = append(out, fi.Dir)
-		}
-		return nil
-	})
-	slices.Sort(out)
-	return slices.Compact(out), err
+// namespaces lists the store's directories below the root (an index
+// scan of directory records, not of files).
+func (s *session) namespaces(context.Context) ([]string, error) {
+	return s.srv.st.Namespaces()
 }
 
 // globPull expands a wildcard in the last path element, as the daemon

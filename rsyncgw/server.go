@@ -26,6 +26,7 @@ type Store interface {
 	IsDir(dir string) (bool, error)
 	List(dir string) ([]store.FileInfo, error)
 	Walk(ctx context.Context, dir string, fn func(store.FileInfo) error) error
+	Namespaces() ([]string, error)
 }
 
 var _ Store = (*store.Store)(nil)

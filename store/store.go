@@ -366,6 +366,17 @@ func (s *Store) Dirs() ([]index.Dir, error) {
 	return out, err
 }
 
+// Namespaces returns the names of the directories below the root, in name
+// order, empty ones included, without scanning files.
+func (s *Store) Namespaces() ([]string, error) {
+	dirs, err := s.Dirs()
+	out := make([]string, 0, len(dirs))
+	for _, d := range dirs {
+		out = append(out, d.Name)
+	}
+	return out, err
+}
+
 // DirMeta returns a namespace's WAL metadata.
 func (s *Store) DirMeta(dir string) (index.Dir, error) {
 	var out index.Dir
