@@ -2,7 +2,6 @@ package store
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -86,23 +85,7 @@ func TestGCCrashConsistency(t *testing.T) {
 		if err != nil {
 			t.Fatalf("iteration %d: reopen after SIGKILL: %v", it, err)
 		}
-		for name, sum := range acked {
-			var buf bytes.Buffer
-			r, err := s.Open(name)
-			if err == nil {
-				_, err = r.WriteTo(&buf)
-			}
-			if err != nil {
-				t.Fatalf("iteration %d: acknowledged %s lost: %v", it, name, err)
-			}
-			if fmt.Sprintf("%x", sha256.Sum256(buf.Bytes())) != sum {
-				t.Fatalf("iteration %d: acknowledged %s reads back different bytes", it, name)
-			}
-		}
-		rep, err := s.Verify(context.Background(), "*", nil)
-		if err != nil || len(rep.DataProblems()) > 0 {
-			t.Fatalf("iteration %d: verify: %v %+v", it, err, rep.DataProblems())
-		}
+		checkAcked(t, it, s, acked)
 		checkGCInvariants(t, s)
 		if t.Failed() {
 			t.FailNow()
