@@ -165,3 +165,35 @@ func dropCaches() bool {
 	exec.Command("sync").Run()
 	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0) == nil
 }
+
+// TestCompareLs times `ls` of 100 000 names in the mount against `ls` of a
+// plain directory holding as many empty files (target: under 1 s).
+func TestCompareLs(t *testing.T) {
+	if os.Getenv("WALRUS_BENCH") != "1" {
+		t.Skip("set WALRUS_BENCH=1 to compare the mount with a plain directory")
+	}
+	const n = 100_000
+	e := mountTest(t)
+	fill(t, e, "big", n)
+	plain := t.TempDir()
+	for i := 0; i < n; i++ {
+		f, err := os.Create(filepath.Join(plain, fmt.Sprintf("f%06d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	timeLs := func(dir string) time.Duration {
+		var best time.Duration
+		for i := 0; i < 3; i++ {
+			start := time.Now()
+			e.mustRun("ls", dir)
+			if d := time.Since(start); best == 0 || d < best {
+				best = d
+			}
+		}
+		return best
+	}
+	mnt, pl := timeLs(e.m("big")), timeLs(plain)
+	fmt.Printf("ls of %d names (best of 3): mount %v, plain %v, ratio %.2f\n", n, mnt, pl, float64(mnt)/float64(pl))
+}

@@ -106,7 +106,8 @@ func TestStatfsReportsDataDirectory(t *testing.T) {
 	e.mustRun("df", e.mnt)
 }
 
-// The ls target: 100 000 names in under a second.
+// ls lists 100 000 names completely. Its speed (target: under 1 s) is
+// measured by TestCompareLs under make bench, not asserted here.
 func TestLsHundredThousand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills a store with 100 000 files")
@@ -124,9 +125,6 @@ func TestLsHundredThousand(t *testing.T) {
 		t.Fatalf("ls listed %d names, want %d", got, n)
 	}
 	t.Logf("ls of %d names: %v", n, took)
-	if took > time.Second && !raceEnabled {
-		t.Errorf("ls of %d names took %v, target 1 s", n, took)
-	}
 }
 
 // fill stores n empty opaque files in dir, many at once so the store
