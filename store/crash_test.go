@@ -141,8 +141,24 @@ func checkAcked(t *testing.T, it int, s *Store, acked map[string]string) {
 
 func runCrashChild(t *testing.T, dir string, start uint64, killAfter int, extra time.Duration) map[string]string {
 	t.Helper()
+	acked := map[string]string{}
+	runKilledChild(t, "WALRUS_CRASH_CHILD="+dir, start, killAfter, extra, func(f []string) bool {
+		if len(f) == 3 && f[0] == "ok" {
+			acked[f[1]] = f[2]
+			return true
+		}
+		return false
+	})
+	return acked
+}
+
+// runKilledChild re-runs the test binary as a child with env set, hands
+// each line it prints to line (false: an unexpected line, reported), and
+// SIGKILLs it extra after its killAfter-th line (at once for 0).
+func runKilledChild(t *testing.T, env string, start uint64, killAfter int, extra time.Duration, line func(fields []string) bool) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "WALRUS_CRASH_CHILD="+dir, fmt.Sprintf("WALRUS_CRASH_START=%d", start))
+	cmd.Env = append(os.Environ(), env, fmt.Sprintf("WALRUS_CRASH_START=%d", start))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -151,9 +167,6 @@ func runCrashChild(t *testing.T, dir string, start uint64, killAfter int, extra 
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	acked := map[string]string{}
-	sc := bufio.NewScanner(out)
-	lines := 0
 	killed := false
 	kill := func() {
 		if !killed {
@@ -164,20 +177,15 @@ func runCrashChild(t *testing.T, dir string, start uint64, killAfter int, extra 
 	if killAfter == 0 {
 		kill()
 	}
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		switch {
-		case len(f) == 3 && f[0] == "ok":
-			acked[f[1]] = f[2]
-		default:
+	sc := bufio.NewScanner(out)
+	for lines := 1; sc.Scan(); lines++ {
+		if !line(strings.Fields(sc.Text())) {
 			t.Errorf("child: %s", sc.Text())
 		}
-		lines++
 		if lines >= killAfter {
 			kill()
 		}
 	}
 	kill()
 	cmd.Wait()
-	return acked
 }

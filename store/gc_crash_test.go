@@ -1,15 +1,11 @@
 package store
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -100,27 +96,8 @@ func TestGCCrashConsistency(t *testing.T) {
 
 func runGCCrashChild(t *testing.T, dir string, start uint64, killAfter int, extra time.Duration) (acked map[string]string, removed []string, gcs int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "WALRUS_GC_CHILD="+dir, fmt.Sprintf("WALRUS_CRASH_START=%d", start))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	acked = map[string]string{}
-	killed := false
-	kill := func() {
-		if !killed {
-			killed = true
-			time.AfterFunc(extra, func() { cmd.Process.Signal(syscall.SIGKILL) })
-		}
-	}
-	sc := bufio.NewScanner(out)
-	for lines := 0; sc.Scan(); lines++ {
-		f := strings.Fields(sc.Text())
+	runKilledChild(t, "WALRUS_GC_CHILD="+dir, start, killAfter, extra, func(f []string) bool {
 		switch {
 		case len(f) == 3 && f[0] == "ok":
 			acked[f[1]] = f[2]
@@ -128,13 +105,9 @@ func runGCCrashChild(t *testing.T, dir string, start uint64, killAfter int, extr
 		case len(f) == 2 && f[0] == "rm":
 			removed = append(removed, f[1]) // possibly removed: no longer required
 		default:
-			t.Errorf("child: %s", sc.Text())
+			return false
 		}
-		if lines >= killAfter {
-			kill()
-		}
-	}
-	kill()
-	cmd.Wait()
+		return true
+	})
 	return acked, removed, gcs / 2
 }
