@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"github.com/walrus-archive/walrus/internal/walgen"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/walrus-archive/walrus/internal/testenv"
+	"github.com/walrus-archive/walrus/internal/walgen"
 )
 
 func TestCpIntoMountCommits(t *testing.T) {
@@ -52,13 +54,7 @@ func TestCpIntoMountCommits(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling interval, not synchronisation
-	}
+	testenv.WaitFor(t, what, 10*time.Second, cond)
 }
 
 func TestRsyncIntoMount(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/walrus-archive/walrus/internal/testenv"
 )
 
 // TestCompareStockDaemon measures walrus against a stock `rsync --daemon`
@@ -125,16 +127,10 @@ func startStockDaemon(t *testing.T, dir string) string {
 		cancel()
 		cmd.Wait()
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if err := exec.Command("rsync", "rsync://"+addr+"/").Run(); err == nil {
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("stock rsync daemon did not come up")
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
-	}
+	testenv.WaitFor(t, "the stock rsync daemon", 10*time.Second, func() bool {
+		return exec.Command("rsync", "rsync://"+addr+"/").Run() == nil
+	})
+	return addr
 }
 
 func timed(t *testing.T, e *testEnv, args ...string) time.Duration {

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-archive/walrus/internal/testenv"
+
 	"github.com/walrus-archive/walrus/internal/walgen"
 )
 
@@ -24,13 +26,7 @@ func cached(t *testing.T, s *Store, path string) bool {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling interval, not synchronisation
-	}
+	testenv.WaitFor(t, what, 10*time.Second, cond)
 }
 
 func TestPrefetchWarmsNextSegments(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // PGBin is where the tests find PostgreSQL 15.
@@ -69,3 +70,17 @@ func RequireCommand(t testing.TB, name string) { t.Helper(); Require(t, Command(
 
 // RequirePostgres is Require(t, Postgres()).
 func RequirePostgres(t testing.TB) { t.Helper(); Require(t, Postgres()) }
+
+// WaitFor polls cond until it holds, failing t after timeout. The short
+// sleep between polls is a polling interval, not synchronisation: the test
+// waits for a condition it can observe, with a deadline.
+func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

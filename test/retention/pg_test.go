@@ -124,14 +124,10 @@ func (c *cluster) switchAndWait(arch string) {
 
 func waitFile(t *testing.T, path string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s not archived within 30 s", path)
+	testenv.WaitFor(t, path+" archived", 30*time.Second, func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
 }
 
 // backup takes a base backup with pg_basebackup and waits for its .backup
@@ -140,13 +136,9 @@ func (c *cluster) backup(work, label, arch string) {
 	before := backupFiles(arch)
 	dst := filepath.Join(work, label)
 	run(c.t, "pg_basebackup", "-h", c.sock, "-p", strconv.Itoa(c.port), "-D", dst, "-X", "none", "-l", label, "-c", "fast")
-	deadline := time.Now().Add(60 * time.Second)
-	for len(backupFiles(arch)) == len(before) {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("backup %s: no .backup file archived", label)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.WaitFor(c.t, "the .backup file of "+label, 60*time.Second, func() bool {
+		return len(backupFiles(arch)) > len(before)
+	})
 	c.switchAndWait(arch) // the stop segment
 }
 
