@@ -2,6 +2,7 @@ package rsyncgw
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -370,20 +371,9 @@ func (s *session) writeDone() error {
 // read_ndx_and_attrs) and, for a transfer, the block-sum header and sums,
 // which are skipped: the sender sends every byte as a literal.
 func (s *session) readRequest(ndx int32) (*request, error) {
-	req := &request{ndx: ndx}
-	var err error
-	if req.iflags, err = readUint16(s.in); err != nil {
+	req, err := s.readAttrs(ndx)
+	if err != nil {
 		return nil, err
-	}
-	if req.iflags&itemBasisTypeFollows != 0 {
-		if req.basis, err = s.in.ReadByte(); err != nil {
-			return nil, eofIsUnexpected(err)
-		}
-	}
-	if req.iflags&itemXnameFollows != 0 {
-		if req.xname, err = readVstring(s.in, maxNameLen); err != nil {
-			return nil, err
-		}
 	}
 	if req.iflags&itemTransfer == 0 {
 		return req, nil
@@ -466,7 +456,7 @@ func (s *session) sendData(r *store.Reader, e *fileEntry) error {
 		n, err := r.ReadAt(buf[4:], off)
 		if n > 0 {
 			sum.Write(buf[4 : 4+n])
-			copy(buf[:4], appendInt32(nil, int32(n)))
+			binary.LittleEndian.PutUint32(buf[:4], uint32(n)) // token: literal length
 			if _, werr := s.out.Write(buf[:4+n]); werr != nil {
 				return werr
 			}
