@@ -194,19 +194,29 @@ func (o *commitFileOp) apply(x *index.Txn, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := o.checkLocated(x); err != nil {
+	indexed, err := o.checkLocated(x)
+	if err != nil {
 		return err
 	}
 	// All checks passed: from here on only writes.
+	live := map[uint32]int64{} // bytes newly made live, per pack
 	for _, h := range f.Blocks {
-		if h.IsZero() {
-			continue
+		if !h.IsZero() {
+			if err := o.reference(x, h, indexed, live); err != nil {
+				return err
+			}
 		}
-		stored, err := o.reference(x, h)
+	}
+	for id, n := range live {
+		p, err := packRecord(x, id)
 		if err != nil {
 			return err
 		}
-		dir.StoredBytes += stored
+		p.Live += n
+		if err := x.PutPack(p); err != nil {
+			return err
+		}
+		dir.StoredBytes += n
 	}
 	f.Archived = now.UnixNano()
 	if err := x.PutFile(f); err != nil {
@@ -270,57 +280,61 @@ func checkCluster(dir *index.Dir, h *wal.LongPageHeader, path string) error {
 // checkLocated refuses the commit when a block this upload wrote (and the
 // index does not know yet) lies in a pack GC has retired meanwhile: its bytes
 // may already be gone. GC skips packs with pending blocks, so this only
-// catches the narrow races around that check; the writer retries.
-func (o *commitFileOp) checkLocated(x *index.Txn) error {
+// catches the narrow races around that check; the writer retries. It returns
+// the block records already indexed, so reference need not read them again.
+func (o *commitFileOp) checkLocated(x *index.Txn) (map[index.Hash]*index.Block, error) {
+	indexed := map[index.Hash]*index.Block{}
+	retired := map[uint32]bool{}
 	for _, h := range o.file.Blocks {
 		if h.IsZero() {
 			continue
 		}
-		if _, err := x.Block(h); err == nil {
+		if _, seen := indexed[h]; seen {
 			continue
-		} else if !errors.Is(err, index.ErrNotFound) {
-			return err
 		}
+		b, err := x.Block(h)
+		if err == nil {
+			indexed[h] = b
+			continue
+		}
+		if !errors.Is(err, index.ErrNotFound) {
+			return nil, err
+		}
+		indexed[h] = nil
 		loc, ok := o.located[h]
 		if !ok {
-			return fmt.Errorf("store: block %s of %s is neither indexed nor written", h, o.file.Path())
+			return nil, fmt.Errorf("store: block %s of %s is neither indexed nor written", h, o.file.Path())
 		}
-		p, err := packRecord(x, loc.Pack)
-		if err != nil {
-			return err
+		gone, known := retired[loc.Pack]
+		if !known {
+			p, err := packRecord(x, loc.Pack)
+			if err != nil {
+				return nil, err
+			}
+			gone = p.Retired
+			retired[loc.Pack] = gone
 		}
-		if p.Retired {
-			return refuse(fmt.Errorf("%w: %s: pack %d was garbage-collected during the upload", ErrRetry, o.file.Path(), loc.Pack))
+		if gone {
+			return nil, refuse(fmt.Errorf("%w: %s: pack %d was garbage-collected during the upload", ErrRetry, o.file.Path(), loc.Pack))
 		}
 	}
-	return nil
+	return indexed, nil
 }
 
-// reference adds one reference to block h and returns the pack bytes it
-// newly made live (zero when the block was already indexed).
-func (o *commitFileOp) reference(x *index.Txn, h index.Hash) (int64, error) {
-	b, err := x.Block(h)
-	if err == nil {
+// reference adds one reference to block h. indexed holds the block records
+// read by checkLocated (nil: not indexed yet) and is updated, so a block
+// that occurs twice in the file is created once and then counted; bytes a
+// new block makes live are added to live for its pack.
+func (o *commitFileOp) reference(x *index.Txn, h index.Hash, indexed map[index.Hash]*index.Block, live map[uint32]int64) error {
+	if b := indexed[h]; b != nil {
 		b.Refs++
-		return 0, x.PutBlock(h, b)
+		return x.PutBlock(h, b)
 	}
-	if !errors.Is(err, index.ErrNotFound) {
-		return 0, err
-	}
-	loc, ok := o.located[h]
-	if !ok {
-		return 0, fmt.Errorf("store: block %s of %s is neither indexed nor written", h, o.file.Path())
-	}
+	loc := o.located[h] // present: checkLocated made sure
 	loc.Refs = 1
-	if err := x.PutBlock(h, &loc); err != nil {
-		return 0, err
-	}
-	p, err := packRecord(x, loc.Pack)
-	if err != nil {
-		return 0, err
-	}
-	p.Live += loc.RecordLen()
-	return loc.RecordLen(), x.PutPack(p)
+	indexed[h] = &loc
+	live[loc.Pack] += loc.RecordLen()
+	return x.PutBlock(h, &loc)
 }
 
 // removeOp deletes a file record and releases its blocks.

@@ -449,3 +449,32 @@ func TestMkdirRmdir(t *testing.T) {
 		t.Fatalf("dot-dot accepted: %v", err)
 	}
 }
+
+// A block repeated inside one file is stored once and counted per use, so
+// removing the files releases it exactly when the last use goes.
+func TestRepeatedBlockRefcounts(t *testing.T) {
+	s := openTest(t, t.TempDir(), func(c *Config) { c.BlockSize = 64 << 10 })
+	block := randomBytes(64<<10, 77)
+	data := bytes.Repeat(block, 3)
+	mustPut(t, s, "a", data)
+	one, _ := s.Status()
+	if one.StoredBytes <= 0 || one.StoredBytes > int64(len(block)+100) {
+		t.Fatalf("three copies of one block stored in %d bytes", one.StoredBytes)
+	}
+	mustPut(t, s, "b", data)
+	if err := s.Remove("a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, s, "b"); !bytes.Equal(got, data) {
+		t.Fatal("b damaged by removing a")
+	}
+	if st, _ := s.Status(); st.StoredBytes != one.StoredBytes {
+		t.Fatalf("stored bytes %d after removing a, want %d", st.StoredBytes, one.StoredBytes)
+	}
+	if err := s.Remove("b"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Status(); st.StoredBytes != 0 {
+		t.Fatalf("stored bytes %d after removing every file", st.StoredBytes)
+	}
+}
