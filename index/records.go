@@ -33,6 +33,9 @@ type File struct {
 	Hash      Hash   // SHA-256 of the whole file
 	BlockSize uint32 // size of every block but the last
 	Blocks    []Hash // one per block; ZeroHash for a hole
+	// Stored is the pack footprint of the file's distinct blocks when it
+	// was committed (what du shows); 0 in records written before it existed.
+	Stored int64
 }
 
 // Path is Dir/Name, or Name in the root.
@@ -208,6 +211,7 @@ func encodeFile(f *File) []byte {
 		e.u8(1)
 		e.hash(h)
 	}
+	e.svar(f.Stored) // optional trailing field
 	return e.b
 }
 
@@ -231,6 +235,9 @@ func decodeFile(dir, name string, b []byte) (*File, error) {
 		if d.u8() == 1 {
 			f.Blocks[i] = d.hash()
 		}
+	}
+	if d.err == nil && len(d.b) > 0 {
+		f.Stored = d.svar()
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: file %q", d.err, name)

@@ -219,6 +219,9 @@ func (o *commitFileOp) apply(x *index.Txn, now time.Time) error {
 		dir.StoredBytes += n
 	}
 	f.Archived = now.UnixNano()
+	for _, b := range indexed {
+		f.Stored += b.RecordLen()
+	}
 	if err := x.PutFile(f); err != nil {
 		return err
 	}

@@ -298,6 +298,7 @@ type FileInfo struct {
 	Archived time.Time
 	Hash     index.Hash
 	Kind     wal.Kind
+	Stored   int64 // pack bytes of its distinct blocks at commit (shared blocks count in full)
 }
 
 func infoOf(f *index.File) FileInfo {
@@ -308,6 +309,7 @@ func infoOf(f *index.File) FileInfo {
 		Archived: time.Unix(0, f.Archived),
 		Hash:     f.Hash,
 		Kind:     wal.ParseName(f.Name).Kind,
+		Stored:   f.Stored,
 	}
 }
 
