@@ -15,6 +15,7 @@ var (
 	_ = (gofs.NodeUnlinker)((*dirNode)(nil))
 	_ = (gofs.NodeRenamer)((*dirNode)(nil))
 	_ = (gofs.NodeStatfser)((*dirNode)(nil))
+	_ = (gofs.NodeFsyncer)((*dirNode)(nil))
 
 	_ = (gofs.NodeGetattrer)((*fileNode)(nil))
 	_ = (gofs.NodeSetattrer)((*fileNode)(nil))

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"syscall"
 	"time"
 
@@ -35,14 +36,22 @@ func (n *dirNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAt
 	return n.Getattr(ctx, f, out)
 }
 
-// Lookup finds, in this order: a temp draft, a namespace (root only), a
-// committed file. Files being written under their final name are not
-// found until they are committed (see doc.go).
+// Lookup finds, in this order: a work file (names that are not archive
+// names only), a namespace (root only), a committed file. Files being
+// written under an archive name are not found until they are committed
+// (see doc.go).
 func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if len(name) > maxName {
+		return nil, syscall.ENAMETOOLONG
+	}
 	path := joinPath(n.dir, name)
-	if isTemp(name) {
-		if d := n.fsys.temp(path); d != nil {
-			return n.draftChild(ctx, name, d, out), 0
+	if !isArchiveName(name) {
+		fi, err := n.fsys.st.StatWork(path)
+		if err == nil {
+			return n.workChild(ctx, name, path, fi, out), 0
+		}
+		if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrInvalidName) {
+			return nil, n.fsys.fail("lookup", path, err)
 		}
 	}
 	if n.isRoot() {
@@ -76,31 +85,16 @@ func (n *dirNode) dirChild(ctx context.Context, name string, out *fuse.EntryOut)
 // fileChild returns the node of a committed file, reusing the known one
 // (and so the kernel's page cache) when it holds the same content.
 func (n *dirNode) fileChild(ctx context.Context, name string, info store.FileInfo, out *fuse.EntryOut) *gofs.Inode {
-	n.fsys.fileAttr(&out.Attr, info.Size, info.MTime, info.Archived)
+	n.fsys.fileAttr(&out.Attr, info.Mode, info.Size, info.Stored, info.MTime, info.Archived)
 	n.setTimeouts(out, n.fsys.opts.AttrTimeout)
 	if c := n.GetChild(name); c != nil {
-		if fn, ok := c.Operations().(*fileNode); ok {
+		if fn, ok := c.Operations().(*fileNode); ok && fn.workPath() == "" {
 			if cur, d := fn.state(); d == nil && cur.Hash == info.Hash {
 				return c
 			}
 		}
 	}
 	return n.NewInode(ctx, &fileNode{fsys: n.fsys, info: info}, gofs.StableAttr{Mode: syscall.S_IFREG})
-}
-
-// draftChild returns the node of a temp draft.
-func (n *dirNode) draftChild(ctx context.Context, name string, d *draft, out *fuse.EntryOut) *gofs.Inode {
-	size, mtime := d.attrs()
-	n.fsys.fileAttr(&out.Attr, size, mtime, mtime)
-	n.setTimeouts(out, 0)
-	if c := n.GetChild(name); c != nil {
-		if fn, ok := c.Operations().(*fileNode); ok {
-			if _, cur := fn.state(); cur == d {
-				return c
-			}
-		}
-	}
-	return n.NewInode(ctx, &fileNode{fsys: n.fsys, draft: d}, gofs.StableAttr{Mode: syscall.S_IFREG})
 }
 
 func (n *dirNode) setTimeouts(out *fuse.EntryOut, attr time.Duration) {
@@ -110,7 +104,7 @@ func (n *dirNode) setTimeouts(out *fuse.EntryOut, attr time.Duration) {
 
 // Readdir lists namespaces (root only), committed files by key only (fast
 // for 100 000 names; READDIRPLUS is off so no per-entry stat follows) and
-// temp drafts.
+// work files.
 func (n *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	var list []fuse.DirEntry
 	dirs := map[string]bool{}
@@ -133,16 +127,19 @@ func (n *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	if err != nil {
 		return nil, n.fsys.fail("readdir", n.dir, err)
 	}
-	for _, name := range n.fsys.tempNames(n.dir) {
+	work, err := n.fsys.st.WorkNames(n.dir)
+	if err != nil {
+		return nil, n.fsys.fail("readdir", n.dir, err)
+	}
+	for _, name := range work {
 		list = append(list, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG})
 	}
 	return gofs.NewListDirStream(list), 0
 }
 
-// Create starts a draft. A temp name (leading dot) is staged and visible
-// to lookups; any other name streams into the store and stays invisible
-// until close commits it (entry and attribute timeouts 0, so the kernel
-// asks again).
+// Create starts a file. An archive name streams into the store and stays
+// invisible until close commits it (entry and attribute timeouts 0, so the
+// kernel asks again); any other name is a work file (work.go).
 func (n *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
 	if n.fsys.opts.ReadOnly {
 		return nil, nil, 0, syscall.EROFS
@@ -154,18 +151,14 @@ func (n *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if errno := n.taken(path, name); errno != 0 {
 		return nil, nil, 0, errno
 	}
+	if !isArchiveName(name) {
+		return n.createWork(ctx, path, flags, mode, out)
+	}
 	d := n.fsys.newDraft(path, mode)
-	if d.temp && !n.fsys.addTemp(d) {
-		return nil, nil, 0, syscall.EEXIST
-	}
 	node := &fileNode{fsys: n.fsys, draft: d}
-	n.fsys.fileAttr(&out.Attr, 0, d.meta.MTime, d.meta.MTime)
+	n.fsys.fileAttr(&out.Attr, d.meta.Mode, 0, 0, d.meta.MTime, d.meta.MTime)
 	out.SetAttrTimeout(0)
-	if d.temp {
-		out.SetEntryTimeout(n.fsys.opts.EntryTimeout)
-	} else {
-		out.SetEntryTimeout(0)
-	}
+	out.SetEntryTimeout(0)
 	child := n.NewInode(ctx, node, gofs.StableAttr{Mode: syscall.S_IFREG})
 	return child, &writeHandle{node: node, d: d, write: true}, fuse.FOPEN_DIRECT_IO, 0
 }
@@ -221,31 +214,45 @@ func (n *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 		return syscall.EROFS
 	case !n.isRoot():
 		return syscall.ENOENT
-	case n.fsys.hasTemps(name):
-		return syscall.ENOTEMPTY
 	}
-	return n.fsys.fail("rmdir", name, n.fsys.st.Rmdir(name))
+	if work, err := n.fsys.st.WorkNames(name); err != nil || len(work) > 0 {
+		return n.fsys.fail("rmdir", name, orNotEmpty(err))
+	}
+	if err := n.fsys.st.Rmdir(name); err != nil {
+		return n.fsys.fail("rmdir", name, err)
+	}
+	return n.fsys.fail("rmdir", name, n.fsys.st.RemoveWorkDir(name))
 }
 
-// Unlink removes a committed file from the store, or drops a temp draft.
+func orNotEmpty(err error) error {
+	if err == nil {
+		return store.ErrNotEmpty
+	}
+	return err
+}
+
+// Unlink removes a work file, or a committed file from the store.
 func (n *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	if n.fsys.opts.ReadOnly {
 		return syscall.EROFS
 	}
 	path := joinPath(n.dir, name)
-	if isTemp(name) {
-		if d := n.fsys.removeTemp(path, nil); d != nil {
-			d.discard()
-			return 0
+	if !isArchiveName(name) {
+		err := n.fsys.st.RemoveWork(path)
+		if !errors.Is(err, store.ErrNotFound) {
+			return n.fsys.fail("unlink", path, err)
 		}
 	}
 	return n.fsys.fail("unlink", path, n.fsys.st.Remove(path))
 }
 
-// Rename of a temp draft onto a final name commits it: when Rename returns
-// 0 the file is durable and the name shows the complete content. A failed
-// commit fails the rename and keeps the temp file. Committed files and
-// namespaces do not move (EXDEV: mv falls back to copy and unlink).
+// Rename of a work file onto an archive name, or onto a name the store
+// holds, archives it (store.CommitWork): when Rename returns 0 the file is
+// durable under the new name and the work file is gone; a refused commit
+// fails the rename (EEXIST: different content exists; EINVAL: invalid
+// WAL; EPERM: another cluster) and keeps the work file. Onto another work
+// name it is rename(2) in the work area, replacing what is there. An
+// archived file moves within the store (renameCommitted).
 func (n *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	np, ok := newParent.(*dirNode)
 	switch {
@@ -258,36 +265,73 @@ func (n *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		return errno
 	}
 	from, to := joinPath(n.dir, name), joinPath(np.dir, newName)
-	d := n.fsys.temp(from)
-	if d == nil || !isTemp(name) {
-		if _, err := n.fsys.st.Stat(from); err == nil || (n.isRoot() && n.isDir(name)) {
-			return syscall.EXDEV
-		}
-		return syscall.ENOENT
-	}
 	if flags&renameNoReplace != 0 && np.exists(newName) {
 		return syscall.EEXIST
-	}
-	if isTemp(newName) {
-		if old := n.fsys.moveTemp(d, to); old != nil {
-			old.discard()
-		}
-		return 0
 	}
 	if np.isRoot() && np.isDir(newName) {
 		return syscall.EISDIR
 	}
-	info, err := d.commitTo(to)
+	node := n.childNode(name)
+	fi, err := n.fsys.st.StatWork(from)
+	if isArchiveName(name) || err != nil {
+		return n.renameCommitted(node, from, to)
+	}
+	if !isArchiveName(newName) && !np.committed(newName) {
+		if err := n.fsys.st.RenameWork(from, to); err != nil {
+			return n.fsys.fail("rename", from+" -> "+to, err)
+		}
+		if node != nil {
+			node.setWork(to)
+		}
+		return 0
+	}
+	meta := store.FileMeta{Mode: fi.Mode().Perm(), MTime: fi.ModTime()}
+	info, err := n.fsys.st.CommitWork(from, to, meta)
 	if err != nil {
 		return n.fsys.fail("rename", from+" -> "+to, err)
 	}
-	n.fsys.removeTemp(from, d)
-	if c := n.GetChild(name); c != nil {
-		if fn, ok := c.Operations().(*fileNode); ok {
-			fn.setCommitted(info)
-		}
+	if node != nil {
+		node.setCommitted(info)
 	}
 	return 0
+}
+
+// renameCommitted moves an archived file within the store (store.Rename:
+// validated for the new name, no bytes copied). A namespace does not move
+// (EXDEV), and a file still being written under an archive name is not
+// there yet (ENOENT).
+func (n *dirNode) renameCommitted(node *fileNode, from, to string) syscall.Errno {
+	if _, name, _ := store.SplitPath(from); n.isRoot() && n.isDir(name) {
+		return syscall.EXDEV
+	}
+	info, err := n.fsys.st.Rename(from, to)
+	if err != nil {
+		return n.fsys.fail("rename", from+" -> "+to, err)
+	}
+	// rename(2) replaces the target: a work file of that name goes.
+	if err := n.fsys.st.RemoveWork(to); err != nil && !errors.Is(err, store.ErrNotFound) {
+		n.fsys.log.Warn("fuse: renamed onto a work file but could not remove it", "path", to, "err", err)
+	}
+	if node != nil {
+		node.setCommitted(info)
+	}
+	return 0
+}
+
+// childNode returns the file node the kernel knows under name, if any.
+func (n *dirNode) childNode(name string) *fileNode {
+	if c := n.GetChild(name); c != nil {
+		if fn, ok := c.Operations().(*fileNode); ok {
+			return fn
+		}
+	}
+	return nil
+}
+
+// committed reports whether the store holds a file under name.
+func (n *dirNode) committed(name string) bool {
+	_, err := n.fsys.st.Stat(joinPath(n.dir, name))
+	return err == nil
 }
 
 const renameNoReplace = 0x1 // linux/fs.h RENAME_NOREPLACE
@@ -299,11 +343,19 @@ func (n *dirNode) isDir(name string) bool {
 
 func (n *dirNode) exists(name string) bool {
 	path := joinPath(n.dir, name)
-	if n.fsys.temp(path) != nil || (n.isRoot() && n.isDir(name)) {
+	if _, err := n.fsys.st.StatWork(path); err == nil || (n.isRoot() && n.isDir(name)) {
 		return true
 	}
-	_, err := n.fsys.st.Stat(path)
-	return err == nil
+	return n.committed(name)
+}
+
+// Fsync of a directory makes the names of its work files durable (fsync of
+// the work directory). Archived files are durable when their commit
+// returns, so there is nothing else to do; PostgreSQL's fsync_fname on a
+// directory tolerates only EBADF and EINVAL, so this never fails for lack
+// of work files.
+func (n *dirNode) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno {
+	return n.fsys.fail("fsyncdir", n.dir, n.fsys.st.SyncWorkDir(n.dir))
 }
 
 // Statfs reports the file system that holds the data directory.

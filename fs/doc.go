@@ -14,38 +14,63 @@
 // removes a file (all EROFS with ReadOnly). Extended attributes are off
 // (ENOTSUP), so cp --preserve=all and rsync -a carry on without them.
 //
-// # Writes
+// # Writes: the write model
 //
-// A file written through the mount is a draft (draft.go) until the store
-// has committed it:
+// Every name is of one of two kinds (names.go):
 //
-//   - Under its final name (cp, cat >): the first write at offset 0
-//     streams the bytes into a store.Upload as they arrive; close (FLUSH)
-//     or fsync commits, and close returns the outcome: 0 only when the file
-//     is durable. A later write before the end fails with ESPIPE (the bytes
-//     are already in the upload); a first write elsewhere stages instead.
-//   - Under a temp name (leading dot: rsync's .NAME.XXXXXX): the bytes are
-//     staged (memory, then an unlinked spill file in Options.StageDir) and
-//     never reach the store under the temp name. rename onto the final name
-//     commits; when rename returns 0 the file is durable and the final name
-//     shows the complete content at once. A failed commit fails the rename
-//     (EEXIST: different content exists; EINVAL: invalid WAL; EPERM:
-//     another cluster) and keeps the temp file until it is unlinked.
-//     Unmounting discards temp files that were never renamed.
+//   - Archive names: WAL segments, .history, .backup, and segments
+//     compressed by pg_receivewal (NAME.gz, .lz4, .zst). What PostgreSQL's
+//     archivers deliver as final.
+//   - Work files: every other name — temp names with or without a leading
+//     dot (rsync's .NAME.XXXXXX, basic_archive's archtemp.NAME.PID.MS),
+//     pg_receivewal's NAME.partial and NAME.gz.partial, anything else.
 //
-// Visibility: a file being written under its final name is invisible
-// (lookup ENOENT, absent from readdir) to everyone until it is committed;
-// the writer keeps using its descriptor. CREATE answers it with entry and
-// attribute timeouts of 0 so the kernel asks again on the next lookup. So a
-// second process never observes a partial file under a final name. Temp
-// files are visible with their staged size.
+// A work file (work.go) is an ordinary file in the store's work area, and
+// behaves like one: random writes, seeking back, truncate, reopen by the
+// same or another process, flock/fcntl locks (kept by the kernel), fsync
+// (durable: it survives a crash of walrus and is visible again after a
+// restart), directory fsync (makes its name durable), chmod, chown, utimes.
+// Closing a written .partial fsyncs it, because archive_command copies
+// NAME.partial with cp at promotion and exit 0 must mean durable. Work
+// files are never compressed, validated or retained; they are not in the
+// store's index, so the rsync gateway and walrus status do not see them.
 //
-// Archived files are immutable. Opening one for writing (cp over it, with
-// O_TRUNC) starts a draft of the same name; the store accepts it at close
-// only if the content is identical, else close fails with EEXIST and the
-// original stays intact and readable throughout. Write handles use direct
-// I/O so refused bytes never enter the kernel's page cache. Committed
-// files do not rename (EXDEV: mv falls back to copy and unlink).
+// Rename of a work file onto an archive name (or onto any name the store
+// holds) commits it: its content is validated for the new name then — not
+// at the first write — and archived; when rename returns 0 the file is
+// durable under the new name and the work file is gone. A refused commit
+// fails the rename with the errno (EEXIST: different content exists;
+// EINVAL: invalid WAL; EPERM: another cluster) and keeps the source.
+// Rename between work names is rename(2) in the work area.
+//
+// An archive name written directly (cp, cat >, dd) is a draft (draft.go):
+//
+//   - the first write at offset 0 streams the bytes into a store.Upload as
+//     they arrive (the fast path: no staging); close (FLUSH) or fsync
+//     commits, and close returns the outcome: 0 only when the file is
+//     durable. A later write before the end fails with ESPIPE (the bytes
+//     are already in the upload);
+//   - a first write elsewhere (or a truncate) stages in memory, then an
+//     unlinked spill file in Options.StageDir, and commits at close.
+//
+// Visibility: a draft is invisible (lookup ENOENT, absent from readdir) to
+// everyone until it is committed; the writer keeps using its descriptor.
+// CREATE answers it with entry and attribute timeouts of 0 so the kernel
+// asks again on the next lookup. So a second process never observes a
+// partial file under an archive name. Work files are visible at once.
+//
+// Archived files are immutable in content. Opening one for writing (cp
+// over it, with O_TRUNC) starts a draft of the same name; the store
+// accepts it at close only if the content is identical (PostgreSQL
+// re-archiving), else close fails with EEXIST and the original stays
+// intact and readable throughout. Write handles use direct I/O so refused
+// bytes never enter the kernel's page cache. chmod and the mtime of an
+// archived file take effect (store.SetMeta: rsync -a re-pushing a file
+// sets what it preserves); chown to anyone but the mount's owner and a
+// truncate fail with EPERM. An archived file renames within the store
+// (store.Rename: validated for the new name, no bytes copied). stat shows
+// st_blocks from the stored (compressed) bytes, so du shows real use.
+// Names over 255 bytes get ENAMETOOLONG.
 //
 // Errors: errnoOf is the one mapping from store errors to errno. Refusals
 // (different content, invalid WAL, other cluster) are logged with the
@@ -75,12 +100,12 @@
 //
 // # Locks
 //
-// fileSystem.mu guards the temp-draft table; fileNode.mu guards a node's
-// committed info and draft pointer; draft.mu guards a draft's content and
-// state and is held across its store upload and commit, which serialises
-// writes, truncation and commit of one draft. Order: fileSystem.mu may be
-// held while taking draft.mu (moveTemp); fileNode.mu may be held while
-// taking draft.mu (fileNode.state); never the reverse. No lock is held
+// fileNode.mu guards a node's state (committed info, draft, work path,
+// rewrite draft); draft.mu guards a draft's content and state and is held
+// across its store upload and commit, which serialises writes, truncation
+// and commit of one draft; workHandle.mu guards its dirty flag. Order:
+// fileNode.mu may be held while taking draft.mu (fileNode.state); never the
+// reverse. No lock is held
 // while calling into go-fuse.
 //
 // # Deadlocks

@@ -4,31 +4,31 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/walrus-archive/walrus/store"
 )
 
-// A draft is a file being written through the mount and not (yet) in the
-// store. It is in one of two modes, chosen at the first write:
+// A draft is a file being written under an archive name through the mount
+// and not (yet) in the store. It is in one of two modes, chosen at the
+// first write:
 //
-//   - streaming: a non-temp name whose first write is at offset 0. Bytes go
-//     straight into a store.Upload as they arrive (a forward gap is filled
-//     with zeros); close or fsync commits. A write before the end fails
-//     with ESPIPE, since the bytes already handed to the store cannot be
-//     rewritten.
-//   - staging: temp names (a leading dot) and files whose first write is
-//     not at offset 0. Bytes go to a stageBuffer at any offset; the content
-//     is uploaded and committed in one go: on rename for temp names, on
-//     close or fsync for the others.
+//   - streaming: the first write is at offset 0. Bytes go straight into a
+//     store.Upload as they arrive (a forward gap is filled with zeros);
+//     close or fsync commits. A write before the end fails with ESPIPE,
+//     since the bytes already handed to the store cannot be rewritten.
+//   - staging: the first write (or truncate) is elsewhere. Bytes go to a
+//     stageBuffer at any offset; the content is uploaded and committed in
+//     one go at close or fsync.
+//
+// Work files (names that are not archive names) are not drafts: they are
+// files in the store's work area (see workHandle).
 type draft struct {
 	fsys *fileSystem
-	temp bool // a dot-name: lives in fileSystem.temps, commits on rename
 
 	mu   sync.Mutex // guards every field below
-	path string     // where the draft is, and (not temp) where it commits
+	path string     // where the draft commits
 	meta store.FileMeta
 	size int64
 	up   *store.Upload // streaming
@@ -39,15 +39,16 @@ type draft struct {
 	// does not commit: shells and dd open, dup2 and close the original
 	// descriptor before anything is written (see writeHandle.sync).
 	touched bool
-	info    store.FileInfo
+	// rewrite: opened for writing over an archived file (cp over it). It
+	// commits only if something was written or truncated (wrote); until
+	// then attribute changes go to the archived file (fileNode.Setattr).
+	rewrite, wrote bool
+	info           store.FileInfo
 }
 
-func isTemp(name string) bool { return strings.HasPrefix(name, ".") }
-
 func (fsys *fileSystem) newDraft(path string, mode uint32) *draft {
-	_, name, _ := store.SplitPath(path)
 	return &draft{
-		fsys: fsys, temp: isTemp(name), path: path,
+		fsys: fsys, path: path,
 		meta: store.FileMeta{Mode: os.FileMode(mode).Perm(), MTime: time.Now()},
 	}
 }
@@ -59,12 +60,12 @@ func (d *draft) write(p []byte, off int64) error {
 	if err := d.usable(); err != nil {
 		return err
 	}
-	d.touched = true
+	d.touched, d.wrote = true, true
 	if max := d.fsys.st.Config().MaxFileSize; off+int64(len(p)) > max {
 		return fmt.Errorf("%w: %s: write beyond %d bytes", store.ErrTooLarge, d.path, max)
 	}
 	if d.up == nil && d.buf == nil {
-		if err := d.start(off == 0 && !d.temp); err != nil {
+		if err := d.start(off == 0); err != nil {
 			return d.setErr(err)
 		}
 	}
@@ -146,7 +147,7 @@ func (d *draft) truncate(n int64) error {
 	if err := d.usable(); err != nil {
 		return err
 	}
-	d.touched = true
+	d.touched, d.wrote = true, true
 	switch {
 	case n == d.size:
 		return nil
@@ -180,7 +181,7 @@ func (d *draft) setMeta(mode *uint32, mtime *time.Time) {
 	}
 }
 
-// readAt reads staged content (a temp file read back by its writer).
+// readAt reads staged content back.
 func (d *draft) readAt(p []byte, off int64) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -194,10 +195,10 @@ func (d *draft) readAt(p []byte, off int64) (int, error) {
 }
 
 // attrs returns what stat shows while the draft is open.
-func (d *draft) attrs() (size int64, mtime time.Time) {
+func (d *draft) attrs() (mode os.FileMode, size int64, mtime time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.size, d.meta.MTime
+	return d.meta.Mode, d.size, d.meta.MTime
 }
 
 // commit makes a non-temp draft durable under its own path, once; later
@@ -209,7 +210,7 @@ func (d *draft) commit(force bool) error {
 	if d.done {
 		return d.err
 	}
-	if !d.touched && !force {
+	if (!d.touched && !force) || (d.rewrite && !d.wrote) {
 		return nil
 	}
 	err := d.commitLocked(d.path)
@@ -219,23 +220,6 @@ func (d *draft) commit(force bool) error {
 	}
 	d.freeLocked()
 	return err
-}
-
-// commitTo commits a staged draft under path (rename of a temp file). On
-// failure the draft keeps its content, so the caller may retry or unlink.
-func (d *draft) commitTo(path string) (store.FileInfo, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.usable(); err != nil {
-		return store.FileInfo{}, err
-	}
-	if err := d.commitLocked(path); err != nil {
-		return store.FileInfo{}, err
-	}
-	d.done = true
-	d.path = path
-	d.freeLocked()
-	return d.info, nil
 }
 
 func (d *draft) commitLocked(path string) error {
@@ -288,15 +272,17 @@ func (d *draft) freeLocked() {
 	}
 }
 
+// replacing reports whether the draft is open and carries new content
+// (anything but a rewrite nothing was written to yet).
+func (d *draft) replacing() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.done && (!d.rewrite || d.wrote)
+}
+
 // committed returns the file's info once the draft is in the store.
 func (d *draft) committed() (store.FileInfo, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.info, d.done && d.err == nil && d.info.Path != ""
-}
-
-func (d *draft) currentPath() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.path
 }

@@ -11,10 +11,12 @@ import (
 var (
 	// errSequential: a file streamed into the store cannot be rewritten
 	// behind its end (see doc.go, "Writes").
-	errSequential = errors.New("fs: write before the end of a file streamed into the store (write it sequentially, or under a dot-name and rename)")
+	errSequential = errors.New("fs: write before the end of a file streamed into the store (write it sequentially, or under a temp name and rename it onto the archive name)")
 	// errCommitted: the file was committed by fsync or an earlier close.
 	errCommitted = errors.New("fs: file already committed; archived files are immutable")
 	errImmutable = errors.New("fs: archived files are immutable")
+	// errImmutableOwner: chown of an archived file.
+	errImmutableOwner = errors.New("fs: archived files belong to the mount's owner (serve --uid/--gid); chown cannot change that")
 )
 
 // errnoOf maps an error to the errno the caller sees. It is the only place
@@ -31,7 +33,8 @@ func errnoOf(err error) syscall.Errno {
 		return syscall.EEXIST
 	case errors.Is(err, store.ErrInvalidWAL), errors.Is(err, store.ErrInvalidName):
 		return syscall.EINVAL
-	case errors.Is(err, store.ErrClusterMismatch), errors.Is(err, errImmutable), errors.Is(err, errCommitted):
+	case errors.Is(err, store.ErrClusterMismatch), errors.Is(err, errImmutable), errors.Is(err, errCommitted),
+		errors.Is(err, errImmutableOwner):
 		return syscall.EPERM
 	case errors.Is(err, store.ErrNotEmpty):
 		return syscall.ENOTEMPTY

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"io"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -13,15 +14,23 @@ import (
 	"github.com/walrus-archive/walrus/store"
 )
 
-// fileNode is a regular file: committed (in the store, immutable) or a
-// draft (being written through the mount, see draft.go).
+// fileNode is a regular file in one of three states: committed (in the
+// store, immutable), a draft (an archive name being written through the
+// mount, see draft.go), or a work file (see work.go). A draft becomes
+// committed when it commits; a work file becomes committed when it is
+// renamed onto an archive name.
 type fileNode struct {
 	gofs.Inode
 	fsys *fileSystem
 
-	mu    sync.Mutex     // guards info and draft
-	info  store.FileInfo // the committed file, when draft is nil
+	mu    sync.Mutex     // guards info, draft, work and rewrite
+	info  store.FileInfo // the committed file, when draft is nil and work is ""
 	draft *draft         // the content being written, until committed
+	work  string         // path of the work file this node is, until archived
+	// rewrite is the newest draft opened for writing over the committed
+	// file (cp over an archived file). A SETATTR without a file handle
+	// (utimensat, chmod by path: cp -p before its close) goes to it.
+	rewrite *draft
 }
 
 // state returns the committed info, or the draft the node still is. A
@@ -37,45 +46,65 @@ func (n *fileNode) state() (store.FileInfo, *draft) {
 	return n.info, n.draft
 }
 
+// workPath returns the work file's path, or "" if the node is not one.
+func (n *fileNode) workPath() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.work
+}
+
+func (n *fileNode) setWork(path string) {
+	n.mu.Lock()
+	n.work = path
+	n.mu.Unlock()
+}
+
 func (n *fileNode) setCommitted(info store.FileInfo) {
 	n.mu.Lock()
-	n.info, n.draft = info, nil
+	n.info, n.draft, n.work = info, nil, ""
 	n.mu.Unlock()
 }
 
 func (n *fileNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if p := n.workPath(); p != "" {
+		return n.workGetattr(p, f, out)
+	}
 	info, d := n.state()
 	if d != nil {
-		size, mtime := d.attrs()
-		n.fsys.fileAttr(&out.Attr, size, mtime, mtime)
+		mode, size, mtime := d.attrs()
+		n.fsys.fileAttr(&out.Attr, mode, size, size, mtime, mtime)
 		out.SetTimeout(0) // changes with every write
 		return 0
 	}
-	n.fsys.fileAttr(&out.Attr, info.Size, info.MTime, info.Archived)
+	n.fsys.fileAttr(&out.Attr, info.Mode, info.Size, info.Stored, info.MTime, info.Archived)
 	out.SetTimeout(n.fsys.opts.AttrTimeout)
 	return 0
 }
 
-// Setattr changes drafts. On committed files it accepts what cannot change
-// content (mode, owner and times are ignored: stat shows the mount's
-// owner and mode and the archived mtime) and refuses a size change.
+// Setattr changes drafts and work files. On an archived file, chmod and
+// the mtime take effect (store.SetMeta: rsync -a re-pushing a file sets
+// what it preserves, and must not fail for it); its content and owner
+// cannot change: a truncate to another size or a chown to someone other
+// than the mount's owner fails with EPERM.
 func (n *fileNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if n.fsys.opts.ReadOnly {
 		return syscall.EROFS
 	}
+	if p := n.workPath(); p != "" {
+		return n.workSetattr(p, f, in, out)
+	}
 	info, d := n.state()
-	if h, ok := f.(*writeHandle); ok {
+	if h, ok := f.(*writeHandle); ok && h.d.replacing() {
 		d = h.d
+	} else if d == nil {
+		d = n.openRewrite()
 	}
 	if d == nil {
-		if size, ok := in.GetSize(); ok && int64(size) != info.Size {
-			return n.fsys.fail("setattr", info.Path, errImmutable)
-		}
-		return n.Getattr(ctx, nil, out)
+		return n.setArchivedAttr(ctx, info, in, out)
 	}
 	if size, ok := in.GetSize(); ok {
 		if err := d.truncate(int64(size)); err != nil {
-			return n.fsys.fail("truncate", d.currentPath(), err)
+			return n.fsys.fail("truncate", d.path, err)
 		}
 	}
 	var mode *uint32
@@ -87,33 +116,76 @@ func (n *fileNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetA
 		mtime = &t
 	}
 	d.setMeta(mode, mtime)
-	size, mt := d.attrs()
-	n.fsys.fileAttr(&out.Attr, size, mt, mt)
+	mo, size, mt := d.attrs()
+	n.fsys.fileAttr(&out.Attr, mo, size, size, mt, mt)
 	return 0
 }
 
-// Open returns a reader of the committed file, or a write handle. Opening a
-// committed file for writing starts a draft of the same name: the store
-// accepts it at close only if the content is identical (cp over an
-// archived file), and the committed file stays readable meanwhile.
+// openRewrite returns the rewrite draft while it is open and has new
+// content.
+func (n *fileNode) openRewrite() *draft {
+	n.mu.Lock()
+	d := n.rewrite
+	n.mu.Unlock()
+	if d == nil || !d.replacing() {
+		return nil
+	}
+	return d
+}
+
+// setArchivedAttr applies a SETATTR to an archived file.
+func (n *fileNode) setArchivedAttr(ctx context.Context, info store.FileInfo, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if size, ok := in.GetSize(); ok && int64(size) != info.Size {
+		return n.fsys.fail("truncate", info.Path, errImmutable)
+	}
+	if uid, ok := in.GetUID(); ok && uid != n.fsys.opts.UID {
+		return n.fsys.fail("chown", info.Path, errImmutableOwner)
+	}
+	if gid, ok := in.GetGID(); ok && gid != n.fsys.opts.GID {
+		return n.fsys.fail("chown", info.Path, errImmutableOwner)
+	}
+	var mode *os.FileMode
+	if m, ok := in.GetMode(); ok && os.FileMode(m).Perm() != info.Mode {
+		pm := os.FileMode(m).Perm()
+		mode = &pm
+	}
+	var mtime *time.Time
+	if t, ok := in.GetMTime(); ok && !t.Equal(info.MTime) {
+		mtime = &t
+	}
+	if mode != nil || mtime != nil {
+		changed, err := n.fsys.st.SetMeta(info.Path, mode, mtime)
+		if err != nil {
+			return n.fsys.fail("setattr", info.Path, err)
+		}
+		n.setCommitted(changed)
+	}
+	return n.Getattr(ctx, nil, out)
+}
+
+// Open returns a reader of the committed file, a write handle, or a handle
+// of the work file. Opening a committed file for writing starts a draft of
+// the same name: the store accepts it at close only if the content is
+// identical (cp over an archived file), and the committed file stays
+// readable meanwhile.
 func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	if write && n.fsys.opts.ReadOnly {
 		return nil, 0, syscall.EROFS
 	}
+	if p := n.workPath(); p != "" {
+		return n.openWork(p, flags)
+	}
 	info, d := n.state()
 	switch {
-	case d != nil && !d.temp:
-		return nil, 0, syscall.ENOENT // not committed yet: only its creator's handle reaches it
 	case d != nil:
-		if write && flags&syscall.O_TRUNC != 0 {
-			if err := d.truncate(0); err != nil {
-				return nil, 0, n.fsys.fail("open", d.currentPath(), err)
-			}
-		}
-		return &writeHandle{node: n, d: d, write: write}, fuse.FOPEN_DIRECT_IO, 0
+		return nil, 0, syscall.ENOENT // not committed yet: only its creator's handle reaches it
 	case write:
 		d := n.fsys.newDraft(info.Path, uint32(info.Mode))
+		d.rewrite = true
+		n.mu.Lock()
+		n.rewrite = d
+		n.mu.Unlock()
 		return &writeHandle{node: n, d: d, write: true}, fuse.FOPEN_DIRECT_IO, 0
 	}
 	r, err := n.fsys.st.Open(info.Path)
@@ -145,8 +217,8 @@ func (h *readHandle) Release(ctx context.Context) syscall.Errno {
 	return 0
 }
 
-// writeHandle writes a draft. Flush (close) commits a non-temp draft and
-// returns the outcome; Release only discards what did not commit.
+// writeHandle writes a draft. Flush (close) commits it and returns the
+// outcome; Release only discards what did not commit.
 type writeHandle struct {
 	node  *fileNode
 	d     *draft
@@ -158,15 +230,17 @@ func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32
 		return 0, syscall.EBADF
 	}
 	if err := h.d.write(data, off); err != nil {
-		return 0, h.node.fsys.fail("write", h.d.currentPath(), err)
+		return 0, h.node.fsys.fail("write", h.d.path, err)
 	}
 	return uint32(len(data)), 0
 }
 
+// Read of a draft by its writer: staged bytes are readable, streamed ones
+// are in the store already (ESPIPE).
 func (h *writeHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	k, err := h.d.readAt(dest, off)
 	if err != nil && err != io.EOF {
-		return nil, h.node.fsys.fail("read", h.d.currentPath(), err)
+		return nil, h.node.fsys.fail("read", h.d.path, err)
 	}
 	return fuse.ReadResultData(dest[:k]), 0
 }
@@ -189,14 +263,8 @@ func (h *writeHandle) sync(op string) syscall.Errno {
 	if !h.write {
 		return 0
 	}
-	if h.d.temp { // committed by rename; report a failed write again
-		h.d.mu.Lock()
-		err := h.d.err
-		h.d.mu.Unlock()
-		return h.node.fsys.fail(op, h.d.currentPath(), err)
-	}
 	if err := h.d.commit(false); err != nil {
-		return h.node.fsys.fail(op, h.d.currentPath(), err)
+		return h.node.fsys.fail(op, h.d.path, err)
 	}
 	if info, ok := h.d.committed(); ok {
 		h.node.setCommitted(info)
@@ -208,11 +276,11 @@ func (h *writeHandle) sync(op string) syscall.Errno {
 // (touch, : > NAME); the kernel ignores Release's result, so a failure is
 // only logged. Anything else not committed by now is discarded.
 func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
-	if h.d.temp || !h.write {
+	if !h.write {
 		return 0
 	}
 	if err := h.d.commit(true); err != nil {
-		h.node.fsys.fail("release", h.d.currentPath(), err)
+		h.node.fsys.fail("release", h.d.path, err)
 	} else if info, ok := h.d.committed(); ok {
 		h.node.setCommitted(info)
 	}

@@ -3,9 +3,8 @@ package fs
 import (
 	"errors"
 	"log/slog"
-	"sort"
+	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -20,9 +19,6 @@ type fileSystem struct {
 	opts   Options
 	log    *slog.Logger
 	budget memBudget
-
-	mu    sync.Mutex        // guards temps
-	temps map[string]*draft // dot-name drafts by path, until renamed or unlinked
 }
 
 func joinPath(dir, name string) string {
@@ -43,7 +39,8 @@ func (fsys *fileSystem) fail(op, path string, err error) syscall.Errno {
 		fsys.log.Error("fuse: I/O error", "op", op, "path", path, "err", err)
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrInvalidWAL),
 		errors.Is(err, store.ErrClusterMismatch), errors.Is(err, store.ErrTooLarge),
-		errors.Is(err, errSequential), errors.Is(err, errCommitted):
+		errors.Is(err, errSequential), errors.Is(err, errCommitted), errors.Is(err, errImmutable),
+		errors.Is(err, errImmutableOwner):
 		fsys.log.Warn("fuse: refused", "op", op, "path", path, "errno", errno.Error(), "reason", err)
 	case errno != syscall.ENOENT:
 		fsys.log.Debug("fuse: failed", "op", op, "path", path, "errno", errno.Error(), "err", err)
@@ -51,85 +48,16 @@ func (fsys *fileSystem) fail(op, path string, err error) syscall.Errno {
 	return errno
 }
 
-func (fsys *fileSystem) temp(path string) *draft {
-	fsys.mu.Lock()
-	defer fsys.mu.Unlock()
-	return fsys.temps[path]
-}
-
-// addTemp registers d unless its path is taken.
-func (fsys *fileSystem) addTemp(d *draft) bool {
-	fsys.mu.Lock()
-	defer fsys.mu.Unlock()
-	if fsys.temps[d.path] != nil {
-		return false
+// fileAttr fills out for an archived file or a draft: mode is the one its
+// writer gave (Options.FileMode where it gave none); stored is what it
+// takes on disk (st_blocks, so du shows real use).
+func (fsys *fileSystem) fileAttr(out *fuse.Attr, mode os.FileMode, size, stored int64, mtime, ctime time.Time) {
+	if mode.Perm() == 0 {
+		mode = fsys.opts.FileMode
 	}
-	fsys.temps[d.path] = d
-	return true
-}
-
-// removeTemp unregisters the draft at path if it is d (any draft if d is nil).
-func (fsys *fileSystem) removeTemp(path string, d *draft) *draft {
-	fsys.mu.Lock()
-	defer fsys.mu.Unlock()
-	cur := fsys.temps[path]
-	if cur == nil || (d != nil && cur != d) {
-		return nil
-	}
-	delete(fsys.temps, path)
-	return cur
-}
-
-// moveTemp renames a temp draft to another temp name, replacing what is
-// there; it returns the replaced draft.
-func (fsys *fileSystem) moveTemp(d *draft, to string) *draft {
-	fsys.mu.Lock()
-	defer fsys.mu.Unlock()
-	from := d.currentPath()
-	old := fsys.temps[to]
-	delete(fsys.temps, from)
-	d.mu.Lock()
-	d.path = to
-	d.mu.Unlock()
-	fsys.temps[to] = d
-	if old == d {
-		return nil
-	}
-	return old
-}
-
-// tempNames returns the names of the temp drafts in dir, sorted.
-func (fsys *fileSystem) tempNames(dir string) []string {
-	fsys.mu.Lock()
-	defer fsys.mu.Unlock()
-	var out []string
-	for p := range fsys.temps {
-		d, name, _ := store.SplitPath(p)
-		if d == dir {
-			out = append(out, name)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-func (fsys *fileSystem) hasTemps(dir string) bool { return len(fsys.tempNames(dir)) > 0 }
-
-// discardTemps drops every temp draft (unmount).
-func (fsys *fileSystem) discardTemps() {
-	fsys.mu.Lock()
-	temps := fsys.temps
-	fsys.temps = map[string]*draft{}
-	fsys.mu.Unlock()
-	for _, d := range temps {
-		d.discard()
-	}
-}
-
-// fileAttr fills out for a regular file.
-func (fsys *fileSystem) fileAttr(out *fuse.Attr, size int64, mtime, ctime time.Time) {
-	out.Mode = syscall.S_IFREG | uint32(fsys.opts.FileMode)
+	out.Mode = syscall.S_IFREG | uint32(mode.Perm())
 	out.Size = uint64(size)
+	out.Blocks = uint64((stored + 511) / 512)
 	out.Nlink = 1
 	out.Uid, out.Gid = fsys.opts.UID, fsys.opts.GID
 	out.Blksize = maxWrite
@@ -143,9 +71,13 @@ func (fsys *fileSystem) dirAttr(out *fuse.Attr) {
 	out.Blksize = maxWrite
 }
 
+// maxName is NAME_MAX: longer names get ENAMETOOLONG, as on a local file
+// system (the kernel leaves that check to FUSE servers).
+const maxName = 255
+
 // checkName validates a new name in dir the way the store will.
 func checkName(dir, name string) syscall.Errno {
-	if len(name) > 255 {
+	if len(name) > maxName {
 		return syscall.ENAMETOOLONG
 	}
 	if _, _, err := store.SplitPath(joinPath(dir, name)); err != nil || strings.Contains(name, "/") {

@@ -37,7 +37,6 @@ func Mount(st *store.Store, opts Options) (*Server, error) {
 	fsys := &fileSystem{
 		st: st, opts: opts, log: opts.Logger,
 		budget: memBudget{max: opts.StageMemoryTotal},
-		temps:  map[string]*draft{},
 	}
 	root := &dirNode{fsys: fsys}
 	srv, err := gofs.Mount(opts.Mount, root, fsys.mountOptions())
@@ -81,8 +80,8 @@ func (fsys *fileSystem) mountOptions() *gofs.Options {
 }
 
 // Unmount unmounts the file system; if it is busy it detaches it lazily
-// (the kernel finishes the unmount when the last user goes). Temp files
-// that were never renamed are discarded. It is idempotent.
+// (the kernel finishes the unmount when the last user goes). Work files
+// stay in the store's work area. It is idempotent.
 func (s *Server) Unmount() error {
 	s.once.Do(func() {
 		err := s.srv.Unmount()
@@ -90,7 +89,6 @@ func (s *Server) Unmount() error {
 			s.fsys.log.Warn("unmount failed, detaching lazily", "mount", s.mount, "err", err)
 			err = lazyUnmount(s.mount)
 		}
-		s.fsys.discardTemps()
 		s.unmountEr = err
 	})
 	return s.unmountEr

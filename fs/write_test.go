@@ -2,7 +2,6 @@ package fs
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -33,23 +32,26 @@ func TestCpIntoMountCommits(t *testing.T) {
 
 	// A shell redirection opens, dup2s and closes the descriptor before
 	// cat writes: that first close must not commit an empty file.
-	g2 := seg(2)
-	e.mustRun("bash", "-c", `cat "$1" > "$2"`, "sh", src, e.m("db1", "copy"))
-	checkBytes(t, "cat >", e.stored("db1/copy"), g.Bytes())
+	g2, g3 := seg(2), seg(3)
+	e.mustRun("bash", "-c", `cat "$1" > "$2"`, "sh", e.source("3", g3.Bytes()), e.m("db1", g3.Name()))
+	checkBytes(t, "cat >", e.stored("db1/"+g3.Name()), g3.Bytes())
 	e.mustRun("dd", "if="+e.source("2", g2.Bytes()), "of="+e.m("db1", g2.Name()), "bs=64k", "status=none")
 	checkBytes(t, "dd", e.stored("db1/"+g2.Name()), g2.Bytes())
-	// touch sets times before close, which commits the empty file.
-	e.mustRun("touch", e.m("db1", "empty"))
-	if info, err := e.st.Stat("db1/empty"); err != nil || info.Size != 0 {
-		t.Errorf("touch: %+v %v", info, err)
+	// An archive name created and closed empty is refused (not a WAL
+	// segment) and never shows up.
+	if out, err := e.run("touch", e.m("db1", seg(4).Name())); err == nil {
+		t.Logf("touch of a segment name: %s", out) // the refusal comes at release, after touch exits
 	}
-	// Created and closed without a write: committed empty at release,
-	// which the kernel sends after close returns.
+	e.notStored("db1/" + seg(4).Name())
+	// Other names are work files: there at once, empty, not in the store.
+	e.mustRun("touch", e.m("db1", "empty"))
 	e.mustRun("bash", "-c", `: > "$1"`, "sh", e.m("db1", "empty2"))
-	waitFor(t, "empty file committed at release", func() bool {
-		_, err := e.st.Stat("db1/empty2")
-		return err == nil
-	})
+	for _, name := range []string{"empty", "empty2"} {
+		if out := e.mustRun("stat", "-c", "%s", e.m("db1", name)); strings.TrimSpace(out) != "0" {
+			t.Errorf("%s: size %s", name, out)
+		}
+		e.notStored("db1/" + name)
+	}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -74,8 +76,18 @@ func TestRsyncIntoMount(t *testing.T) {
 	if ls := e.mustRun("ls", "-a", e.mnt); strings.Contains(ls, "."+g.Name()) {
 		t.Errorf("temp file left behind:\n%s", ls)
 	}
-	// Again: identical, rsync sees nothing to do.
-	e.mustRun("rsync", "-a", src, e.mnt+"/")
+	// Again: identical, rsync sees nothing to do but the owner, which it
+	// cannot change (it runs as root here; the mount shows its own owner).
+	e.mustRun("rsync", "-a", "--no-owner", "--no-group", src, e.mnt+"/")
+	if out, err := e.run("rsync", "-a", src, e.mnt+"/"); err == nil || !strings.Contains(out, "chown") {
+		t.Errorf("rsync -a as root onto an archived file: %v %s", err, out)
+	}
+	// A different mode is taken: an archiver's rsync -a re-push succeeds.
+	os.Chmod(src, 0o640)
+	e.mustRun("rsync", "-a", "--no-owner", "--no-group", src, e.mnt+"/")
+	if info, _ := e.st.Stat(g.Name()); info.Mode != 0o640 {
+		t.Errorf("mode after rsync -a: %v", info.Mode)
+	}
 	// Different content under the same name: refused, original intact.
 	other := seg(2, func(s *walgen.Segment) { s.Seed = 9 })
 	e.source(g.Name(), other.Bytes())
@@ -201,8 +213,8 @@ print("done", flush=True)`
 	checkBytes(t, "after commit", []byte(e.mustRun("cat", e.m(g.Name()))), g.Bytes())
 }
 
-// rsync's temp-then-rename, driven step by step: the temp lives only in
-// the fs layer; a failed rename keeps it.
+// rsync's temp-then-rename, driven step by step: the temp is a work file,
+// never in the store under its own name; a failed rename keeps it.
 func TestTempRenameCommitsAndFailureKeepsTemp(t *testing.T) {
 	e := mountTest(t, envOption{fs: func(o *Options) { o.StageMemory = 64 << 10 }}) // spills
 	g := seg(8)
@@ -240,36 +252,53 @@ func TestTempRenameCommitsAndFailureKeepsTemp(t *testing.T) {
 	if ls := e.mustRun("ls", "-a", e.mnt); strings.Contains(ls, ".junk") {
 		t.Errorf("unlinked temp listed:\n%s", ls)
 	}
-	entries, _ := os.ReadDir(filepath.Join(e.data, "staging"))
-	if len(entries) != 0 {
-		t.Errorf("staging directory not empty: %v", entries)
+	for _, d := range []string{"staging", "work/files"} {
+		if entries, _ := os.ReadDir(filepath.Join(e.data, d)); len(entries) != 0 {
+			t.Errorf("%s directory not empty: %v", d, entries)
+		}
 	}
 }
 
-// A first write that is not at offset 0 stages; the content is committed
-// at close.
+// A first write to an archive name that is not at offset 0 stages; the
+// content is committed at close. A write behind the end of a streamed
+// file is refused.
 func TestOutOfOrderWritesStage(t *testing.T) {
 	e := mountTest(t)
-	data := []byte(strings.Repeat("walrus!", 50000))
-	src := e.source("a", data)
-	e.mustRun("dd", "if="+src, "of="+e.m("opaque"), "bs=4096", "seek=3", "status=none")
-	want := append(make([]byte, 3*4096), data...)
-	checkBytes(t, "dd seek=3", e.stored("opaque"), want)
+	g := seg(10)
+	src := e.source("a", g.Bytes())
+	py := `import os,sys
+data = open(sys.argv[2], "rb").read()
+fd = os.open(sys.argv[1], os.O_WRONLY|os.O_CREAT|os.O_TRUNC, 0o600)
+os.pwrite(fd, data[8192:], 8192)
+os.pwrite(fd, data[:8192], 0)
+os.close(fd)`
+	e.mustRun("python3", "-c", py, e.m(g.Name()), src)
+	checkBytes(t, "first page written last", e.stored(g.Name()), g.Bytes())
 
 	// A rewrite behind the end of a streamed file is refused (ESPIPE).
-	py := `import os,sys
+	g2 := seg(11)
+	py = `import os,sys
+data = open(sys.argv[2], "rb").read()
 fd = os.open(sys.argv[1], os.O_WRONLY|os.O_CREAT|os.O_TRUNC, 0o600)
-os.write(fd, b"a"*100000)
+os.write(fd, data[:100000])
 try:
     os.pwrite(fd, b"b", 10)
 except OSError as e:
     print("pwrite", e.errno)
+os.write(fd, data[100000:])
 os.close(fd)`
-	out := e.mustRun("python3", "-c", py, e.m("rewritten"))
+	out := e.mustRun("python3", "-c", py, e.m(g2.Name()), e.source("b", g2.Bytes()))
 	if !strings.Contains(out, fmt.Sprintf("pwrite %d", syscall.ESPIPE)) {
 		t.Errorf("backward write: %s", out)
 	}
-	checkBytes(t, "streamed file", e.stored("rewritten"), bytes.Repeat([]byte("a"), 100000))
+	checkBytes(t, "streamed file", e.stored(g2.Name()), g2.Bytes())
+
+	// Any other name is a work file: dd with a seek works as on a disk.
+	data := []byte(strings.Repeat("walrus!", 50000))
+	e.mustRun("dd", "if="+e.source("c", data), "of="+e.m("opaque"), "bs=4096", "seek=3", "status=none")
+	want := append(make([]byte, 3*4096), data...)
+	checkBytes(t, "dd seek=3 of a work file", []byte(e.mustRun("cat", e.m("opaque"))), want)
+	e.notStored("opaque")
 }
 
 func TestConcurrentCopies(t *testing.T) {

@@ -1,0 +1,273 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/walrus-archive/walrus/store"
+)
+
+// A work file (a name that is not an archive name, see names.go) is a file
+// in the store's work area (store/work.go), and the mount passes its
+// operations through to it: random writes, seeks back, truncate, reopen by
+// any process, fsync. Locks (flock, fcntl) are the kernel's own: the mount
+// does not ask for FUSE lock requests, so the kernel keeps them locally,
+// as for a local file. Attributes are the work file's (size, mode, owner,
+// times, blocks); a new work file belongs to the user who created it.
+//
+// Durability is the local file system's: fsync of the handle fsyncs the
+// work file; fsync of the directory fsyncs the work directory, which makes
+// created, renamed and unlinked names durable. Closing a .partial fsyncs
+// it too (archive_command copies NAME.partial with cp and must have it on
+// stable storage when cp exits 0). After a crash of walrus, a restart
+// shows every work file as the local file system kept it.
+//
+// Renaming a work file onto an archive name (or onto a name the store
+// holds) archives it: store.CommitWork uploads its bytes, validated for the
+// new name, and removes the work file once the commit is durable; the
+// rename returns 0 only then. A refused commit fails the rename with the
+// refusal's errno and leaves the work file where it was.
+
+// workHandle is an open work file. Its descriptor follows the file through
+// renames (and unlink), as a local descriptor does.
+type workHandle struct {
+	node *fileNode
+	f    *os.File
+
+	mu    sync.Mutex // guards dirty
+	dirty bool       // written since the last fsync
+}
+
+var (
+	_ = (gofs.FileReader)((*workHandle)(nil))
+	_ = (gofs.FileWriter)((*workHandle)(nil))
+	_ = (gofs.FileFlusher)((*workHandle)(nil))
+	_ = (gofs.FileFsyncer)((*workHandle)(nil))
+	_ = (gofs.FileReleaser)((*workHandle)(nil))
+	_ = (gofs.FileGetattrer)((*workHandle)(nil))
+	_ = (gofs.FileAllocater)((*workHandle)(nil))
+)
+
+// createWork creates the work file for path and its node.
+func (n *dirNode) createWork(ctx context.Context, path string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	f, err := n.fsys.st.CreateWork(path, int(flags), os.FileMode(mode))
+	if err != nil {
+		return nil, nil, 0, n.fsys.fail("create", path, err)
+	}
+	// Owned by its creator, as on a local file system (default_permissions
+	// lets the kernel check access against what stat shows).
+	if c, ok := fuse.FromContext(ctx); ok {
+		if err := f.Chown(int(c.Uid), int(c.Gid)); err != nil {
+			n.fsys.log.Warn("fuse: cannot give a work file to its creator", "path", path, "err", err)
+		}
+	}
+	node := &fileNode{fsys: n.fsys, work: path}
+	if errno := n.fsys.workAttr(&out.Attr, f); errno != 0 {
+		f.Close()
+		return nil, nil, 0, errno
+	}
+	n.setTimeouts(out, 0)
+	child := n.NewInode(ctx, node, gofs.StableAttr{Mode: syscall.S_IFREG})
+	return child, &workHandle{node: node, f: f}, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// workChild returns the node of the work file at path, reusing the known one.
+func (n *dirNode) workChild(ctx context.Context, name, path string, fi os.FileInfo, out *fuse.EntryOut) *gofs.Inode {
+	n.fsys.workAttrOf(&out.Attr, fi)
+	n.setTimeouts(out, 0)
+	if c := n.GetChild(name); c != nil {
+		if fn, ok := c.Operations().(*fileNode); ok && fn.workPath() == path {
+			return c
+		}
+	}
+	return n.NewInode(ctx, &fileNode{fsys: n.fsys, work: path}, gofs.StableAttr{Mode: syscall.S_IFREG})
+}
+
+func (n *fileNode) openWork(path string, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	f, err := n.fsys.st.OpenWork(path, int(flags))
+	if err != nil {
+		return nil, 0, n.fsys.fail("open", path, err)
+	}
+	return &workHandle{node: n, f: f}, fuse.FOPEN_DIRECT_IO, 0
+}
+
+func (n *fileNode) workGetattr(path string, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.SetTimeout(0) // the file changes
+	if h, ok := f.(*workHandle); ok {
+		return n.fsys.workAttr(&out.Attr, h.f)
+	}
+	fi, err := n.fsys.st.StatWork(path)
+	if err != nil {
+		return n.fsys.fail("getattr", path, err)
+	}
+	n.fsys.workAttrOf(&out.Attr, fi)
+	return 0
+}
+
+// workSetattr truncates, chowns, chmods and sets times of the work file
+// (the kernel has checked the caller may: default_permissions).
+func (n *fileNode) workSetattr(path string, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	p, err := n.fsys.st.WorkPath(path)
+	if err != nil {
+		return n.fsys.fail("setattr", path, err)
+	}
+	uid, uok := in.GetUID()
+	gid, gok := in.GetGID()
+	if uok || gok {
+		u, g := -1, -1
+		if uok {
+			u = int(uid)
+		}
+		if gok {
+			g = int(gid)
+		}
+		if err := os.Lchown(p, u, g); err != nil {
+			return n.fsys.fail("chown", path, err)
+		}
+	}
+	if size, ok := in.GetSize(); ok {
+		if err := n.fsys.checkWorkSize(path, int64(size)); err != nil {
+			return n.fsys.fail("truncate", path, err)
+		}
+		if h, ok := f.(*workHandle); ok {
+			err = h.f.Truncate(int64(size))
+		} else {
+			err = os.Truncate(p, int64(size))
+		}
+		if err != nil {
+			return n.fsys.fail("truncate", path, err)
+		}
+	}
+	if m, ok := in.GetMode(); ok {
+		if err := os.Chmod(p, os.FileMode(m).Perm()); err != nil {
+			return n.fsys.fail("chmod", path, err)
+		}
+	}
+	mtime, mok := in.GetMTime()
+	atime, aok := in.GetATime()
+	if mok || aok {
+		if err := os.Chtimes(p, atime, mtime); err != nil { // a zero time leaves that time as it is
+			return n.fsys.fail("utimens", path, err)
+		}
+	}
+	return n.workGetattr(path, f, out)
+}
+
+func (fsys *fileSystem) checkWorkSize(path string, end int64) error {
+	if max := fsys.st.Config().MaxFileSize; end > max {
+		return fmt.Errorf("%w: %s: beyond %d bytes", store.ErrTooLarge, path, max)
+	}
+	return nil
+}
+
+// workAttr fills out from the open work file.
+func (fsys *fileSystem) workAttr(out *fuse.Attr, f *os.File) syscall.Errno {
+	fi, err := f.Stat()
+	if err != nil {
+		return fsys.fail("fstat", f.Name(), err)
+	}
+	fsys.workAttrOf(out, fi)
+	return 0
+}
+
+func (fsys *fileSystem) workAttrOf(out *fuse.Attr, fi os.FileInfo) {
+	out.Mode = syscall.S_IFREG | uint32(fi.Mode().Perm())
+	out.Size = uint64(fi.Size())
+	out.Nlink = 1
+	out.Uid, out.Gid = fsys.opts.UID, fsys.opts.GID
+	out.Blksize = maxWrite
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		out.Uid, out.Gid = st.Uid, st.Gid
+		out.Blocks = uint64(st.Blocks)
+		atime := time.Unix(st.Atim.Sec, st.Atim.Nsec)
+		ctime := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+		mtime := fi.ModTime()
+		out.SetTimes(&atime, &mtime, &ctime)
+		return
+	}
+	mtime := fi.ModTime()
+	out.SetTimes(&mtime, &mtime, &mtime)
+}
+
+func (h *workHandle) path() string { return h.node.workPath() }
+
+func (h *workHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	k, err := h.f.ReadAt(dest, off)
+	if err != nil && k == 0 && !errors.Is(err, io.EOF) {
+		return nil, h.node.fsys.fail("read", h.path(), err)
+	}
+	return fuse.ReadResultData(dest[:k]), 0
+}
+
+func (h *workHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if err := h.node.fsys.checkWorkSize(h.path(), off+int64(len(data))); err != nil {
+		return 0, h.node.fsys.fail("write", h.path(), err)
+	}
+	k, err := h.f.WriteAt(data, off)
+	if k > 0 {
+		h.mu.Lock()
+		h.dirty = true
+		h.mu.Unlock()
+	}
+	if err != nil {
+		return uint32(k), h.node.fsys.fail("write", h.path(), err)
+	}
+	return uint32(k), 0
+}
+
+func (h *workHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
+	out.SetTimeout(0)
+	return h.node.fsys.workAttr(&out.Attr, h.f)
+}
+
+// Allocate is fallocate(2) (posix_fallocate reserves space with it).
+func (h *workHandle) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
+	if err := h.node.fsys.checkWorkSize(h.path(), int64(off+size)); err != nil {
+		return h.node.fsys.fail("fallocate", h.path(), err)
+	}
+	if err := syscall.Fallocate(int(h.f.Fd()), mode, int64(off), int64(size)); err != nil {
+		return h.node.fsys.fail("fallocate", h.path(), err)
+	}
+	return 0
+}
+
+func (h *workHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	return h.sync("fsync")
+}
+
+// Flush (close) makes a written .partial durable; other work files are
+// durable when their writer fsyncs them, as on a local file system.
+func (h *workHandle) Flush(ctx context.Context) syscall.Errno {
+	_, name, _ := store.SplitPath(h.path())
+	h.mu.Lock()
+	dirty := h.dirty
+	h.mu.Unlock()
+	if !isPartial(name) || !dirty {
+		return 0
+	}
+	return h.sync("close")
+}
+
+func (h *workHandle) sync(op string) syscall.Errno {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.f.Sync(); err != nil {
+		return h.node.fsys.fail(op, h.path(), err)
+	}
+	h.dirty = false
+	return 0
+}
+
+func (h *workHandle) Release(ctx context.Context) syscall.Errno {
+	h.f.Close()
+	return 0
+}

@@ -1,0 +1,179 @@
+package fs
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/walrus-archive/walrus/internal/walgen"
+	"github.com/walrus-archive/walrus/store"
+)
+
+// pg_receivewal's way with a .partial, in one process: pad the whole
+// segment with zeros, seek back, write WAL, fsync, reopen by a second
+// handle, truncate, lock, fsync the directory, rename onto the final name.
+func TestWorkFileBehavesLikeALocalFile(t *testing.T) {
+	e := mountTest(t)
+	e.mustRun("mkdir", e.m("ns"))
+	g := seg(30)
+	src := e.source("a", g.Bytes())
+	partial := e.m("ns", g.Name()+".partial")
+	py := `import os, sys, fcntl, errno
+path, src, dirpath = sys.argv[1], sys.argv[2], sys.argv[3]
+data = open(src, "rb").read()
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+os.write(fd, b"\0" * len(data))          # padding first, as pg_receivewal
+os.lseek(fd, 0, os.SEEK_SET)
+os.write(fd, data[:300000])
+os.fsync(fd)
+fd2 = os.open(path, os.O_RDWR)           # a second handle sees the bytes
+assert os.pread(fd2, 10, 0) == data[:10], "reopen"
+fcntl.flock(fd2, fcntl.LOCK_EX | fcntl.LOCK_NB)
+fd3 = os.open(path, os.O_RDONLY)
+try:
+    fcntl.flock(fd3, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    print("second lock taken")
+except OSError as e:
+    assert e.errno == errno.EWOULDBLOCK, e
+os.close(fd3)
+os.pwrite(fd2, data[300000:], 300000)
+os.ftruncate(fd2, len(data) + 5)
+os.ftruncate(fd2, len(data))
+assert os.fstat(fd).st_size == len(data), "size"
+os.fsync(fd2)
+os.close(fd2)
+os.close(fd)
+d = os.open(dirpath, os.O_RDONLY)
+os.fsync(d)                              # directory fsync: no error
+os.close(d)
+print("ok")`
+	if out := e.mustRun("python3", "-c", py, partial, src, e.m("ns")); strings.TrimSpace(out) != "ok" {
+		t.Fatalf("writer: %s", out)
+	}
+	e.notStored("ns/" + g.Name() + ".partial")
+	checkBytes(t, "work file through the mount", []byte(e.mustRun("cat", partial)), g.Bytes())
+	if ls := e.mustRun("ls", e.m("ns")); !strings.Contains(ls, g.Name()+".partial") {
+		t.Errorf("work file not listed:\n%s", ls)
+	}
+	if blocks := strings.TrimSpace(e.mustRun("stat", "-c", "%b", partial)); blocks == "0" {
+		t.Errorf("work file shows no blocks")
+	}
+	e.mustRun("mv", partial, e.m("ns", g.Name()))
+	checkBytes(t, "archived by rename", e.stored("ns/"+g.Name()), g.Bytes())
+	if _, err := os.Stat(partial); !os.IsNotExist(err) {
+		t.Errorf(".partial after the rename: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(e.data, "work", "dirs", "ns")); len(entries) != 0 {
+		t.Errorf("work area not empty after the rename: %v", entries)
+	}
+}
+
+// basic_archive's temp names have no leading dot; a refused rename keeps
+// the temp file and says why with the errno; an identical one succeeds.
+func TestWorkFileRenameRefusals(t *testing.T) {
+	e := mountTest(t)
+	g := seg(31)
+	e.put(g.Name(), g.Bytes())
+	tmp := e.m("archtemp." + g.Name() + ".123.456")
+	other := seg(31, func(s *walgen.Segment) { s.Seed = 4 })
+	for _, c := range []struct {
+		data []byte
+		to   string
+		want syscall.Errno
+	}{
+		{other.Bytes(), g.Name(), syscall.EEXIST},                                                 // different content archived
+		{[]byte("not wal"), seg(32).Name(), syscall.EINVAL},                                       // invalid WAL
+		{seg(33, func(s *walgen.Segment) { s.SysID = 9 }).Bytes(), seg(33).Name(), syscall.EPERM}, // another cluster
+	} {
+		if err := os.WriteFile(tmp, c.data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := os.Rename(tmp, e.m(c.to))
+		if le, ok := err.(*os.LinkError); !ok || le.Err != c.want {
+			t.Errorf("rename onto %s: %v, want %v", c.to, err, c.want)
+		}
+		checkBytes(t, "temp kept", []byte(e.mustRun("cat", tmp)), c.data)
+	}
+	checkBytes(t, "original", e.stored(g.Name()), g.Bytes())
+	if err := os.WriteFile(tmp, g.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, e.m(g.Name())); err != nil {
+		t.Errorf("identical rename: %v", err)
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Errorf("temp after an identical rename: %v", err)
+	}
+	long := strings.Repeat("x", 256)
+	if _, err := os.Create(e.m(long)); err == nil || !strings.Contains(err.Error(), "file name too long") {
+		t.Errorf("create of a 256-byte name: %v", err)
+	}
+	if _, err := os.Stat(e.m(long)); err == nil || !strings.Contains(err.Error(), "file name too long") {
+		t.Errorf("stat of a 256-byte name: %v", err)
+	}
+}
+
+// What a writer fsynced in a work file (and its name, by fsyncing the
+// directory) is there after walrus is SIGKILLed and started again.
+func TestWorkFileSurvivesServerCrash(t *testing.T) {
+	requireFUSE(t)
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperServe$")
+	cmd.Env = append(os.Environ(), "WALRUS_FS_HELPER="+dir)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); strings.TrimSpace(line) != "ready" {
+		cmd.Process.Kill()
+		t.Fatalf("helper: %q", line)
+	}
+	g := seg(40)
+	name := g.Name() + ".partial"
+	py := `import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)
+os.write(fd, open(sys.argv[2], "rb").read())
+os.fsync(fd)
+d = os.open(os.path.dirname(sys.argv[1]), os.O_RDONLY)
+os.fsync(d)
+print("synced", flush=True)
+os.close(fd)`
+	srcPath := filepath.Join(dir, "src")
+	if err := os.WriteFile(srcPath, g.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("python3", "-c", py, filepath.Join(mnt, name), srcPath).CombinedOutput(); err != nil || !strings.Contains(string(out), "synced") {
+		t.Fatalf("writer: %v %s", err, out)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err := RecoverStaleMount(mnt); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(store.Config{Dir: filepath.Join(dir, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv, err := Mount(st, Options{Mount: mnt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Wait()
+	defer srv.Unmount()
+	out, err := exec.Command("cat", filepath.Join(mnt, name)).Output()
+	if err != nil {
+		t.Fatalf("after restart: %v", err)
+	}
+	checkBytes(t, fmt.Sprintf("%s after a crash of walrus", name), out, g.Bytes())
+}
