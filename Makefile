@@ -20,7 +20,7 @@ run: build
 	bin/walrus serve --home $(WALRUS_HOME) --log-level info
 
 build:
-	$(GO) build -o bin/walrus ./cmd/walrus
+	$(GO) build -ldflags "-X main.version=$$(git describe --tags --always --dirty 2>/dev/null)" -o bin/walrus ./cmd/walrus
 
 test: build corpus
 	$(GO) test -race -timeout 25m ./...

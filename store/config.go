@@ -35,7 +35,11 @@ type Config struct {
 	// AllowUnknownMagic accepts WAL page magics of the 0xD0xx/0xD1xx family
 	// that no released PostgreSQL uses (development builds).
 	AllowUnknownMagic bool
-	Logger            *slog.Logger
+	// MustExist makes Open fail with ErrNoStore instead of creating an
+	// empty store when Dir holds none. Admin commands set it: a mistyped
+	// data directory must not look like an empty, healthy archive.
+	MustExist bool
+	Logger    *slog.Logger
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -36,6 +38,8 @@ var (
 	ErrTooLarge        = errors.New("store: file too large")
 	ErrIsDir           = errors.New("store: is a directory")
 	ErrRetry           = errors.New("store: conflicting concurrent change; retry")
+	ErrNoStore         = errors.New("store: no walrus store")
+	ErrIndexMissing    = errors.New("store: index missing")
 )
 
 // Store is an open segment store. It is safe for concurrent use.
@@ -65,11 +69,18 @@ type Store struct {
 	closeErr  error
 }
 
-// Open opens the store in cfg.Dir, creating it if needed, and repairs torn
-// pack tails left by a crash.
+// Open opens the store in cfg.Dir and repairs torn pack tails left by a
+// crash. When cfg.Dir holds no store (no index, no pack files) Open creates
+// an empty one, or fails with ErrNoStore if cfg.MustExist is set. It never
+// opens a directory whose index is gone while pack files remain
+// (ErrIndexMissing): a new, empty index would account for none of them and
+// repairPacks would delete them all.
 func Open(cfg Config) (*Store, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
+		return nil, err
+	}
+	if err := checkStoreDir(cfg.Dir, cfg.MustExist); err != nil {
 		return nil, err
 	}
 	packDir := filepath.Join(cfg.Dir, "packs")
@@ -104,6 +115,64 @@ func Open(cfg Config) (*Store, error) {
 	s.committer.Add(1)
 	go s.runCommitter()
 	return s, nil
+}
+
+// checkStoreDir decides, before anything is created, whether dir holds a
+// store: it does when its index directory is not empty.
+func checkStoreDir(dir string, mustExist bool) error {
+	hasIndex, err := nonEmptyDir(filepath.Join(dir, "index"))
+	if err != nil {
+		return err
+	}
+	if hasIndex {
+		return nil
+	}
+	packs, err := countPackFiles(filepath.Join(dir, "packs"))
+	if err != nil {
+		return err
+	}
+	switch {
+	case packs > 0:
+		return fmt.Errorf("%w: %s holds %d pack files but no index; not opening it (a new, empty index would delete them)", ErrIndexMissing, dir, packs)
+	case mustExist:
+		return fmt.Errorf("%w in %s (no index/, no packs/)", ErrNoStore, dir)
+	}
+	return nil
+}
+
+// nonEmptyDir reports whether path is a directory with at least one entry;
+// a path that does not exist, or under a non-directory, is not.
+func nonEmptyDir(path string) (bool, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: %w", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if err != nil && err != io.EOF {
+		return false, fmt.Errorf("store: read %s: %w", path, err)
+	}
+	return len(names) > 0, nil
+}
+
+func countPackFiles(dir string) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	n := 0
+	for _, e := range entries {
+		if _, ok := parsePackName(e.Name()); ok {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (s *Store) init() error {

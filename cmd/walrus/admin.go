@@ -13,11 +13,19 @@ import (
 )
 
 type statusCmd struct {
-	Dir  string `arg:"" optional:"" help:"Only this directory (namespace)."`
-	JSON bool   `help:"Print JSON (format in the README): totals {files, logical_bytes, stored_bytes, ...} and dirs: [...] with timelines, gaps and backups."`
+	Dir    string        `arg:"" optional:"" help:"Only this directory (namespace)."`
+	JSON   bool          `help:"Print JSON (format in the README): totals {files, logical_bytes, stored_bytes, ...} and dirs: [...] with timelines, gaps and backups." xor:"format"`
+	Check  bool          `help:"Monitoring mode: print one line per problem (gaps and other continuity problems, a newest base backup that is not restorable, a last segment older than --max-age) and exit 2 if there is any, else print OK and exit 0." xor:"format"`
+	MaxAge time.Duration `help:"With --check: a problem if a directory's last segment was archived longer ago than this (e.g. 1h). Off by default: an idle PostgreSQL archives nothing, archive_timeout or not." placeholder:"DURATION"`
 }
 
 func (c *statusCmd) Run(g *globals) error {
+	if c.MaxAge != 0 && !c.Check {
+		return fmt.Errorf("status: --max-age needs --check")
+	}
+	if c.MaxAge < 0 {
+		return fmt.Errorf("status: --max-age %s: want a positive duration", c.MaxAge)
+	}
 	a, err := g.openAdmin()
 	if err != nil {
 		return err
@@ -27,7 +35,10 @@ func (c *statusCmd) Run(g *globals) error {
 	if err != nil {
 		return err
 	}
-	if c.JSON {
+	switch {
+	case c.Check:
+		return printCheck(g.stdout, rep, c.MaxAge)
+	case c.JSON:
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)

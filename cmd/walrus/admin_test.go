@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,7 @@ import (
 )
 
 func TestCLIStatusRetainGC(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
+	data := newStore(t)
 	for n := uint64(1); n <= 8; n++ {
 		sg := walgen.Segment{TLI: 1, SegNo: n, SysID: 99, SegSize: 1 << 20, Seed: n, UsedPages: 32}
 		if r := walrus(t, data, sg.Bytes(), "put", "c1/"+sg.Name()); r.code != 0 {

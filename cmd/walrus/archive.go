@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/walrus-archive/walrus/internal/control"
 	"github.com/walrus-archive/walrus/store"
@@ -30,12 +32,37 @@ func (g *globals) openArchive() (archive, error) {
 	if !errors.Is(err, control.ErrNoServer) {
 		return nil, err
 	}
-	s, err := store.Open(store.Config{Dir: g.Data, Logger: g.log})
+	// Only serve and init create a store: a command pointed at the wrong
+	// directory must fail, not answer from an empty archive.
+	s, err := store.Open(store.Config{Dir: g.Data, Logger: g.log, MustExist: true})
 	if err != nil {
-		return nil, err
+		return nil, explainOpenError(g.Data, err)
 	}
 	return localArchive{s}, nil
 }
+
+// explainOpenError says what to do about the store's refusals to open a
+// directory; the store's sentinel stays in the chain for exitCode.
+func explainOpenError(dir string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrNoStore):
+		return hintError{err, fmt.Sprintf("%s holds no walrus store (no index/, no packs/); check --data, "+
+			"or create one with `walrus --data %s init` (walrus serve creates one too)", dir, dir)}
+	case errors.Is(err, store.ErrIndexMissing):
+		return hintError{err, fmt.Sprintf("%v; restore %s from a backup (rebuilding the index from the packs "+
+			"is not implemented yet); until then neither serve nor init will open it", err, filepath.Join(dir, "index"))}
+	}
+	return err
+}
+
+// hintError replaces an error's text with one that says what to do.
+type hintError struct {
+	err  error
+	text string
+}
+
+func (e hintError) Error() string { return e.text }
+func (e hintError) Unwrap() error { return e.err }
 
 type remoteArchive struct{ c *control.Client }
 

@@ -8,18 +8,32 @@ import (
 
 // Exit codes, documented in the README. A shell archive_command can use
 // `walrus put` directly: 0 only when the file is durable.
+//
+// exitNoStore and exitIndexMissing are above 125 on purpose: PostgreSQL
+// reads a restore_command exit status above 125 as "the command itself is
+// broken" and aborts recovery, where any lower non-zero status means "not in
+// the archive" and ends recovery early, as if the archive were complete. A
+// mistyped --data is such a broken command. (archive_command: the archiver
+// logs FATAL and is restarted, and retries, about every 30 s.)
 const (
-	exitOK       = 0
-	exitError    = 1
-	exitNotFound = 3
-	exitExists   = 4
-	exitInvalid  = 5
-	exitProblems = 6
-	exitLocked   = 7
+	exitOK           = 0
+	exitError        = 1
+	exitUnhealthy    = 2 // Nagios' CRITICAL
+	exitNotFound     = 3
+	exitExists       = 4
+	exitInvalid      = 5
+	exitProblems     = 6
+	exitLocked       = 7
+	exitNoStore      = 200
+	exitIndexMissing = 201
 )
 
-// errProblems is returned by verify when it found something wrong.
-var errProblems = errors.New("verify found problems")
+var (
+	// errProblems is returned by verify when it found something wrong.
+	errProblems = errors.New("verify found problems")
+	// errUnhealthy is returned by status --check when it found something wrong.
+	errUnhealthy = errors.New("status --check found problems")
+)
 
 // exitCode is the one table from errors to exit codes.
 func exitCode(err error) int {
@@ -34,8 +48,14 @@ func exitCode(err error) int {
 		return exitInvalid
 	case errors.Is(err, errProblems):
 		return exitProblems
+	case errors.Is(err, errUnhealthy):
+		return exitUnhealthy
 	case errors.Is(err, store.ErrLocked):
 		return exitLocked
+	case errors.Is(err, store.ErrNoStore):
+		return exitNoStore
+	case errors.Is(err, store.ErrIndexMissing):
+		return exitIndexMissing
 	}
 	return exitError
 }

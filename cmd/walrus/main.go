@@ -1,8 +1,10 @@
 // Command walrus is the PostgreSQL WAL archive server and its admin CLI.
 //
-// Exit codes (see exitCode): 0 success, 1 usage or other error, 3 not found,
-// 4 exists with different content, 5 invalid WAL or another cluster's WAL,
-// 6 verify found problems, 7 data directory in use by another process.
+// Exit codes (see exitCode): 0 success, 1 usage or other error, 2 status
+// --check found problems, 3 not found, 4 exists with different content,
+// 5 invalid WAL or another cluster's WAL, 6 verify found problems, 7 data
+// directory in use by another process, 200 the data directory holds no
+// store, 201 its index is missing while pack files remain.
 package main
 
 import (
@@ -30,12 +32,14 @@ type globals struct {
 
 type cli struct {
 	globals
+	Version kong.VersionFlag `help:"Print the version and exit."`
 
+	Init   initCmd   `cmd:"" help:"Create an empty store in --data. Only init and serve create a store; every other command fails on a directory that holds none (exit 200)."`
 	Put    putCmd    `cmd:"" help:"Archive a file (from FILE or standard input) under NAME."`
 	Get    getCmd    `cmd:"" help:"Restore NAME to FILE (or standard output)."`
 	Ls     lsCmd     `cmd:"" help:"List a directory of the archive."`
 	Rm     rmCmd     `cmd:"" help:"Remove a file from the archive."`
-	Status statusCmd `cmd:"" help:"Show totals and, per directory and timeline, segment ranges, gaps, backups and the last archived segment."`
+	Status statusCmd `cmd:"" help:"Show totals and, per directory and timeline, segment ranges, gaps, backups and the last archived segment; --check for monitoring (exit 2 on problems)."`
 	Verify verifyCmd `cmd:"" help:"Re-read and re-hash every file, check WAL headers and continuity; exit 6 if anything is wrong."`
 	Retain retainCmd `cmd:"" help:"Remove the WAL no kept base backup or recovery window needs (see --dry-run)."`
 	GC     gcCmd     `cmd:"" help:"Reclaim the space of removed files by rewriting sparse packs."`
@@ -70,6 +74,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(kongExit(code)) }),
 		kong.UsageOnError(),
+		kong.Vars{"version": versionString()},
 		kong.BindTo(ctx, (*context.Context)(nil)))
 	if err != nil {
 		fmt.Fprintln(stderr, "walrus:", err)

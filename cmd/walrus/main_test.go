@@ -25,8 +25,19 @@ func walrus(t *testing.T, data string, stdin []byte, args ...string) result {
 	return result{code, out.String(), errb.String()}
 }
 
-func TestCLIArchiveCycle(t *testing.T) {
+// newStore makes an empty store with walrus init, as an operator would: no
+// other command creates one.
+func newStore(t *testing.T) string {
+	t.Helper()
 	data := filepath.Join(t.TempDir(), "data")
+	if r := walrus(t, data, nil, "init"); r.code != 0 || !strings.Contains(r.stdout, "created an empty walrus store in "+data) {
+		t.Fatalf("init: %+v", r)
+	}
+	return data
+}
+
+func TestCLIArchiveCycle(t *testing.T) {
+	data := newStore(t)
 	work := t.TempDir()
 	sg := walgen.Segment{TLI: 1, SegNo: 2, SysID: 99, SegSize: 1 << 20, Seed: 1}
 	src := filepath.Join(work, sg.Name())
@@ -88,7 +99,7 @@ func TestCLIArchiveCycle(t *testing.T) {
 }
 
 func TestCLIVerifyNamesCorruptFile(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
+	data := newStore(t)
 	good := bytes.Repeat([]byte("good file "), 50_000)
 	bad := bytes.Repeat([]byte("will be damaged "), 50_000)
 	if r := walrus(t, data, bad, "put", "bad.txt"); r.code != 0 {
@@ -117,7 +128,7 @@ func TestCLIVerifyNamesCorruptFile(t *testing.T) {
 }
 
 func TestCLIUsageErrors(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
+	data := newStore(t)
 	if r := walrus(t, data, nil, "frobnicate"); r.code != exitError {
 		t.Fatalf("unknown command: %+v", r)
 	}

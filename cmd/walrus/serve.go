@@ -57,9 +57,12 @@ func (c *serveCmd) Run(ctx context.Context, g *globals) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(store.Config{Dir: g.Data, Logger: log, CacheBytes: c.CacheSize, Level: c.Level})
+	st, created, err := openOrCreate(store.Config{Dir: g.Data, Logger: log, CacheBytes: c.CacheSize, Level: c.Level})
 	if err != nil {
 		return err
+	}
+	if created {
+		log.Warn("the data directory held no store: created an empty one (on a first start that is expected; otherwise check --data)", "data", g.Data)
 	}
 	defer st.Close()
 	maint.st = st
