@@ -272,6 +272,10 @@ func (n *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		return syscall.EISDIR
 	}
 	node := n.childNode(name)
+	if node != nil {
+		node.moving.Lock() // not while it is checked in or out
+		defer node.moving.Unlock()
+	}
 	fi, err := n.fsys.st.StatWork(from)
 	if isArchiveName(name) || err != nil {
 		return n.renameCommitted(node, from, to)

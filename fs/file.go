@@ -23,7 +23,7 @@ type fileNode struct {
 	gofs.Inode
 	fsys *fileSystem
 
-	mu    sync.Mutex     // guards info, draft, work and rewrite
+	mu    sync.Mutex     // guards info, draft, work, rewrite, opens and pending
 	info  store.FileInfo // the committed file, when draft is nil and work is ""
 	draft *draft         // the content being written, until committed
 	work  string         // path of the work file this node is, until archived
@@ -31,6 +31,12 @@ type fileNode struct {
 	// file (cp over an archived file). A SETATTR without a file handle
 	// (utimensat, chmod by path: cp -p before its close) goes to it.
 	rewrite *draft
+	opens   int  // open work-file handles
+	pending bool // a .partial work file written since it was last checked in
+
+	// moving serialises what moves the node between work area and store:
+	// check-in, checkout and rename. Taken before mu, never while holding it.
+	moving sync.Mutex
 }
 
 // state returns the committed info, or the draft the node still is. A
@@ -180,6 +186,8 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	switch {
 	case d != nil:
 		return nil, 0, syscall.ENOENT // not committed yet: only its creator's handle reaches it
+	case write && continues(info, flags):
+		return n.checkout(info, flags)
 	case write:
 		d := n.fsys.newDraft(info.Path, uint32(info.Mode))
 		d.rewrite = true

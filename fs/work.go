@@ -13,6 +13,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/walrus-archive/walrus/internal/wal"
 	"github.com/walrus-archive/walrus/store"
 )
 
@@ -31,6 +32,18 @@ import (
 // stable storage when cp exits 0). After a crash of walrus, a restart
 // shows every work file as the local file system kept it.
 //
+// A .partial segment is both: pg_receivewal writes one as a work file and
+// renames it when the segment is complete, while archive_command copies
+// the old timeline's last segment as NAME.partial at promotion and means
+// it as archived. So when the last open handle of a written .partial is
+// closed (the close of its only handle, or else the release of the last),
+// it is checked in: archived under its own name (validated, like any
+// segment) if it is valid, else left a work file. A writer that opens
+// an archived .partial for writing without O_TRUNC (pg_receivewal
+// continuing after a restart) checks it out again (store.CheckoutWork);
+// with O_TRUNC (cp over it) it is an ordinary rewrite: identical content
+// succeeds, different content is refused.
+//
 // Renaming a work file onto an archive name (or onto a name the store
 // holds) archives it: store.CommitWork uploads its bytes, validated for the
 // new name, and removes the work file once the commit is durable; the
@@ -43,8 +56,9 @@ type workHandle struct {
 	node *fileNode
 	f    *os.File
 
-	mu    sync.Mutex // guards dirty
+	mu    sync.Mutex // guards dirty and wrote
 	dirty bool       // written since the last fsync
+	wrote bool       // written through this handle
 }
 
 var (
@@ -70,7 +84,7 @@ func (n *dirNode) createWork(ctx context.Context, path string, flags, mode uint3
 			n.fsys.log.Warn("fuse: cannot give a work file to its creator", "path", path, "err", err)
 		}
 	}
-	node := &fileNode{fsys: n.fsys, work: path}
+	node := &fileNode{fsys: n.fsys, work: path, opens: 1}
 	if errno := n.fsys.workAttr(&out.Attr, f); errno != 0 {
 		f.Close()
 		return nil, nil, 0, errno
@@ -97,7 +111,68 @@ func (n *fileNode) openWork(path string, flags uint32) (gofs.FileHandle, uint32,
 	if err != nil {
 		return nil, 0, n.fsys.fail("open", path, err)
 	}
+	n.addOpen(1)
 	return &workHandle{node: n, f: f}, fuse.FOPEN_DIRECT_IO, 0
+}
+
+func (n *fileNode) addOpen(k int) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.opens += k
+	return n.opens
+}
+
+// continues reports an open for writing that continues an archived
+// .partial rather than replacing it.
+func continues(info store.FileInfo, flags uint32) bool {
+	return info.Kind == wal.KindPartial && flags&syscall.O_TRUNC == 0
+}
+
+// checkout turns the archived .partial back into a work file and opens it.
+func (n *fileNode) checkout(info store.FileInfo, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	n.moving.Lock()
+	defer n.moving.Unlock()
+	if n.workPath() == "" {
+		err := n.fsys.st.CheckoutWork(info.Path, int(n.fsys.opts.UID), int(n.fsys.opts.GID))
+		if err != nil {
+			return nil, 0, n.fsys.fail("open", info.Path, err)
+		}
+		n.fsys.log.Info("fuse: archived .partial reopened for writing: it is a work file again", "path", info.Path)
+		n.setWork(info.Path)
+	}
+	return n.openWork(info.Path, flags)
+}
+
+// checkIn archives a written .partial work file under its own name once
+// no handle has it open (see above): at the close of its only handle, or
+// at the release of the last one. A file that is not a valid segment stays
+// a work file.
+func (n *fileNode) checkIn(closing int) {
+	n.moving.Lock()
+	defer n.moving.Unlock()
+	n.mu.Lock()
+	path, due := n.work, n.pending && n.opens == closing
+	n.mu.Unlock()
+	if path == "" || !due {
+		return
+	}
+	if _, name, _ := store.SplitPath(path); wal.ParseName(name).Kind != wal.KindPartial {
+		return
+	}
+	fi, err := n.fsys.st.StatWork(path)
+	if err != nil {
+		return
+	}
+	meta := store.FileMeta{Mode: fi.Mode().Perm(), MTime: fi.ModTime()}
+	info, err := n.fsys.st.CommitWork(path, path, meta)
+	n.mu.Lock()
+	n.pending = false // until it is written again
+	n.mu.Unlock()
+	if err != nil {
+		n.fsys.log.Info("fuse: .partial stays a work file", "path", path, "reason", err)
+		return
+	}
+	n.setCommitted(info)
 }
 
 func (n *fileNode) workGetattr(path string, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -215,8 +290,11 @@ func (h *workHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	k, err := h.f.WriteAt(data, off)
 	if k > 0 {
 		h.mu.Lock()
-		h.dirty = true
+		h.dirty, h.wrote = true, true
 		h.mu.Unlock()
+		h.node.mu.Lock()
+		h.node.pending = true
+		h.node.mu.Unlock()
 	}
 	if err != nil {
 		return uint32(k), h.node.fsys.fail("write", h.path(), err)
@@ -244,17 +322,25 @@ func (h *workHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	return h.sync("fsync")
 }
 
-// Flush (close) makes a written .partial durable; other work files are
-// durable when their writer fsyncs them, as on a local file system.
+// Flush (close) makes a written .partial durable, and checks it in when
+// this is its last open handle; other work files are durable when their
+// writer fsyncs them, as on a local file system.
 func (h *workHandle) Flush(ctx context.Context) syscall.Errno {
-	_, name, _ := store.SplitPath(h.path())
+	path := h.path()
+	_, name, _ := store.SplitPath(path)
 	h.mu.Lock()
-	dirty := h.dirty
+	dirty, wrote := h.dirty, h.wrote
 	h.mu.Unlock()
-	if !isPartial(name) || !dirty {
+	if !isPartial(name) || !wrote {
 		return 0
 	}
-	return h.sync("close")
+	if dirty {
+		if errno := h.sync("close"); errno != 0 {
+			return errno
+		}
+	}
+	h.node.checkIn(1) // if this is its only handle
+	return 0
 }
 
 func (h *workHandle) sync(op string) syscall.Errno {
@@ -267,7 +353,11 @@ func (h *workHandle) sync(op string) syscall.Errno {
 	return 0
 }
 
+// Release of the last handle checks in a .partial that a close could not
+// (other handles were still open then).
 func (h *workHandle) Release(ctx context.Context) syscall.Errno {
 	h.f.Close()
+	h.node.addOpen(-1)
+	h.node.checkIn(0)
 	return 0
 }

@@ -55,19 +55,62 @@ print("ok")`
 	if out := e.mustRun("python3", "-c", py, partial, src, e.m("ns")); strings.TrimSpace(out) != "ok" {
 		t.Fatalf("writer: %s", out)
 	}
-	e.notStored("ns/" + g.Name() + ".partial")
-	checkBytes(t, "work file through the mount", []byte(e.mustRun("cat", partial)), g.Bytes())
+	// Its last close checked it in: a valid .partial is archived (at the
+	// release of its last handle, which the kernel sends after close).
+	e.waitStored("ns/" + g.Name() + ".partial")
+	checkBytes(t, ".partial checked in at its last close", e.stored("ns/"+g.Name()+".partial"), g.Bytes())
+	checkBytes(t, ".partial through the mount", []byte(e.mustRun("cat", partial)), g.Bytes())
 	if ls := e.mustRun("ls", e.m("ns")); !strings.Contains(ls, g.Name()+".partial") {
 		t.Errorf("work file not listed:\n%s", ls)
 	}
+	// pg_receivewal restarted: it reopens the .partial without O_TRUNC and
+	// goes on writing; it is a work file again until its last close.
+	half := append(append([]byte{}, g.Bytes()[:500000]...), make([]byte, len(g.Bytes())-500000)...)
+	if err := os.WriteFile(src, half, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("rm", partial)
+	e.mustRun("cp", src, partial)
+	checkBytes(t, "first half archived", e.stored("ns/"+g.Name()+".partial"), half)
+	py = `import os, sys
+data = open(sys.argv[2], "rb").read()
+fd = os.open(sys.argv[1], os.O_WRONLY)
+os.pwrite(fd, data[500000:], 500000)
+os.fsync(fd)
+print("written", flush=True)
+sys.stdin.readline()
+os.close(fd)`
+	cmd := exec.Command("python3", "-c", py, partial, e.source("b", g.Bytes()))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || lines.Text() != "written" {
+		t.Fatalf("continuing writer: %q", lines.Text())
+	}
+	e.notStored("ns/" + g.Name() + ".partial")
+	checkBytes(t, "continued .partial while open", []byte(e.mustRun("cat", partial)), g.Bytes())
 	if blocks := strings.TrimSpace(e.mustRun("stat", "-c", "%b", partial)); blocks == "0" {
 		t.Errorf("work file shows no blocks")
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStored("ns/" + g.Name() + ".partial")
+	checkBytes(t, "continued .partial checked in", e.stored("ns/"+g.Name()+".partial"), g.Bytes())
+	// cp over it with other content (O_TRUNC) is refused like any rewrite.
+	if out, err := e.run("cp", e.source("c", half), partial); err == nil || !strings.Contains(out, "File exists") {
+		t.Errorf("cp of different content over an archived .partial: %v %s", err, out)
 	}
 	e.mustRun("mv", partial, e.m("ns", g.Name()))
 	checkBytes(t, "archived by rename", e.stored("ns/"+g.Name()), g.Bytes())
 	if _, err := os.Stat(partial); !os.IsNotExist(err) {
 		t.Errorf(".partial after the rename: %v", err)
 	}
+	e.notStored("ns/" + g.Name() + ".partial")
 	if entries, _ := os.ReadDir(filepath.Join(e.data, "work", "dirs", "ns")); len(entries) != 0 {
 		t.Errorf("work area not empty after the rename: %v", entries)
 	}
@@ -147,16 +190,25 @@ os.fsync(fd)
 d = os.open(os.path.dirname(sys.argv[1]), os.O_RDONLY)
 os.fsync(d)
 print("synced", flush=True)
-os.close(fd)`
+sys.stdin.readline()`
 	srcPath := filepath.Join(dir, "src")
 	if err := os.WriteFile(srcPath, g.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("python3", "-c", py, filepath.Join(mnt, name), srcPath).CombinedOutput(); err != nil || !strings.Contains(string(out), "synced") {
-		t.Fatalf("writer: %v %s", err, out)
+	writer := exec.Command("python3", "-c", py, filepath.Join(mnt, name), srcPath)
+	wout, _ := writer.StdoutPipe()
+	if err := writer.Start(); err != nil {
+		t.Fatal(err)
 	}
+	defer writer.Wait()
+	defer writer.Process.Kill()
+	if line, _ := bufio.NewReader(wout).ReadString('\n'); strings.TrimSpace(line) != "synced" {
+		t.Fatalf("writer: %q", line)
+	}
+	// walrus dies while the writer still holds the file open.
 	cmd.Process.Kill()
 	cmd.Wait()
+	writer.Process.Kill()
 	if err := RecoverStaleMount(mnt); err != nil {
 		t.Fatal(err)
 	}
@@ -176,4 +228,12 @@ os.close(fd)`
 		t.Fatalf("after restart: %v", err)
 	}
 	checkBytes(t, fmt.Sprintf("%s after a crash of walrus", name), out, g.Bytes())
+}
+
+func (e *testEnv) waitStored(path string) {
+	e.t.Helper()
+	waitFor(e.t, path+" archived", func() bool {
+		_, err := e.st.Stat(path)
+		return err == nil
+	})
 }

@@ -54,7 +54,7 @@ func TestCpIntoMountCommits(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	testenv.WaitFor(t, what, 10*time.Second, cond)
 }

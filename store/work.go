@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"syscall"
+	"time"
 )
 
 // Work files are files a writer has not finished yet: rsync's and
@@ -233,4 +234,47 @@ func workErr(path string, err error) error {
 		return fmt.Errorf("%w: %s", ErrNotFound, path)
 	}
 	return fmt.Errorf("store: work file %s: %w", path, err)
+}
+
+// CheckoutWork moves the archived file at path back into the work area,
+// for a writer that continues it (pg_receivewal reopening its .partial
+// after a restart). Order: the work copy is written, fsynced and its name
+// made durable before the file record is removed, so the bytes are on disk
+// under the name at every instant.
+func (s *Store) CheckoutWork(path string, uid, gid int) error {
+	r, err := s.Open(path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	info := r.Info()
+	f, err := s.CreateWork(path, os.O_EXCL, info.Mode)
+	if err != nil {
+		return err
+	}
+	if err := s.fillWork(f, r, uid, gid, info.MTime); err != nil {
+		f.Close()
+		s.RemoveWork(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return workErr(path, err)
+	}
+	if err := s.SyncWorkDir(info.Dir); err != nil {
+		return err
+	}
+	return s.Remove(path)
+}
+
+func (s *Store) fillWork(f *os.File, r *Reader, uid, gid int, mtime time.Time) error {
+	if _, err := io.CopyBuffer(f, io.NewSectionReader(r, 0, r.Size()), make([]byte, s.cfg.BlockSize)); err != nil {
+		return fmt.Errorf("store: check out %s: %w", r.Info().Path, err)
+	}
+	if err := f.Chown(uid, gid); err != nil {
+		return workErr(r.Info().Path, err)
+	}
+	if err := os.Chtimes(f.Name(), mtime, mtime); err != nil {
+		return workErr(r.Info().Path, err)
+	}
+	return workErr(r.Info().Path, f.Sync())
 }
