@@ -116,6 +116,7 @@ type Server struct {
 	log    *lockedBuffer
 	exited chan struct{}
 	err    error // cmd.Wait's result, set before exited closes
+	killed bool  // Kill ended it: Stop expects neither a clean exit nor an unmount
 }
 
 // Start runs `walrus serve --home home --allow-other` with the gateway on a
@@ -212,6 +213,9 @@ func (s *Server) Stop() error {
 }
 
 func (s *Server) exitErr() error {
+	if s.killed {
+		return nil
+	}
 	if Mounted(s.Mount) {
 		exec.Command("umount", "-l", s.Mount).Run()
 		return fmt.Errorf("mount %s left behind", s.Mount)
@@ -220,6 +224,29 @@ func (s *Server) exitErr() error {
 		return fmt.Errorf("exit after SIGTERM: %v", s.err)
 	}
 	return nil
+}
+
+// Kill ends the server with SIGKILL, as a crash would: no unmount, no
+// drain, no sync. The mount is left stale (ENOTCONN) until a new server
+// (Start on the same home) recovers it; at cleanup a mount still stale is
+// detached. Stop does nothing afterwards.
+func (s *Server) Kill() {
+	s.t.Helper()
+	select {
+	case <-s.exited:
+		s.t.Fatalf("walrus serve had already exited: %v", s.err)
+	default:
+	}
+	s.killed = true
+	s.cmd.Process.Kill()
+	<-s.exited
+	s.t.Cleanup(func() {
+		// Runs before the cleanup of this server and after that of any
+		// server started later on the same mount point.
+		if Mounted(s.Mount) {
+			exec.Command("umount", "-l", s.Mount).Run()
+		}
+	})
 }
 
 // Mounted reports whether path is a mount point in /proc/mounts.
