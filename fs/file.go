@@ -187,7 +187,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	case d != nil:
 		return nil, 0, syscall.ENOENT // not committed yet: only its creator's handle reaches it
 	case write && continues(info, flags):
-		return n.checkout(info, flags)
+		return &continueHandle{node: n, info: info, flags: flags}, fuse.FOPEN_DIRECT_IO, 0
 	case write:
 		d := n.fsys.newDraft(info.Path, uint32(info.Mode))
 		d.rewrite = true

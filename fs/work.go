@@ -39,8 +39,9 @@ import (
 // closed (the close of its only handle, or else the release of the last),
 // it is checked in: archived under its own name (validated, like any
 // segment) if it is valid, else left a work file. A writer that opens
-// an archived .partial for writing without O_TRUNC (pg_receivewal
-// continuing after a restart) checks it out again (store.CheckoutWork);
+// an archived .partial for writing without O_TRUNC and writes to it
+// (pg_receivewal continuing after a restart) checks it out again at the
+// first write (store.CheckoutWork, continueHandle);
 // with O_TRUNC (cp over it) it is an ordinary rewrite: identical content
 // succeeds, different content is refused.
 //
@@ -128,19 +129,105 @@ func continues(info store.FileInfo, flags uint32) bool {
 	return info.Kind == wal.KindPartial && flags&syscall.O_TRUNC == 0
 }
 
-// checkout turns the archived .partial back into a work file and opens it.
-func (n *fileNode) checkout(info store.FileInfo, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+// checkout turns the archived .partial back into a work file.
+func (n *fileNode) checkout(info store.FileInfo) error {
 	n.moving.Lock()
 	defer n.moving.Unlock()
-	if n.workPath() == "" {
-		err := n.fsys.st.CheckoutWork(info.Path, int(n.fsys.opts.UID), int(n.fsys.opts.GID))
-		if err != nil {
-			return nil, 0, n.fsys.fail("open", info.Path, err)
-		}
-		n.fsys.log.Info("fuse: archived .partial reopened for writing: it is a work file again", "path", info.Path)
-		n.setWork(info.Path)
+	if n.workPath() != "" {
+		return nil // checked out by another handle
 	}
-	return n.openWork(info.Path, flags)
+	if err := n.fsys.st.CheckoutWork(info.Path, int(n.fsys.opts.UID), int(n.fsys.opts.GID)); err != nil {
+		return err
+	}
+	n.fsys.log.Info("fuse: archived .partial written again: it is a work file until its last close", "path", info.Path)
+	n.mu.Lock()
+	n.work, n.info, n.pending = info.Path, store.FileInfo{}, true
+	n.mu.Unlock()
+	return nil
+}
+
+// continueHandle is an archived .partial opened for writing without
+// O_TRUNC. Until the first write it is the archived file (reads come from
+// the store, fsync has nothing to do: PostgreSQL's fsync_fname opens files
+// O_RDWR just to fsync them); the first write checks the file out and
+// goes on as a workHandle.
+type continueHandle struct {
+	node  *fileNode
+	info  store.FileInfo
+	flags uint32
+
+	mu   sync.Mutex // guards work
+	work *workHandle
+}
+
+var (
+	_ = (gofs.FileReader)((*continueHandle)(nil))
+	_ = (gofs.FileWriter)((*continueHandle)(nil))
+	_ = (gofs.FileFlusher)((*continueHandle)(nil))
+	_ = (gofs.FileFsyncer)((*continueHandle)(nil))
+	_ = (gofs.FileReleaser)((*continueHandle)(nil))
+)
+
+func (h *continueHandle) current() *workHandle {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.work
+}
+
+func (h *continueHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if w := h.current(); w != nil {
+		return w.Read(ctx, dest, off)
+	}
+	r, err := h.node.fsys.st.Open(h.info.Path)
+	if err != nil {
+		return nil, h.node.fsys.fail("read", h.info.Path, err)
+	}
+	defer r.Close()
+	k, err := r.ReadAt(dest, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, h.node.fsys.fail("read", h.info.Path, err)
+	}
+	return fuse.ReadResultData(dest[:k]), 0
+}
+
+func (h *continueHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	h.mu.Lock()
+	if h.work == nil {
+		if err := h.node.checkout(h.info); err != nil {
+			h.mu.Unlock()
+			return 0, h.node.fsys.fail("write", h.info.Path, err)
+		}
+		f, _, errno := h.node.openWork(h.info.Path, h.flags&^syscall.O_TRUNC)
+		if errno != 0 {
+			h.mu.Unlock()
+			return 0, errno
+		}
+		h.work = f.(*workHandle)
+	}
+	w := h.work
+	h.mu.Unlock()
+	return w.Write(ctx, data, off)
+}
+
+func (h *continueHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if w := h.current(); w != nil {
+		return w.Fsync(ctx, flags)
+	}
+	return 0 // archived: durable already
+}
+
+func (h *continueHandle) Flush(ctx context.Context) syscall.Errno {
+	if w := h.current(); w != nil {
+		return w.Flush(ctx)
+	}
+	return 0
+}
+
+func (h *continueHandle) Release(ctx context.Context) syscall.Errno {
+	if w := h.current(); w != nil {
+		return w.Release(ctx)
+	}
+	return 0
 }
 
 // checkIn archives a written .partial work file under its own name once
