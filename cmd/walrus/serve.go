@@ -200,11 +200,14 @@ func (c *serveCmd) mount(st *store.Store, log *slog.Logger) (*wfs.Server, error)
 	if c.Mount == "" {
 		return nil, nil
 	}
-	if err := os.MkdirAll(c.Mount, 0o755); err != nil && !isStaleMountErr(err) {
-		return nil, fmt.Errorf("serve: create mount point: %w", err)
-	}
+	// A killed server's mount first: on a dead FUSE mount MkdirAll fails
+	// with EEXIST (not ENOTCONN) unless the kernel still had the root's
+	// attributes cached, the normal state after archive_command's cp.
 	if err := wfs.RecoverStaleMount(c.Mount); err != nil {
 		return nil, err
+	}
+	if err := os.MkdirAll(c.Mount, 0o755); err != nil {
+		return nil, fmt.Errorf("serve: create mount point: %w", err)
 	}
 	uid, gid := ownerIDs(c.UID, c.GID)
 	prefetch := c.Prefetch

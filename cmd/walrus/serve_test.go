@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -186,14 +187,24 @@ func TestServeRecoversStaleMount(t *testing.T) {
 	requireServeCapabilities(t)
 	home := t.TempDir()
 	mnt := filepath.Join(home, "pg_archived")
-	p := startServe(t, "--home", home, "--rsync-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
-	p.stop(t, syscall.SIGKILL)
-	if _, err := os.ReadDir(mnt); err == nil || !mounted(mnt) {
-		t.Fatalf("expected a dead mount after SIGKILL: mounted=%v, readdir err = %v", mounted(mnt), err)
+	for i := range 3 {
+		p := startServe(t, "--home", home, "--rsync-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+		// Used before the kill, as archive_command uses it.
+		g := walgen.Segment{TLI: 1, SegNo: uint64(1 + i), SegSize: 1 << 20, SysID: 7, UsedPages: 2}
+		src := filepath.Join(t.TempDir(), g.Name())
+		os.WriteFile(src, g.Bytes(), 0o600)
+		if out, err := exec.Command("cp", src, filepath.Join(mnt, g.Name())).CombinedOutput(); err != nil {
+			t.Fatalf("cp into the mount: %v %s", err, out)
+		}
+		p.stop(t, syscall.SIGKILL)
+		var fsst syscall.Statfs_t
+		if err := syscall.Statfs(mnt, &fsst); !errors.Is(err, syscall.ENOTCONN) {
+			t.Fatalf("expected a dead mount after SIGKILL: statfs %v", err)
+		}
 	}
-	p = startServe(t, "--home", home, "--rsync-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
-	if _, err := os.ReadDir(mnt); err != nil {
-		t.Fatalf("mount not usable after restart: %v", err)
+	p := startServe(t, "--home", home, "--rsync-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	if names, err := os.ReadDir(mnt); err != nil || len(names) != 3 {
+		t.Fatalf("mount after restart: %v, %d names", err, len(names))
 	}
 	if err := p.stop(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("serve exit: %v", err)
