@@ -33,6 +33,7 @@ func (n *dirNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAt
 	if n.fsys.opts.ReadOnly {
 		return syscall.EROFS
 	}
+	defer func() { out.Ino = n.StableAttr().Ino }() // see fileNode.Setattr
 	return n.Getattr(ctx, f, out)
 }
 

@@ -63,7 +63,10 @@
 // over it, with O_TRUNC) starts a draft of the same name; the store
 // accepts it at close only if the content is identical (PostgreSQL
 // re-archiving), else close fails with EEXIST and the original stays
-// intact and readable throughout. Write handles use direct I/O so refused
+// intact and readable throughout: the kernel's view of the shared inode
+// never changes meanwhile (no atomic O_TRUNC: the O_TRUNC arrives as a
+// SETATTR that truncates only the rewrite, answered with the archived
+// size), so a concurrent reader always gets the whole committed file. Write handles use direct I/O so refused
 // bytes never enter the kernel's page cache. chmod and the mtime of an
 // archived file take effect (store.SetMeta: rsync -a re-pushing a file
 // sets what it preserves); chown to anyone but the mount's owner and a

@@ -11,6 +11,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/walrus-archive/walrus/internal/wal"
 	"github.com/walrus-archive/walrus/store"
 )
 
@@ -31,7 +32,12 @@ type fileNode struct {
 	// file (cp over an archived file). A SETATTR without a file handle
 	// (utimensat, chmod by path: cp -p before its close) goes to it.
 	rewrite *draft
-	opens   int  // open work-file handles
+	// opening is the newest handle opened for writing over the committed
+	// file, and who opened it: O_TRUNC of that open arrives as a SETATTR
+	// without a handle from the same process (truncateAtOpen).
+	opening    openTruncater
+	openingPid uint32
+	opens      int  // open work-file handles
 	pending bool // a .partial work file written since it was last checked in
 
 	// moving serialises what moves the node between work area and store:
@@ -96,14 +102,23 @@ func (n *fileNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetA
 	if n.fsys.opts.ReadOnly {
 		return syscall.EROFS
 	}
+	// go-fuse fills the inode number into GETATTR replies, not SETATTR
+	// ones, and the kernel takes a 0 as the file's new st_ino (cp then
+	// says the file "was replaced while being copied").
+	defer func() { out.Ino = n.StableAttr().Ino }()
 	if p := n.workPath(); p != "" {
 		return n.workSetattr(p, f, in, out)
 	}
 	info, d := n.state()
+	if d == nil && f == nil && n.truncateAtOpen(ctx, in) {
+		return n.Getattr(ctx, nil, out) // the archived attributes: see truncateAtOpen
+	}
+	rewriting := false
 	if h, ok := f.(*writeHandle); ok && h.d.replacing() {
-		d = h.d
+		d, rewriting = h.d, h.d.rewrite
 	} else if d == nil {
 		d = n.openRewrite()
+		rewriting = d != nil
 	}
 	if d == nil {
 		return n.setArchivedAttr(ctx, info, in, out)
@@ -122,9 +137,53 @@ func (n *fileNode) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetA
 		mtime = &t
 	}
 	d.setMeta(mode, mtime)
+	if rewriting {
+		// Other readers share this inode: the kernel must keep the
+		// archived size, not the rewrite's.
+		return n.Getattr(ctx, nil, out)
+	}
 	mo, size, mt := d.attrs()
 	n.fsys.fileAttr(&out.Attr, mo, size, size, mt, mt)
 	return 0
+}
+
+// An openTruncater is a handle opened for writing over an archived file,
+// to which the O_TRUNC of its open may still arrive.
+type openTruncater interface {
+	// truncateAtOpen applies the open's O_TRUNC; false if the handle has
+	// been written to since (then the SETATTR is something else).
+	truncateAtOpen() bool
+}
+
+func (n *fileNode) setOpening(ctx context.Context, h openTruncater) {
+	var pid uint32
+	if c, ok := fuse.FromContext(ctx); ok {
+		pid = c.Pid
+	}
+	n.mu.Lock()
+	n.opening, n.openingPid = h, pid
+	n.mu.Unlock()
+}
+
+// truncateAtOpen recognises the SETATTR that carries O_TRUNC of an open
+// for writing over an archived file: size 0, no handle, from the process
+// that just opened it. The truncation applies to that handle's rewrite
+// only; the reply (the caller answers with the archived attributes) keeps
+// the kernel's size of the shared inode, so concurrent readers still see
+// the whole committed file.
+func (n *fileNode) truncateAtOpen(ctx context.Context, in *fuse.SetAttrIn) bool {
+	size, ok := in.GetSize()
+	if !ok || size != 0 {
+		return false
+	}
+	c, ok := fuse.FromContext(ctx)
+	n.mu.Lock()
+	h, pid := n.opening, n.openingPid
+	n.mu.Unlock()
+	if h == nil || !ok || c.Pid != pid {
+		return false
+	}
+	return h.truncateAtOpen()
 }
 
 // openRewrite returns the rewrite draft while it is open and has new
@@ -186,15 +245,14 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	switch {
 	case d != nil:
 		return nil, 0, syscall.ENOENT // not committed yet: only its creator's handle reaches it
-	case write && continues(info, flags):
-		return &continueHandle{node: n, info: info, flags: flags}, fuse.FOPEN_DIRECT_IO, 0
+	case write && info.Kind == wal.KindPartial:
+		h := &continueHandle{node: n, info: info, flags: flags}
+		n.setOpening(ctx, h)
+		return h, fuse.FOPEN_DIRECT_IO, 0
 	case write:
-		d := n.fsys.newDraft(info.Path, uint32(info.Mode))
-		d.rewrite = true
-		n.mu.Lock()
-		n.rewrite = d
-		n.mu.Unlock()
-		return &writeHandle{node: n, d: d, write: true}, fuse.FOPEN_DIRECT_IO, 0
+		h := n.rewriteHandle(info)
+		n.setOpening(ctx, h)
+		return h, fuse.FOPEN_DIRECT_IO, 0
 	}
 	r, err := n.fsys.st.Open(info.Path)
 	if err != nil {
@@ -204,6 +262,24 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		n.fsys.st.Prefetch(info.Path, n.fsys.opts.Prefetch)
 	}
 	return &readHandle{fsys: n.fsys, r: r}, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// rewriteHandle starts a draft over the archived file (cp over it): it
+// commits only if its content is identical.
+func (n *fileNode) rewriteHandle(info store.FileInfo) *writeHandle {
+	d := n.fsys.newDraft(info.Path, uint32(info.Mode))
+	d.rewrite = true
+	n.mu.Lock()
+	n.rewrite = d
+	n.mu.Unlock()
+	return &writeHandle{node: n, d: d, write: true}
+}
+
+func (h *writeHandle) truncateAtOpen() bool {
+	if h.d.replacing() {
+		return false // written already: a later truncate(2)
+	}
+	return h.d.truncate(0) == nil
 }
 
 // readHandle reads a committed file.

@@ -61,8 +61,11 @@ func (fsys *fileSystem) mountOptions() *gofs.Options {
 		MaxInflightRequestBytes: maxInflight,
 		Debug:                   o.Debug,
 		DisableSplice:           true, // replies come from Go memory; 1 MiB + header exceeds a pipe
-		// O_TRUNC arrives with OPEN instead of as a separate SETATTR.
-		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+		// No CAP_ATOMIC_O_TRUNC: with it the kernel sets the inode's size
+		// to 0 itself when anyone opens an archived file with O_TRUNC (cp
+		// re-archiving it), and concurrent readers of the same inode see a
+		// prefix and EOF. Without it O_TRUNC arrives as a SETATTR, answered
+		// with the archived size (fileNode.truncateAtOpen).
 		Options:           []string{"default_permissions"},
 	}
 	if o.ReadOnly {

@@ -41,8 +41,8 @@ import (
 // segment) if it is valid, else left a work file. A writer that opens
 // an archived .partial for writing without O_TRUNC and writes to it
 // (pg_receivewal continuing after a restart) checks it out again at the
-// first write (store.CheckoutWork, continueHandle);
-// with O_TRUNC (cp over it) it is an ordinary rewrite: identical content
+// first write (store.CheckoutWork, continueHandle); with O_TRUNC (cp over
+// it) it is an ordinary rewrite: identical content
 // succeeds, different content is refused.
 //
 // Renaming a work file onto an archive name (or onto a name the store
@@ -123,12 +123,6 @@ func (n *fileNode) addOpen(k int) int {
 	return n.opens
 }
 
-// continues reports an open for writing that continues an archived
-// .partial rather than replacing it.
-func continues(info store.FileInfo, flags uint32) bool {
-	return info.Kind == wal.KindPartial && flags&syscall.O_TRUNC == 0
-}
-
 // checkout turns the archived .partial back into a work file.
 func (n *fileNode) checkout(info store.FileInfo) error {
 	n.moving.Lock()
@@ -146,18 +140,53 @@ func (n *fileNode) checkout(info store.FileInfo) error {
 	return nil
 }
 
-// continueHandle is an archived .partial opened for writing without
-// O_TRUNC. Until the first write it is the archived file (reads come from
-// the store, fsync has nothing to do: PostgreSQL's fsync_fname opens files
-// O_RDWR just to fsync them); the first write checks the file out and
-// goes on as a workHandle.
+// continueHandle is an archived .partial opened for writing. Until the
+// first write it is the archived file (reads come from the store, fsync
+// has nothing to do: PostgreSQL's fsync_fname opens files O_RDWR just to
+// fsync them). The open's O_TRUNC (cp over it) makes it an ordinary
+// rewrite (a writeHandle: identical content only); else the first write
+// checks the file out and it goes on as a workHandle (pg_receivewal
+// continuing its .partial after a restart).
 type continueHandle struct {
 	node  *fileNode
 	info  store.FileInfo
 	flags uint32
 
-	mu   sync.Mutex // guards work
-	work *workHandle
+	mu      sync.Mutex   // guards work and rewrite
+	work    *workHandle  // checked out
+	rewrite *writeHandle // truncated at open
+}
+
+func (h *continueHandle) truncateAtOpen() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.work != nil || h.rewrite != nil {
+		return false
+	}
+	h.rewrite = h.node.rewriteHandle(h.info)
+	return h.rewrite.d.truncate(0) == nil
+}
+
+// delegate returns the handle that took over, if any.
+func (h *continueHandle) delegate() fileHandle {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rewrite != nil {
+		return h.rewrite
+	}
+	if h.work != nil {
+		return h.work
+	}
+	return nil
+}
+
+// fileHandle is what continueHandle delegates to.
+type fileHandle interface {
+	gofs.FileReader
+	gofs.FileWriter
+	gofs.FileFlusher
+	gofs.FileFsyncer
+	gofs.FileReleaser
 }
 
 var (
@@ -168,14 +197,8 @@ var (
 	_ = (gofs.FileReleaser)((*continueHandle)(nil))
 )
 
-func (h *continueHandle) current() *workHandle {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.work
-}
-
 func (h *continueHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if w := h.current(); w != nil {
+	if w := h.delegate(); w != nil {
 		return w.Read(ctx, dest, off)
 	}
 	r, err := h.node.fsys.st.Open(h.info.Path)
@@ -192,6 +215,10 @@ func (h *continueHandle) Read(ctx context.Context, dest []byte, off int64) (fuse
 
 func (h *continueHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	h.mu.Lock()
+	if h.rewrite != nil {
+		h.mu.Unlock()
+		return h.rewrite.Write(ctx, data, off)
+	}
 	if h.work == nil {
 		if err := h.node.checkout(h.info); err != nil {
 			h.mu.Unlock()
@@ -210,21 +237,21 @@ func (h *continueHandle) Write(ctx context.Context, data []byte, off int64) (uin
 }
 
 func (h *continueHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	if w := h.current(); w != nil {
+	if w := h.delegate(); w != nil {
 		return w.Fsync(ctx, flags)
 	}
 	return 0 // archived: durable already
 }
 
 func (h *continueHandle) Flush(ctx context.Context) syscall.Errno {
-	if w := h.current(); w != nil {
+	if w := h.delegate(); w != nil {
 		return w.Flush(ctx)
 	}
 	return 0
 }
 
 func (h *continueHandle) Release(ctx context.Context) syscall.Errno {
-	if w := h.current(); w != nil {
+	if w := h.delegate(); w != nil {
 		return w.Release(ctx)
 	}
 	return 0
