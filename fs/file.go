@@ -38,7 +38,7 @@ type fileNode struct {
 	opening    openTruncater
 	openingPid uint32
 	opens      int  // open work-file handles
-	pending bool // a .partial work file written since it was last checked in
+	pending    bool // a .partial work file written since it was last checked in
 
 	// moving serialises what moves the node between work area and store:
 	// check-in, checkout and rename. Taken before mu, never while holding it.

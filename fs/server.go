@@ -66,7 +66,7 @@ func (fsys *fileSystem) mountOptions() *gofs.Options {
 		// re-archiving it), and concurrent readers of the same inode see a
 		// prefix and EOF. Without it O_TRUNC arrives as a SETATTR, answered
 		// with the archived size (fileNode.truncateAtOpen).
-		Options:           []string{"default_permissions"},
+		Options: []string{"default_permissions"},
 	}
 	if o.ReadOnly {
 		mo.Options = append(mo.Options, "ro")
