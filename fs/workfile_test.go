@@ -152,6 +152,11 @@ func TestWorkFileRenameRefusals(t *testing.T) {
 	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
 		t.Errorf("temp after an identical rename: %v", err)
 	}
+	for _, bad := range []string{"new\nline", "esc\x1b[0m", seg(34).Name() + "\n"} {
+		if err := os.WriteFile(e.m(bad), []byte("x"), 0o600); err == nil || !strings.Contains(err.Error(), "invalid argument") {
+			t.Errorf("create of %q: %v", bad, err)
+		}
+	}
 	long := strings.Repeat("x", 256)
 	if _, err := os.Create(e.m(long)); err == nil || !strings.Contains(err.Error(), "file name too long") {
 		t.Errorf("create of a 256-byte name: %v", err)

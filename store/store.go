@@ -352,9 +352,15 @@ func checkComponent(c string) error {
 		return fmt.Errorf("%w: %.20q... longer than 255 bytes", ErrInvalidName, c)
 	case strings.ContainsAny(c, "\x00/"):
 		return fmt.Errorf("%w: %q contains NUL or slash", ErrInvalidName, c)
+	case strings.ContainsFunc(c, isControl):
+		// A newline or escape in a name makes every listing (walrus ls,
+		// ls, rsync's) ambiguous or hostile to the terminal that shows it.
+		return fmt.Errorf("%w: %q contains a control character; use printable names", ErrInvalidName, c)
 	}
 	return nil
 }
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // FileInfo describes an archived file.
 type FileInfo struct {

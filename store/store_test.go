@@ -448,6 +448,11 @@ func TestMkdirRmdir(t *testing.T) {
 	if _, _, err := SplitPath("../x"); !errors.Is(err, ErrInvalidName) {
 		t.Fatalf("dot-dot accepted: %v", err)
 	}
+	for _, bad := range []string{"a\nb", "ns/x\ty", "\x1b[31mred", "del\x7f", "bad\nns/x"} {
+		if _, _, err := SplitPath(bad); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("%q accepted: %v", bad, err)
+		}
+	}
 }
 
 // A block repeated inside one file is stored once and counted per use, so
