@@ -101,15 +101,14 @@ func (s *Store) retentionInput(dir string, segSize uint32, now time.Time) (reten
 	if err := s.Names(dir, func(name string) error { in.Names = append(in.Names, name); return nil }); err != nil {
 		return in, err
 	}
-	w, err := s.scanWAL(dir, segSize)
+	a, err := s.scanWAL(dir, segSize)
 	if err != nil {
 		return in, err
 	}
-	ds := w.status()
-	for _, b := range ds.Backups {
+	for _, b := range a.Status().Backups {
 		start, _ := wal.ParseLSN(b.StartLSN)
 		in.Backups = append(in.Backups, retention.Backup{Name: b.Name, Label: b.Label, StartLSN: start,
-			StartSeg: b.startSeg, StopTime: b.StopTime, Restorable: b.Restorable})
+			StartSeg: b.StartSeg, StopTime: b.StopTime, Restorable: b.Restorable})
 	}
 	return in, nil
 }

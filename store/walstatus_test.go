@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -45,16 +46,14 @@ func historyText(lines ...string) string { return strings.Join(lines, "\n") + "\
 
 // archiveLayout puts a two-timeline cluster into dir c1: timeline 1
 // segments first..9 and 10.partial, a promotion inside segment 10 (switch
-// LSN 0/A00100), timeline 2 segments 10..last, and timeline 1 segments 11
-// and 12, archived by the old primary after the switch.
+// LSN 0/A00100), timeline 2 segments 10..last, and timeline 1 segments 10
+// to 12, archived by the old primary, which went on after the switch.
 func archiveLayout(t *testing.T, s *Store, first, last uint64) {
 	t.Helper()
-	for n := first; n <= 9; n++ {
+	for n := first; n <= 12; n++ {
 		putSeg(t, s, smallSeg(1, n), "")
 	}
 	putSeg(t, s, smallSeg(1, 10), ".partial")
-	putSeg(t, s, smallSeg(1, 11), "")
-	putSeg(t, s, smallSeg(1, 12), "")
 	mustPut(t, s, "c1/00000002.history", []byte(historyText("1\t0/A00100\tno recovery target specified")))
 	for n := uint64(10); n <= last; n++ {
 		putSeg(t, s, smallSeg(2, n), "")
@@ -93,9 +92,9 @@ func TestStatusGapsAcrossTimelineSwitch(t *testing.T) {
 		t.Fatalf("timelines %+v", ds.Timelines)
 	}
 	t1, t2 := ds.Timelines[0], ds.Timelines[1]
-	// Timeline 1 ends where timeline 2 begins (segment 10): its segments 11
-	// and 12 belong to no path and are not expected; segment 10 is only a
-	// .partial, which recovery never reads. Only segment 5 is missing.
+	// Timeline 2 reads segments up to 9 from timeline 1 and its own from 10
+	// on; timeline 1's own stream goes on to 12. Only segment 5 is missing
+	// on timeline 1 (the .partial is never required).
 	wantT1 := []Gap{{From: "000000010000000000000005", To: "000000010000000000000005", Count: 1}}
 	wantT2 := []Gap{{From: "00000002000000000000000D", To: "00000002000000000000000E", Count: 2}}
 	if d := cmp.Diff(wantT1, t1.Gaps); d != "" {
@@ -233,5 +232,73 @@ func TestRetentionKeepsExactlyWhatBackupsNeed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBranchedHistoryStatusAndRetention archives issue 9's shape, with the
+// forks segments apart: timeline 1 goes on to segment 12, timeline 2
+// branches off it in segment 9, and timeline 3, a recovery along timeline
+// 2's history to a restore point, in segment 5 ("1 0/900100; 2 0/500100").
+// Timeline 3's segment 7 is missing, so its backup from 6 to 7 cannot be
+// restored although timeline 1's segment 7 is there: retention must keep
+// the older backup that can.
+func TestBranchedHistoryStatusAndRetention(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	for n := uint64(1); n <= 12; n++ {
+		putSeg(t, s, smallSeg(1, n), "")
+	}
+	mustPut(t, s, "c1/00000002.history", []byte(historyText("1\t0/900100\tno recovery target specified")))
+	for n := uint64(9); n <= 12; n++ {
+		putSeg(t, s, smallSeg(2, n), "")
+	}
+	mustPut(t, s, "c1/00000003.history", []byte(historyText("1\t0/900100\tno recovery target specified", "", "2\t0/500100\tat restore point \"rp\"")))
+	for _, n := range []uint64{5, 6, 8} {
+		putSeg(t, s, smallSeg(3, n), "")
+	}
+	now := time.Now()
+	old := putBackup(t, s, 1, 2, 3, "old", now.Add(-time.Hour))
+	broken := putBackup(t, s, 3, 6, 7, "on timeline 3", now)
+
+	ds, err := s.DirStatus("c1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type tl struct {
+		TLI, Parent     uint32
+		Begin, End, Gap string
+	}
+	var got []tl
+	for _, x := range ds.Timelines {
+		g := tl{TLI: x.TLI, Parent: x.Parent, Begin: x.BeginLSN, End: x.EndLSN}
+		for _, gap := range x.Gaps {
+			g.Gap += gap.String()
+		}
+		got = append(got, g)
+	}
+	want := []tl{
+		{TLI: 1, End: "0/00500100"},
+		{TLI: 2, Parent: 1, Begin: "0/00900100"},
+		{TLI: 3, Parent: 1, Begin: "0/00500100", Gap: "segment 000000030000000000000007 is missing"},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("timelines (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"timeline 3: segment 000000030000000000000007 is missing"}, ds.Problems); d != "" {
+		t.Errorf("problems (-want +got):\n%s", d)
+	}
+	for _, b := range ds.Backups {
+		if b.Name == broken && (b.Restorable || !slices.Equal(b.Missing, []string{"000000030000000000000007"})) ||
+			b.Name == old && !b.Restorable {
+			t.Errorf("backup %+v", b)
+		}
+	}
+
+	reps, err := s.Retain(context.Background(), "c1", retention.Policy{KeepBackups: 1}, now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := reps[0]; len(r.Kept) != 1 || r.Kept[0].Name != old || r.Cutoff != "0000000000000002" ||
+		len(r.Removed) != 1 || r.Removed[0].Name != "000000010000000000000001" {
+		t.Errorf("retention kept %+v, cutoff %s, removed %+v", r.Kept, r.Cutoff, r.Removed)
 	}
 }
