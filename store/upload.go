@@ -289,7 +289,14 @@ func (u *Upload) validate() error {
 	case wal.KindSegment, wal.KindPartial:
 		return u.checkHeader(u.size)
 	case wal.KindHistory:
-		if _, err := wal.ParseHistory(u.readSmall()); err != nil {
+		entries, err := wal.ParseHistory(u.readSmall())
+		if err == nil {
+			// What recovery would refuse to read (timeline.c): a history
+			// naming its own timeline or a later one is never written by
+			// PostgreSQL and would lock wrong content under the name.
+			err = wal.CheckHistory(u.walName.TLI, entries)
+		}
+		if err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrInvalidWAL, u.Path(), err)
 		}
 	case wal.KindBackup:

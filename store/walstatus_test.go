@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -301,4 +302,21 @@ func TestBranchedHistoryStatusAndRetention(t *testing.T) {
 		len(r.Removed) != 1 || r.Removed[0].Name != "000000010000000000000001" {
 		t.Errorf("retention kept %+v, cutoff %s, removed %+v", r.Kept, r.Cutoff, r.Removed)
 	}
+}
+
+// A history file PostgreSQL's recovery would refuse to read (naming its
+// own or a later timeline) is refused at upload; the branched history of a
+// second PITR (switch points that do not increase) is accepted.
+func TestHistoryUploadFollowsTimelineC(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	bad := map[string]string{
+		"00000002.history": historyText("2\t0/900100\tself"),
+		"00000003.history": historyText("1\t0/900100\tx", "4\t0/A00000\tlater"),
+	}
+	for name, text := range bad {
+		if _, err := put(t, s, name, []byte(text)); !errors.Is(err, ErrInvalidWAL) {
+			t.Errorf("%s: %v, want ErrInvalidWAL", name, err)
+		}
+	}
+	mustPut(t, s, "00000003.history", []byte(historyText("1\t0/3018CB0\tno recovery target specified", "", "2\t0/3018C48\tat restore point \"rp\"")))
 }
