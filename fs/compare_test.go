@@ -68,6 +68,12 @@ func TestCompareMount(t *testing.T) {
 		name := filepath.Base(p)
 		res["cp in: mount"] = append(res["cp in: mount"], sh(`cp "$1" "$2"`, p, filepath.Join(mnt, name)))
 		res["cp in: plain+sync"] = append(res["cp in: plain+sync"], sh(`cp "$1" "$2" && sync "$2"`, p, filepath.Join(plain, name)))
+		// rsync writes a temp file and renames it: a work file committed
+		// by the rename.
+		sub := filepath.Join(mnt, "rsync")
+		sh(`mkdir -p "$1" "$2"`, sub, filepath.Join(plain, "rsync")) // never touch the mount from its server
+		res["rsync in: mount"] = append(res["rsync in: mount"], sh(`rsync -a "$1" "$2"`, p, filepath.Join(sub, name)))
+		res["rsync in: plain+sync"] = append(res["rsync in: plain+sync"], sh(`rsync -a "$1" "$2" && sync "$2"`, p, filepath.Join(plain, "rsync", name)))
 	}
 	unmount(st, srv)
 
@@ -112,6 +118,7 @@ func TestCompareMount(t *testing.T) {
 		}
 	}
 	ratio("cp in: mount", "cp in: plain+sync")
+	ratio("rsync in: mount", "rsync in: plain+sync")
 	for _, tag := range []string{"prefetch 0", "prefetch 8"} {
 		ratio("cp out: mount cold, "+tag, "cp out: plain cold")
 		ratio("cp out: mount cold, "+tag, "cp out: plain warm")
