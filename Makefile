@@ -48,7 +48,14 @@ clean:
 #               and walrus status is printed (test/demo.sh; root, FUSE, PostgreSQL 15)
 # make compare  walrus vs a stock rsync daemon and pgBackRest on real WAL made in the
 #               same run, plus a sustained pgbench run; writes $(BENCHOUT)/compare.md
-.PHONY: demo compare
+# make soak     fault injection at length: SIGKILL cycles under mixed load
+#               (WALRUS_SOAK_CYCLES, default 50) and damage to the data directory
+.PHONY: demo compare soak
+
+soak: build
+	mkdir -p $(BENCHOUT)
+	WALRUS_SOAK_CYCLES=$${WALRUS_SOAK_CYCLES:-50} $(GO) test -count=1 -timeout 60m -v ./test/soak/ 2>&1 \
+		| grep -v 'level=\|walrus ready\|walrusproc.go' | tee $(BENCHOUT)/soak.txt
 
 demo: build
 	WALRUS_BIN=$(CURDIR)/bin/walrus test/demo.sh
