@@ -125,19 +125,29 @@ type Server struct {
 // postgres user (see pgcluster.TempDir). The server is stopped at cleanup.
 func Start(t testing.TB, home string, extra ...string) *Server {
 	t.Helper()
+	s, err := TryStart(t, home, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TryStart is Start for a server that may rightly refuse to start (a
+// damaged data directory): the error carries what it printed.
+func TryStart(t testing.TB, home string, extra ...string) (*Server, error) {
+	t.Helper()
 	var lastErr error
 	for range 3 { // a free port can be taken between probe and bind
 		s, err := start(t, home, extra)
 		if err == nil {
-			return s
+			return s, nil
 		}
 		lastErr = err
 		if !strings.Contains(err.Error(), "address already in use") {
 			break
 		}
 	}
-	t.Fatal(lastErr)
-	return nil
+	return nil, lastErr
 }
 
 func start(t testing.TB, home string, extra []string) (*Server, error) {
