@@ -79,7 +79,17 @@ type flistCodec struct {
 	csumLen   int // > 0 with -c
 	prev      fileEntry
 	rdevMajor int32
+
+	// nameBytes counts the name bytes readEntry has decoded, bounded by
+	// maxListNameBytes (the receiver bounds entries by maxFlistFiles): a
+	// peer cannot make a session hold an unbounded file list.
+	nameBytes int
 }
+
+// maxListNameBytes bounds the names of one received file list: 64 MiB is
+// a million segment names, while 60 000 names of 4000 bytes (276 MB of
+// RSS before this bound) are refused.
+const maxListNameBytes = 64 << 20
 
 // readEntry decodes one entry; it returns nil at the end of the list
 // (rsync: flist.c recv_file_list, receive_file_entry).
@@ -96,8 +106,34 @@ func (c *flistCodec) readEntry(r byteReader) (*fileEntry, int32, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := checkEntryName(e); err != nil {
+		return nil, 0, err
+	}
+	c.nameBytes += len(e.name)
+	if c.nameBytes > maxListNameBytes {
+		return nil, 0, fmt.Errorf("%w: file list with more than %d MiB of names; push fewer files per rsync call",
+			ErrTooLong, maxListNameBytes>>20)
+	}
 	c.prev = *e
 	return e, 0, nil
+}
+
+// checkEntryName refuses names no stock client sends for a transfer into a
+// module (rsync: flist.c recv_file_entry, util.c clean_fname,
+// sanitize_path): absolute paths, empty, "." or ".." components — except a
+// directory "." for the transfer's top — and NUL bytes.
+func checkEntryName(e *fileEntry) error {
+	if e.name == "." && e.isDir() {
+		return nil
+	}
+	bad := e.name == "" || strings.HasPrefix(e.name, "/") || strings.ContainsRune(e.name, 0)
+	for _, part := range strings.Split(e.name, "/") {
+		bad = bad || part == "" || part == "." || part == ".."
+	}
+	if bad {
+		return fmt.Errorf("%w: file-list name %q is not a plain relative path", ErrProtocol, e.name)
+	}
+	return nil
 }
 
 func (c *flistCodec) endsWithIOError(flags int32) bool {
@@ -396,7 +432,7 @@ func sortKey(e *fileEntry) []string {
 	var key []string
 	dirs := parts
 	item := "."
-	if !e.isDir() {
+	if !e.isDir() && len(parts) > 0 {
 		dirs, item = parts[:len(parts)-1], parts[len(parts)-1]
 	}
 	for _, d := range dirs {
