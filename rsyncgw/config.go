@@ -19,7 +19,13 @@ type Config struct {
 	Port     int    // `port`, 0 when not set
 	Address  string // `address`
 	MotdFile string // `motd file`
-	Modules  []*Module
+	// Log is where messages go before a module is chosen: the `log
+	// file`, `syslog facility` and `syslog tag` given among the globals.
+	Log LogTarget
+	// ReverseLookup is the global `reverse lookup`, for messages before
+	// a module is chosen.
+	ReverseLookup bool
+	Modules       []*Module
 	// Warnings name parameters and directives that were ignored, with
 	// file and line.
 	Warnings []string
@@ -44,6 +50,17 @@ type Module struct {
 	MaxConnections int
 	Timeout        time.Duration
 	RefuseOptions  []string
+	// DontCompress are the wildcards of files a pull sends without
+	// compressing (`dont compress`; default DefaultDontCompress).
+	DontCompress []string
+	// Log is where the module's messages go; TransferLogging adds one
+	// line per file in LogFormat (`transfer logging`, `log format`).
+	Log             LogTarget
+	TransferLogging bool
+	LogFormat       string
+	// ReverseLookup: look up the client's host name (`reverse lookup`,
+	// default yes); without it rsync says UNDETERMINED.
+	ReverseLookup bool
 
 	Line     int // line of the [section] header
 	PathLine int // line of the `path` parameter
@@ -79,7 +96,19 @@ func ReadConfig(r io.Reader, name string) (*Config, error) {
 }
 
 func defaultModule() Module {
-	return Module{ReadOnly: true, List: true, StrictModes: true}
+	return Module{ReadOnly: true, List: true, StrictModes: true, DontCompress: DefaultDontCompress,
+		Log: LogTarget{SyslogFacility: "daemon", SyslogTag: "rsyncd"}, LogFormat: DefaultLogFormat, ReverseLookup: true}
+}
+
+// DefaultLogFormat is rsync's default `log format`.
+const DefaultLogFormat = "%o %h [%a] %m (%u) %f %l"
+
+// LogTarget is where daemon messages go: File when set, else syslog
+// with the facility and tag (rsync: log.c log_init).
+type LogTarget struct {
+	File           string
+	SyslogFacility string
+	SyslogTag      string
 }
 
 type confLine struct {
@@ -266,6 +295,23 @@ func (p *confParser) moduleParam(m *Module, no int, key, value string) (bool, er
 		m.Timeout = time.Duration(n) * time.Second
 	case "refuseoptions":
 		m.RefuseOptions = strings.Fields(value)
+	case "dontcompress":
+		m.DontCompress = strings.Fields(value)
+	case "logfile":
+		m.Log.File = value
+	case "syslogfacility":
+		if !validFacility(value) {
+			err = fmt.Errorf("unknown syslog facility %q", value)
+		}
+		m.Log.SyslogFacility = strings.ToLower(value)
+	case "syslogtag":
+		m.Log.SyslogTag = value
+	case "transferlogging":
+		m.TransferLogging, err = parseBool(value)
+	case "logformat":
+		m.LogFormat = value
+	case "reverselookup":
+		m.ReverseLookup, err = parseBool(value)
 	default:
 		return p.ignored(no, key), nil
 	}
@@ -274,9 +320,8 @@ func (p *confParser) moduleParam(m *Module, no int, key, value string) (bool, er
 
 // harmless are stock parameters with no meaning for a store-backed daemon.
 var harmless = map[string]bool{
-	"usechroot": true, "pidfile": true, "lockfile": true, "logfile": true, "transferlogging": true,
-	"logformat": true, "dontcompress": true, "numericids": true, "reverselookup": true,
-	"forwardlookup": true, "socketoptions": true, "syslogfacility": true, "syslogtag": true,
+	"usechroot": true, "pidfile": true, "lockfile": true, "numericids": true,
+	"forwardlookup": true, "socketoptions": true,
 	"maxverbosity": true, "ignoreerrors": true, "ignorenonreadable": true, "fakesuper": true,
 	"mungesymlinks": true, "charset": true, "opennoatime": true, "daemonchroot": true,
 	"daemonuid": true, "daemongid": true, "listenbacklog": true, "prexferexec": true,
@@ -297,6 +342,7 @@ func (p *confParser) warn(no int, format string, args ...any) {
 }
 
 func (p *confParser) finish() error {
+	p.cfg.Log, p.cfg.ReverseLookup = p.defaults.Log, p.defaults.ReverseLookup
 	for _, m := range p.cfg.Modules {
 		if m.Path == "" {
 			return configError(p.cfg.File, m.Line, "module [%s] has no path", m.Name)

@@ -161,34 +161,6 @@ func TestAllowDenyPrecedence(t *testing.T) {
 	}
 }
 
-func TestServerArgs(t *testing.T) {
-	a, err := parseServerArgs([]string{"--server", "--sender", "-logDtpre.iLsfxCIvu", "--numeric-ids", ".", "wal_fetch/x"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !a.sender || !a.recursive || !a.owner || !a.numericIDs || a.caps != "iLsfxCIvu" || a.paths[0] != "wal_fetch/x" {
-		t.Errorf("%+v", a)
-	}
-	if o, bad := a.refusal(nil); bad {
-		t.Errorf("refused %v", o)
-	}
-	if o, bad := a.refusal([]string{"o*"}); !bad || o.long != "owner" {
-		t.Errorf("refuse o*: %v %v", o, bad)
-	}
-	if _, bad := a.refusal([]string{"owner", "!owner"}); bad {
-		t.Error("negation did not lift the refusal")
-	}
-	z, _ := parseServerArgs([]string{"--server", "-vlogDtprze.iLsfxCIvu", ".", "m/"})
-	if o, bad := z.refusal(nil); !bad || o.String() != "--compress (-z)" {
-		t.Errorf("-z: %v %v", o, bad)
-	}
-	for _, bad := range [][]string{{}, {"-a"}, {"--server", "-Q", "."}, {"--server", "x", "."}, {"--server", "-r"}} {
-		if _, err := parseServerArgs(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
 func TestFileListOrder(t *testing.T) {
 	mk := func(name string, dir bool) *fileEntry {
 		e := &fileEntry{name: name, mode: sIFREG}

@@ -15,10 +15,21 @@
 //
 // A pull (`--sender`) or listing builds the file list from the store,
 // sends it, and answers each request with the whole file as literal
-// tokens of at most 32 KiB followed by the negotiated whole-file checksum
-// (sender.go). A push reads the client's file list, and a generator
-// goroutine requests every regular file whole (an all-zero sum header)
-// while the session goroutine receives the data (receiver.go).
+// tokens followed by the negotiated whole-file checksum (sender.go). A
+// push reads the client's file list, decides per file what to ask for
+// (skip.go), and a generator goroutine requests those files whole (an
+// all-zero sum header) while the session goroutine receives the data
+// (receiver.go). A dry run (-n) makes the same decisions and moves no
+// data.
+//
+// # Compression
+//
+// -z and its variants are negotiated as stock rsync does (compress.go)
+// and the file data travels in rsync's compressed token streams
+// (token*.go): zlib and zlibx as one raw deflate stream per file with
+// the sync-flush trailer cut, zstd as one stream for the whole session,
+// lz4 as one block per chunk. The gateway never offers or sends block
+// matches, so zlib and zlibx differ only in name.
 //
 // # Durability and immutability (push)
 //
@@ -35,10 +46,13 @@
 //
 // # Refusals
 //
-// Options whose wire format or semantics we do not implement (-z, -H, -A,
-// -X, -U, -N, -y, -R, --delete*, --remove-source-files, ...) and those in
-// `refuse options` are refused with stock rsync's text; protocols below 30
-// are refused with @ERROR. No path leads to a hang: every read has a
+// The server's argument list is parsed as rsync: options.c
+// server_options writes it (args.go). Options whose wire format or
+// semantics we do not implement (-H, -A, -X, -U, -N, -R, --delete*,
+// --backup-dir, --compare-dest, --link-dest, --copy-dest,
+// --remove-source-files, ...) and those in `refuse options` are refused
+// with stock rsync's text and exit code; protocols below 30 are refused
+// with @ERROR. No path leads to a hang: every read has a
 // deadline and every length read from the wire is bounded (wire.go)
 // before anything is allocated.
 //

@@ -273,11 +273,17 @@ func TestModuleList(t *testing.T) {
 	path = /db/pg_archived
 	hosts deny = 127.0.0.1
 `)
+	// As stock rsyncd (clientserver.c send_listing): a listable module is
+	// listed to hosts it refuses too; only `list = no` hides one.
 	out, code := e.rsync("rsync://HOST/")
-	expectExit(t, out, code, 0, "wal_store      \tpush here\n", "wal_fetch      \tpull from here\n")
-	if strings.Contains(out, "hidden") || strings.Contains(out, "denied") {
-		t.Errorf("listing shows an unlisted or denied module:\n%s", out)
+	expectExit(t, out, code, 0, "wal_store      \tpush here\n", "wal_fetch      \tpull from here\n", "denied         \t\n")
+	if strings.Contains(out, "hidden") {
+		t.Errorf("listing shows an unlisted module:\n%s", out)
 	}
+	out, code = e.rsync("rsync://HOST/denied/")
+	expectExit(t, out, code, exitStartClient, "@ERROR: access denied to denied from ")
+	out, code = e.rsync("rsync://HOST/hidden/")
+	expectExit(t, out, code, 0)
 }
 
 func TestMissingFilePullFailsFast(t *testing.T) {
@@ -350,25 +356,35 @@ func TestRefusedOptions(t *testing.T) {
 [norecurse]
 	path = /db/pg_archived
 	refuse options = r checksum
+[nocompress]
+	path = /db/pg_archived
+	refuse options = compress
 `)
 	e.put(segment(1).Name(), segment(1).Bytes())
 	src := "rsync://HOST/wal_fetch/" + segment(1).Name()
 	dst := filepath.Join(e.tmp, "x")
+	// As stock rsync 3.5.0: the text, then exit 4 (MSG_ERROR_EXIT); a
+	// protocol-30 client has no MSG_ERROR_EXIT and sees the stream end.
 	for _, c := range []struct {
 		args []string
+		code int
 		text string
 	}{
-		{[]string{"-az"}, "rsync: The server is configured to refuse --compress (-z)"},
-		{[]string{"--protocol=30", "-az"}, "rsync: The server is configured to refuse --compress (-z)"},
-		{[]string{"-aH"}, "refuse --hard-links (-H)"},
-		{[]string{"-aA"}, "refuse --acls (-A)"},
-		{[]string{"-aX"}, "refuse --xattrs (-X)"},
+		{[]string{"-aH"}, exitUnsupported, "rsync: The server is configured to refuse --hard-links (-H)"},
+		{[]string{"--protocol=30", "-aH"}, exitStreamIO, "rsync: The server is configured to refuse --hard-links (-H)"},
+		{[]string{"-aA"}, exitUnsupported, "refuse --acls (-A)"},
+		{[]string{"-aX"}, exitUnsupported, "refuse --xattrs (-X)"},
+		{[]string{"-aR"}, exitUnsupported, "refuse --relative (-R)"},
 	} {
 		out, code := e.rsync(with(c.args, src, dst)...)
-		expectExit(t, out, code, exitStreamIO, c.text)
+		expectExit(t, out, code, c.code, c.text)
 	}
 	out, code := e.rsync("-a", "rsync://HOST/norecurse/"+segment(1).Name(), dst)
-	expectExit(t, out, code, exitStreamIO, "refuse --recursive (-r)")
+	expectExit(t, out, code, exitUnsupported, "refuse --recursive (-r)")
+	for _, z := range []string{"-az", "--compress-choice=zstd", "--zc=lz4", "--compress-level=5"} {
+		out, code = e.rsync(z, "-a", "rsync://HOST/nocompress/"+segment(1).Name(), dst)
+		expectExit(t, out, code, exitUnsupported, "rsync: The server is configured to refuse --compress (-z)")
+	}
 	out, code = e.rsync("--protocol=29", "-a", src, dst)
 	expectExit(t, out, code, exitStartClient, "@ERROR: protocol version mismatch")
 }

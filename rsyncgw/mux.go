@@ -77,6 +77,7 @@ type muxReader struct {
 	log    *slog.Logger
 	on     bool
 	remain int   // bytes left in the current DATA frame
+	n      int64 // DATA bytes read
 	ioErr  int32 // io_error bits the client reported (MSG_IO_ERROR)
 	noSend []int32
 }
@@ -92,6 +93,7 @@ func (m *muxReader) Read(p []byte) (int, error) {
 	}
 	n, err := m.r.Read(p[:min(len(p), m.remain)])
 	m.remain -= n
+	m.n += int64(n)
 	return n, eofIsUnexpected(err)
 }
 
@@ -105,9 +107,13 @@ func (m *muxReader) ReadByte() (byte, error) {
 	b, err := m.r.ReadByte()
 	if err == nil {
 		m.remain--
+		m.n++
 	}
 	return b, eofIsUnexpected(err)
 }
+
+// count is the DATA bytes read so far (after start).
+func (m *muxReader) count() int64 { return m.n }
 
 // fill reads frame headers until DATA bytes are available. Zero-length DATA
 // frames are keep-alives.
@@ -179,6 +185,7 @@ type muxWriter struct {
 	on  bool
 	buf []byte
 	err error
+	n   int64 // DATA bytes queued
 }
 
 func newMuxWriter(w io.Writer) *muxWriter {
@@ -203,6 +210,7 @@ func (m *muxWriter) Write(p []byte) (int, error) {
 		return len(p), m.err
 	}
 	n := len(p)
+	m.n += int64(n)
 	for len(p) > 0 {
 		k := copy(m.buf[len(m.buf):cap(m.buf)], p)
 		m.buf = m.buf[:len(m.buf)+k]
@@ -258,4 +266,11 @@ func (m *muxWriter) Flush() error {
 		m.err = m.w.Flush()
 	}
 	return m.err
+}
+
+// count is the DATA bytes queued so far (after start).
+func (m *muxWriter) count() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.n
 }

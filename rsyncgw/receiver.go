@@ -15,9 +15,11 @@ import (
 
 // target is a received entry the generator asks for, and where it goes.
 type target struct {
-	ndx   int32
-	entry *fileEntry
-	path  string // store path
+	ndx    int32
+	entry  *fileEntry
+	rel    string // the destination below the module, as messages name it
+	path   string // store path
+	iflags uint16 // what the request says (ITEM_* flags)
 }
 
 // runReceiver serves a push: the file list, then a generator goroutine
@@ -29,16 +31,21 @@ func (s *session) runReceiver(ctx context.Context) error {
 	if s.readOnly {
 		return s.abort("ERROR: module is read only", exitSyntax)
 	}
-	if s.args.hasShort('m') {
+	if s.args.prune {
 		if err := s.readFilterList(); err != nil {
 			return err
 		}
 	}
+	s.dlog.printf("receiving file list")
 	entries, err := s.receiveFileList()
 	if err != nil {
 		return err
 	}
-	targets := s.placeEntries(entries)
+	for _, e := range entries {
+		s.totalSize += e.size
+	}
+	s.tokr = newTokenReader(s.comp, s.in)
+	targets := s.decide(s.placeEntries(entries))
 	gen := make(chan error, 1)
 	go func() {
 		defer func() {
@@ -60,15 +67,6 @@ func (s *session) runReceiver(ctx context.Context) error {
 		return err
 	}
 	return s.receiverGoodbye()
-}
-
-func (a *serverArgs) hasShort(c byte) bool {
-	for _, o := range a.used {
-		if o.short == c {
-			return true
-		}
-	}
-	return false
 }
 
 // receiveFileList reads the client's list and sorts it like the client
@@ -153,7 +151,7 @@ func (s *session) placeEntries(entries []*fileEntry) []target {
 			s.errorXfer(fmt.Sprintf(`rsync: [receiver] cannot store "%s" (in %s): the archive holds NAME or NAMESPACE/NAME only`, rel, s.mod.Name))
 			continue
 		}
-		out = append(out, target{ndx: int32(i), entry: e, path: p})
+		out = append(out, target{ndx: int32(i), entry: e, rel: rel, path: p})
 	}
 	return out
 }
@@ -174,14 +172,18 @@ func (s *session) destination(dest string, files int, entries []*fileEntry) (sin
 	return "", dest
 }
 
-// generate asks for every target whole, then ends phase 0
-// (rsync: generator.c recv_generator, write_sum_head with count 0).
+// generate asks for every target whole, then ends phase 0 (rsync:
+// generator.c recv_generator, write_sum_head with count 0). A dry run
+// sends the index and flags only, as rsync's itemize does when it
+// transfers nothing.
 func (s *session) generate(targets []target) error {
 	var b []byte
 	for _, t := range targets {
 		b = s.writeNdx(b, t.ndx)
-		b = appendUint16(b, itemTransfer|itemIsNew)
-		b = append(b, make([]byte, 16)...) // count, blength, s2length, remainder
+		b = appendUint16(b, t.iflags)
+		if !s.args.dryRun {
+			b = append(b, make([]byte, 16)...) // count, blength, s2length, remainder
+		}
 		if len(b) >= dataFrameLen {
 			if _, err := s.out.Write(b); err != nil {
 				return err
@@ -257,8 +259,9 @@ func (s *session) receiveFile(t *target) error {
 	meta := store.FileMeta{Mode: fs.FileMode(e.mode & 0o7777), MTime: time.Unix(e.mtime, int64(e.nsec))}
 	u, storeErr := s.srv.st.Create(t.path, meta)
 	w := &uploadWriter{u: u, err: storeErr}
+	read, written := s.in.count(), s.out.count()
 	sum := newFileSum(s.csum)
-	if err := s.readTokens(w, sum); err != nil {
+	if err := s.readData(w, sum); err != nil {
 		if u != nil {
 			u.Abort()
 		}
@@ -286,6 +289,8 @@ func (s *session) receiveFile(t *target) error {
 		return nil
 	}
 	s.log.Info("rsync push stored", "path", t.path, "size", w.n)
+	s.logTransfer(xferItem{op: "recv", name: e.name, path: t.rel, entry: e, iflags: t.iflags,
+		bytes: s.in.count() - read, otherWay: s.out.count() - written, sum: got})
 	return nil
 }
 
@@ -304,33 +309,22 @@ func (w *uploadWriter) write(p []byte) {
 	}
 }
 
-// readTokens reads literal tokens until token 0 (rsync: token.c
-// simple_recv_token). The generator offered no blocks, so a block
-// reference is a protocol error.
-func (s *session) readTokens(w *uploadWriter, sum *fileSum) error {
-	buf := make([]byte, 256<<10)
+// readData reads one file's tokens until its end (rsync: receiver.c
+// receive_data). The generator offered no blocks, so a block reference is
+// a protocol error.
+func (s *session) readData(w *uploadWriter, sum *fileSum) error {
 	for {
-		n, err := readInt32(s.in)
-		if err != nil {
-			return err
-		}
+		n, data, err := s.tokr.next()
 		switch {
+		case err != nil:
+			return err
 		case n == 0:
 			return nil
 		case n < 0:
 			return fmt.Errorf("%w: block reference %d but no blocks were offered", ErrProtocol, -(n + 1))
-		case n > maxFrameLen:
-			return fmt.Errorf("%w: literal of %d bytes", ErrTooLong, n)
 		}
-		for n > 0 {
-			k := min(int(n), len(buf))
-			if err := readFull(s.in, buf[:k]); err != nil {
-				return err
-			}
-			sum.Write(buf[:k])
-			w.write(buf[:k])
-			n -= int32(k)
-		}
+		sum.Write(data)
+		w.write(data)
 	}
 }
 
@@ -351,7 +345,7 @@ func (s *session) reportStoreError(t *target, err error) {
 	default:
 		why = "store error"
 	}
-	s.errorXfer(fmt.Sprintf(`rsync: [receiver] refused "%s" (in %s): %s (%v)`, t.entry.name, s.mod.Name, why, err))
+	s.errorXfer(fmt.Sprintf(`rsync: [receiver] refused "%s" (in %s): %s (%v)`, t.rel, s.mod.Name, why, err))
 }
 
 // receiverGoodbye runs the end phases of a push. After the sender ended

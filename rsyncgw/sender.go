@@ -2,7 +2,6 @@ package rsyncgw
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,8 @@ import (
 
 // Item flags of a transfer request (rsync: rsync.h ITEM_*).
 const (
+	itemReportTime       = 1 << 3
+	itemReportPerms      = 1 << 4
 	itemBasisTypeFollows = 1 << 11
 	itemXnameFollows     = 1 << 12
 	itemIsNew            = 1 << 13
@@ -38,7 +39,11 @@ func (s *session) runSender(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
+	s.dlog.printf("building file list")
 	entries, ioErr := s.buildFileList(ctx)
+	for _, e := range entries {
+		s.totalSize += e.size
+	}
 	s.flistBuilt = time.Since(start)
 	if err := s.sendFileList(entries, ioErr); err != nil {
 		return err
@@ -49,6 +54,7 @@ func (s *session) runSender(ctx context.Context) error {
 		s.finish()
 		return errSessionDone
 	}
+	s.tokw = newTokenWriter(s.comp, s.out, newCompressFilter(s.mod.DontCompress, s.args.skipCompress))
 	if err := s.sendFiles(entries); err != nil {
 		return err
 	}
@@ -80,6 +86,9 @@ func (s *session) buildFileList(ctx context.Context) ([]*fileEntry, int32) {
 	var ioErr int32
 	for _, arg := range s.requestPaths() {
 		found, err := s.resolvePull(ctx, arg)
+		if (err == nil || errors.Is(err, store.ErrNotFound)) && len(found) == 0 && s.args.ignoreMissing {
+			continue // rsync: --ignore-missing-args (flist.c send_file_list)
+		}
 		if err != nil || len(found) == 0 {
 			s.errorXfer(fmt.Sprintf(`rsync: [sender] link_stat "%s" (in %s) failed: No such file or directory (2)`, strings.TrimSuffix(arg, "/"), s.mod.Name))
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -369,13 +378,15 @@ func (s *session) writeDone() error {
 
 // readRequest reads the attributes after an index (rsync: rsync.c
 // read_ndx_and_attrs) and, for a transfer, the block-sum header and sums,
-// which are skipped: the sender sends every byte as a literal.
+// which are skipped: the sender sends every byte as a literal. In a dry
+// run the client's generator sends no sums (generator.c recv_generator
+// stops before write_sum_head).
 func (s *session) readRequest(ndx int32) (*request, error) {
 	req, err := s.readAttrs(ndx)
 	if err != nil {
 		return nil, err
 	}
-	if req.iflags&itemTransfer == 0 {
+	if req.iflags&itemTransfer == 0 || s.args.dryRun {
 		return req, nil
 	}
 	if err := s.readSumHead(&req.head); err != nil {
@@ -437,28 +448,43 @@ func (s *session) answer(req *request, e *fileEntry) error {
 	for _, v := range req.head {
 		b = appendInt32(b, v)
 	}
+	written, read := s.out.count(), s.in.count()
 	if _, err := s.out.Write(b); err != nil {
 		return err
 	}
-	if err := s.sendData(r, e); err != nil {
+	sum, err := s.sendData(r, e)
+	if err != nil {
 		return err
 	}
+	s.logTransfer(xferItem{op: "send", name: e.name, path: s.moduleRelOf(e.storeKey), entry: e, iflags: req.iflags,
+		bytes: s.out.count() - written, otherWay: s.in.count() - read, sum: sum})
 	return s.out.Flush()
 }
 
-// sendData streams the file from the store (rsync: match.c match_sums
-// with no matches, token.c simple_send_token).
-func (s *session) sendData(r *store.Reader, e *fileEntry) error {
+// moduleRelOf is a store path as a path below the module.
+func (s *session) moduleRelOf(storePath string) string {
+	if s.mod.ns == "" {
+		return storePath
+	}
+	return strings.TrimPrefix(storePath, s.mod.ns+"/")
+}
+
+// sendData streams the file from the store as literal tokens, then
+// the whole-file checksum (rsync: match.c match_sums with no matches).
+func (s *session) sendData(r *store.Reader, e *fileEntry) ([]byte, error) {
 	sum := newFileSum(s.csum)
-	buf := make([]byte, 4+maxLiteral)
+	if s.sendBuf == nil {
+		s.sendBuf = make([]byte, chunkSize)
+	}
+	buf := s.sendBuf
+	s.tokw.begin(e.name)
 	var off int64
 	for off < r.Size() {
-		n, err := r.ReadAt(buf[4:], off)
+		n, err := r.ReadAt(buf, off)
 		if n > 0 {
-			sum.Write(buf[4 : 4+n])
-			binary.LittleEndian.PutUint32(buf[:4], uint32(n)) // token: literal length
-			if _, werr := s.out.Write(buf[:4+n]); werr != nil {
-				return werr
+			sum.Write(buf[:n])
+			if werr := s.tokw.literal(buf[:n]); werr != nil {
+				return nil, werr
 			}
 			off += int64(n)
 		}
@@ -470,12 +496,15 @@ func (s *session) sendData(r *store.Reader, e *fileEntry) error {
 			// client reports the broken transfer and keeps nothing.
 			s.log.Error("rsync pull: store read failed", "file", e.storeKey, "err", err)
 			s.out.Msg(msgError, []byte(fmt.Sprintf("rsync: [sender] read error on \"%s\" (in %s): %v\n", e.name, s.mod.Name, err)))
-			return fmt.Errorf("read %s: %w", e.storeKey, err)
+			return nil, fmt.Errorf("read %s: %w", e.storeKey, err)
 		}
 	}
-	b := appendInt32(nil, 0)
-	_, err := s.out.Write(append(b, sum.Sum()...))
-	return err
+	if err := s.tokw.end(); err != nil {
+		return nil, err
+	}
+	digest := sum.Sum()
+	_, err := s.out.Write(digest)
+	return digest, err
 }
 
 // senderGoodbye ends a pull: the statistics, then the final NDX_DONE

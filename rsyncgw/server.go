@@ -59,6 +59,9 @@ type Options struct {
 	// Resolver answers the DNS questions of hosts allow/deny; nil means
 	// net.DefaultResolver.
 	Resolver *net.Resolver
+	// SyslogNetwork and SyslogAddr name the syslog daemon the daemon log
+	// goes to when no `log file` is set; empty means the local one.
+	SyslogNetwork, SyslogAddr string
 }
 
 func (o Options) withDefaults() Options {
@@ -105,10 +108,21 @@ type Server struct {
 	order   []*module
 	motd    string
 
-	mu       sync.Mutex // guards active, sessions, conns
+	mu       sync.Mutex // guards active, sessions, conns, nextID
 	active   map[string]int
 	sessions int
 	conns    map[net.Conn]struct{}
+	nextID   int64
+
+	logMu     sync.Mutex // guards syslogs, logWarned
+	syslogs   map[LogTarget]*syslogState
+	logWarned map[string]bool
+}
+
+// syslogState is one syslog connection, or when it last failed.
+type syslogState struct {
+	w      *syslogWriter
+	failed time.Time
 }
 
 // NewServer resolves every module against the store layout and the
@@ -118,6 +132,7 @@ func NewServer(cfg *Config, st Store, opts Options) (*Server, error) {
 	s := &Server{
 		cfg: cfg, st: st, opts: opts, log: opts.Logger,
 		modules: map[string]*module{}, active: map[string]int{}, conns: map[net.Conn]struct{}{},
+		syslogs: map[LogTarget]*syslogState{}, logWarned: map[string]bool{},
 	}
 	for _, w := range cfg.Warnings {
 		s.log.Warn("rsyncd.conf: " + w)
@@ -260,6 +275,10 @@ func (s *Server) ListenAddr() string {
 // for them. Each connection runs in its own goroutine; a panic there is
 // logged and ends only that connection.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	defer s.closeSyslogs()
+	start := newDaemonLog(s, int64(os.Getpid()))
+	start.printf("walrus rsync gateway starting, listening on %s", ln.Addr())
+	start.close()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -386,4 +405,69 @@ func (s *Server) release(m *module) {
 	s.mu.Lock()
 	s.active[m.Name]--
 	s.mu.Unlock()
+}
+
+// syslogWrite sends one daemon log line to syslog. A syslog that cannot
+// be reached drops the line, as syslog(3) does; the connection is tried
+// again a minute later.
+func (s *Server) syslogWrite(t LogTarget, warning bool, msg string) {
+	t.File = ""
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	st := s.syslogs[t]
+	if st == nil {
+		st = &syslogState{}
+		s.syslogs[t] = st
+	}
+	if st.w == nil {
+		if time.Since(st.failed) < time.Minute {
+			return
+		}
+		w, err := dialSyslog(s.opts.SyslogNetwork, s.opts.SyslogAddr, t)
+		if err != nil {
+			st.failed = time.Now()
+			s.warnOnce("syslog", "rsync daemon log: syslog unreachable; lines are dropped", "err", err)
+			return
+		}
+		st.w = w
+	}
+	if err := syslogSend(st.w, warning, msg); err != nil {
+		st.w.Close()
+		st.w, st.failed = nil, time.Now()
+	}
+}
+
+// logFileFailed reports, once per file, a `log file` that cannot be
+// opened; its lines go to syslog instead, as rsync does.
+func (s *Server) logFileFailed(name string, err error) {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	s.warnOnce("file:"+name, "rsync daemon log: cannot open the log file; using syslog", "file", name, "err", err)
+}
+
+func (s *Server) warnOnce(key, msg string, args ...any) {
+	if !s.logWarned[key] {
+		s.logWarned[key] = true
+		s.log.Warn(msg, args...)
+	}
+}
+
+// closeSyslogs closes the syslog connections.
+func (s *Server) closeSyslogs() {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	for t, st := range s.syslogs {
+		if st.w != nil {
+			st.w.Close()
+		}
+		delete(s.syslogs, t)
+	}
+}
+
+// newSessionID numbers sessions for the daemon log.
+func (s *Server) newSessionID() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	return s.nextID
 }

@@ -42,19 +42,32 @@ type session struct {
 	writeOnly     bool
 	args          *serverArgs
 	compat        int32
+	comp          compression
+	tokr          tokenReader // a push's decoder of file data
+	tokw          tokenWriter // a pull's encoder of file data
+	sendBuf       []byte
 	csum          string // transfer checksum (after each file)
 	preCsum       string // -c file-list checksum; differs only with a --checksum-choice pair
 	seed          int32
 	rndx, wndx    ndxCodec
 	setupDone     bool
 	flistBuilt    time.Duration
+	dlog          *daemonLog
+	user          string // the authenticated user, "" without auth
+	exitCode      int    // what the client was told to exit with
+	transferring  bool   // the arguments were accepted
+	totalSize     int64  // bytes of the files in the file list
 }
 
-// countingConn counts bytes for the end-of-transfer statistics.
+// countingConn counts bytes for the end-of-transfer statistics and the
+// transfer log, and paces writes to the client's --bwlimit.
 type countingConn struct {
 	*deadlineConn
 	read, written atomic.Int64
+	limit         rateLimiter
 }
+
+func (c *countingConn) setBwlimit(rate int64) { c.limit.set(rate) }
 
 func (c *countingConn) Read(p []byte) (int, error) {
 	n, err := c.deadlineConn.Read(p)
@@ -65,6 +78,7 @@ func (c *countingConn) Read(p []byte) (int, error) {
 func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.deadlineConn.Write(p)
 	c.written.Add(int64(n))
+	c.limit.wrote(n)
 	return n, err
 }
 
@@ -78,8 +92,26 @@ func newSession(srv *Server, c net.Conn) *session {
 		out:  newMuxWriter(nc),
 		peer: &peer{addr: remoteAddr(c), resolver: srv.opts.Resolver, timeout: dnsTimeout},
 		rndx: newNdxCodec(), wndx: newNdxCodec(),
+		dlog: newDaemonLog(srv, srv.newSessionID()),
 	}
 }
+
+// host is the client's name as the daemon log and messages show it: the
+// confirmed reverse-lookup name, or UNDETERMINED when `reverse lookup`
+// is off (rsync: clientname.c client_name).
+func (s *session) host() string {
+	lookup := s.srv.cfg.ReverseLookup
+	if s.mod != nil {
+		lookup = s.mod.ReverseLookup
+	}
+	if !lookup {
+		return "UNDETERMINED"
+	}
+	return s.peer.Host()
+}
+
+// hostAddr is "HOST (ADDR)" as rsync's log lines name the client.
+func (s *session) hostAddr() string { return fmt.Sprintf("%s (%s)", s.host(), s.peer.addr) }
 
 func remoteAddr(c net.Conn) netip.Addr {
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
@@ -91,13 +123,17 @@ func remoteAddr(c net.Conn) netip.Addr {
 // run speaks the daemon protocol (rsync: clientserver.c start_daemon,
 // rsync_module). Errors end the session; they are logged here.
 func (s *session) run(ctx context.Context) {
+	defer s.dlog.close()
+	defer s.releaseCodecs()
 	s.nc.SetDeadline(time.Now().Add(s.srv.opts.HandshakeTimeout))
+	s.dlog.printf("connect from %s", s.hostAddr())
 	err := s.handshake()
 	if s.mod != nil { // the module's connection slot is held
 		defer s.srv.release(s.mod)
 		if err == nil {
 			err = s.transfer(ctx)
 		}
+		s.logExit()
 	}
 	switch {
 	case err == nil, errors.Is(err, errSessionDone):
@@ -132,6 +168,7 @@ func (s *session) handshake() error {
 	}
 	switch {
 	case line == "" || line == "#list":
+		s.dlog.printf("module-list request from %s", s.hostAddr())
 		return s.sendListing()
 	case strings.HasPrefix(line, "#"):
 		return s.errorLine(fmt.Sprintf("Unknown command '%s'", line))
@@ -214,11 +251,13 @@ func (s *session) readGreeting() error {
 }
 
 // sendListing answers an empty module line (rsync: clientserver.c
-// send_listing). Modules the client may not reach are not shown.
+// send_listing): every module with `list = yes`, whether or not this
+// host may open it, as stock rsyncd does. `list = no` hides a module
+// from the listing and, from hosts it refuses, makes it look unknown.
 func (s *session) sendListing() error {
 	var b strings.Builder
 	for _, m := range s.srv.order {
-		if m.List && m.allows(s.peer) {
+		if m.List {
 			fmt.Fprintf(&b, "%-15s\t%s\n", m.Name, m.Comment)
 		}
 	}
@@ -234,15 +273,19 @@ func (s *session) sendListing() error {
 func (s *session) openModule(name string) error {
 	m, ok := s.srv.modules[name]
 	if !ok {
+		s.dlog.printf("unknown module '%s' tried from %s", name, s.hostAddr())
 		return s.errorLine(fmt.Sprintf("Unknown module '%s'", name))
 	}
 	if !m.allows(s.peer) {
+		s.dlog.printf("rsync denied on module %s from %s", name, s.hostAddr())
 		if !m.List {
 			return s.errorLine(fmt.Sprintf("Unknown module '%s'", name))
 		}
-		return s.errorLine(fmt.Sprintf("access denied to %s from %s (%s)", name, s.peer.Host(), s.peer.addr))
+		return s.errorLine(fmt.Sprintf("access denied to %s from %s (%s)", name, s.host(), s.peer.addr))
 	}
+	s.dlog.printf("rsync allowed access on module %s from %s", name, s.hostAddr())
 	if !s.srv.acquire(m) {
+		s.dlog.printf("max connections (%d) reached", m.MaxConnections)
 		return s.errorLine(fmt.Sprintf("max connections (%d) reached -- try again later", m.MaxConnections))
 	}
 	s.mod, s.readOnly, s.writeOnly = m, m.ReadOnly, m.WriteOnly
@@ -250,6 +293,7 @@ func (s *session) openModule(name string) error {
 	if err := s.authenticate(); err != nil {
 		return err
 	}
+	s.dlog.use(m.Log)
 	return s.writeText("@RSYNCD: OK\n")
 }
 
@@ -280,6 +324,7 @@ func (s *session) authenticate() error {
 		s.readOnly, s.writeOnly = false, false
 	}
 	s.log = s.log.With("user", user)
+	s.user = user
 	return nil
 }
 
@@ -312,6 +357,7 @@ func (s *session) checkUser(user, digest, challenge, response string) (accessMod
 
 func (s *session) authFailed(user, why string) error {
 	s.log.Warn("rsync auth failed", "user", user, "reason", why)
+	s.dlog.printf("auth failed on module %s from %s for %s: %s", s.mod.Name, s.hostAddr(), user, why)
 	msg := "auth failed on module " + s.mod.Name
 	// Give the slot back before answering: the client may retry at once.
 	s.srv.release(s.mod)
@@ -326,7 +372,8 @@ func (s *session) transfer(ctx context.Context) error {
 		return err
 	}
 	if s.args, err = parseServerArgs(args); err != nil {
-		return s.abort(fmt.Sprintf("rsync: %v", err), exitSyntax)
+		s.logRawRequest(args)
+		return s.argsFailed(err)
 	}
 	if s.args.secluded {
 		if err := s.readSecludedArgs(args); err != nil {
@@ -334,6 +381,7 @@ func (s *session) transfer(ctx context.Context) error {
 		}
 	}
 	s.log.Debug("rsync arguments", "args", args)
+	s.logRequest()
 	if o, refused := s.args.refusal(s.mod.RefuseOptions); refused {
 		return s.refuse(o)
 	}
@@ -343,16 +391,28 @@ func (s *session) transfer(ctx context.Context) error {
 	if s.args.checksum && s.preCsum == "none" {
 		return s.abort("Invalid checksum-choice for --checksum: none (0)", exitUnsupported)
 	}
-	timeout := s.mod.Timeout
-	if timeout <= 0 {
-		timeout = s.srv.opts.IdleTimeout
-	}
+	s.log.Debug("rsync protocol set up", "checksum", s.csum, "compression", s.comp)
 	s.nc.SetDeadline(time.Time{})
-	s.nc.setTimeout(timeout)
+	s.nc.setTimeout(s.ioTimeout())
+	s.nc.setBwlimit(s.args.bwlimit)
 	if s.args.sender {
 		return s.runSender(ctx)
 	}
 	return s.runReceiver(ctx)
+}
+
+// ioTimeout is the module's `timeout`, or the client's --timeout when
+// that is shorter or the module has none (rsync: clientserver.c
+// rsync_module), else Options.IdleTimeout.
+func (s *session) ioTimeout() time.Duration {
+	t := s.mod.Timeout
+	if c := time.Duration(s.args.timeout) * time.Second; c > 0 && (t <= 0 || c < t) {
+		t = c
+	}
+	if t <= 0 {
+		t = s.srv.opts.IdleTimeout
+	}
+	return t
 }
 
 // readArgs reads the NUL-terminated argument list ended by an empty one
@@ -390,7 +450,8 @@ func (s *session) readSecludedArgs(first []string) error {
 	}
 	args, err := parseServerArgs(append(first, more...))
 	if err != nil {
-		return s.abort(fmt.Sprintf("rsync: %v", err), exitSyntax)
+		s.logRawRequest(append(first, more...))
+		return s.argsFailed(err)
 	}
 	args.secluded = false
 	s.args = args
@@ -398,8 +459,8 @@ func (s *session) readSecludedArgs(first []string) error {
 }
 
 // setupProtocol writes the compatibility flags, negotiates the checksum
-// and writes the seed, then turns multiplexing on in both directions
-// (rsync: compat.c setup_protocol; main.c start_server).
+// and the compression, writes the seed, then turns multiplexing on in
+// both directions (rsync: compat.c setup_protocol; main.c start_server).
 func (s *session) setupProtocol() error {
 	s.setupDone = true
 	s.compat = s.compatFlags()
@@ -409,18 +470,24 @@ func (s *session) setupProtocol() error {
 	} else {
 		b = append(b, byte(s.compat))
 	}
-	s.csum, s.preCsum = "md5", "md5"
-	if err := s.negotiateChecksum(b); err != nil {
+	failed, err := s.negotiate(b)
+	if err != nil {
 		return err
 	}
-	var seed [4]byte
-	rand.Read(seed[:])
-	s.seed = int32(binary.LittleEndian.Uint32(seed[:])&0x7fffffff | 1)
+	s.seed = s.args.checksumSeed
+	if s.seed == 0 {
+		var seed [4]byte
+		rand.Read(seed[:])
+		s.seed = int32(binary.LittleEndian.Uint32(seed[:])&0x7fffffff | 1)
+	}
 	if _, err := s.out.Write(appendInt32(nil, s.seed)); err != nil {
 		return err
 	}
 	s.out.start()
 	s.in.start()
+	if failed != "" {
+		return s.abort(failed, exitUnsupported)
+	}
 	if s.protocol >= 31 && s.mod.Timeout > 0 {
 		s.out.Msg(msgIOTimeout, appendInt32(nil, int32(s.mod.Timeout/time.Second)))
 	}
@@ -446,10 +513,13 @@ func (s *session) compatFlags() int32 {
 	return f
 }
 
-// negotiateChecksum writes the compat bytes b and, with varint flags and
-// no --checksum-choice, exchanges checksum lists: each side writes its
-// list before reading the other's (rsync: compat.c negotiate_the_strings).
-func (s *session) negotiateChecksum(b []byte) error {
+// negotiate writes the compat bytes b and, with varint flags, the
+// checksum list (without --checksum-choice) and the compression list
+// (with -z and no explicit choice); each side writes its lists before
+// reading the other's (rsync: compat.c negotiate_the_strings). It
+// returns the text to abort with when no choice is possible.
+func (s *session) negotiate(b []byte) (string, error) {
+	s.csum, s.preCsum = "md5", "md5"
 	if s.args.csumChoice != "" {
 		// rsync: "--checksum-choice=XFER[,PRE]": the second names the -c
 		// checksum.
@@ -459,35 +529,83 @@ func (s *session) negotiateChecksum(b []byte) error {
 		}
 		s.csum, s.preCsum = knownChecksum(xfer), knownChecksum(pre)
 	}
-	negotiate := s.compat&cfVarintFlistFlags != 0 && s.args.csumChoice == ""
-	if negotiate {
+	varint := s.compat&cfVarintFlistFlags != 0
+	csumNeg := varint && s.args.csumChoice == ""
+	compName, compNeg, failed := s.compressionChoice(varint)
+	if csumNeg {
 		b = appendVstring(b, strings.Join(xferChecksums, " "))
 	}
+	if compNeg {
+		b = appendVstring(b, strings.Join(compressChoices, " "))
+	}
 	if _, err := s.out.Write(b); err != nil {
-		return err
+		return "", err
 	}
 	if err := s.out.Flush(); err != nil {
-		return err
+		return "", err
 	}
-	if !negotiate {
-		return nil
+	if csumNeg {
+		list, err := readVstring(s.br, maxVstringLen)
+		if err != nil {
+			return "", err
+		}
+		if name, ok := chooseChecksum(list); ok {
+			s.csum, s.preCsum = name, name
+		} // else md5, which every client implements
 	}
-	list, err := readVstring(s.br, maxVstringLen)
-	if err != nil {
-		return err
+	if compNeg {
+		list, err := readVstring(s.br, maxVstringLen)
+		if err != nil {
+			return "", err
+		}
+		var ok bool
+		if compName, ok = chooseCompression(list); !ok && failed == "" {
+			failed = "Failed to negotiate a compress choice."
+		}
 	}
-	if name, ok := chooseChecksum(list); ok {
-		s.csum, s.preCsum = name, name
-	} // else md5, which every client implements
-	return nil
+	s.comp = compressionLevel(compName, s.args.compressLevel)
+	return failed, nil
 }
 
-// refuse reports a refused option exactly as stock rsync does: compat
+// compressionChoice is what the client's options say about compression:
+// an explicit choice, -zz (zlibx), a negotiation (-z with varint flags),
+// or zlib (rsync: options.c and compat.c parse_compress_choice).
+func (s *session) compressionChoice(varint bool) (name string, negotiate bool, failed string) {
+	a := s.args
+	switch {
+	case !a.compressRequested():
+		return "", false, ""
+	case a.compressName != "":
+		if !knownCompression(a.compressName) {
+			return "", false, "unknown compress name: " + a.compressName
+		}
+		return a.compressName, false, ""
+	case a.compress > 1:
+		return "zlibx", false, ""
+	case varint:
+		return "", true, ""
+	}
+	return "zlib", false, ""
+}
+
+// refuse reports a refused option as stock rsync 3.5.0 does: compat
 // flags and seed so the client can read messages, the text as MSG_ERROR,
-// then the connection closes; the client prints the text and exits 12
-// (rsync: clientserver.c rsync_module after parse_arguments fails).
+// then (protocol 31) MSG_ERROR_EXIT 4: the client prints the text and
+// exits 4; a protocol-30 client sees the connection close and exits 12
+// (rsync: clientserver.c rsync_module after parse_arguments fails,
+// options.c create_refuse_error).
 func (s *session) refuse(o option) error {
-	return s.abort(fmt.Sprintf("rsync: The server is configured to refuse %s", o), 0)
+	return s.abort(fmt.Sprintf("rsync: The server is configured to refuse %s", o), exitUnsupported)
+}
+
+// argsFailed reports an argument list the server cannot parse, as
+// rsync: options.c option_error does (exit 4).
+func (s *session) argsFailed(err error) error {
+	var ae *argError
+	if errors.As(err, &ae) {
+		return s.abort("rsync: "+ae.Error(), exitUnsupported)
+	}
+	return s.abort(fmt.Sprintf("rsync: Error parsing options: %v", err), exitUnsupported)
 }
 
 // abort sends an error after `@RSYNCD: OK` and ends the session: the
@@ -496,6 +614,8 @@ func (s *session) refuse(o option) error {
 // into its exit code (rsync: cleanup.c exit_cleanup, io.c send_msg_int).
 func (s *session) abort(text string, code int) error {
 	s.log.Info("rsync session refused", "reason", text, "code", code)
+	s.dlog.warnf("%s", text)
+	s.exitCode = code
 	if !s.setupDone {
 		s.setupDone = true
 		b := append([]byte{0}, appendInt32(nil, 1)...) // no compat flags, seed 1
@@ -533,9 +653,91 @@ func (s *session) finish() {
 // at the end (rsync: log.c rwrite, FERROR_XFER sets got_xfer_error).
 func (s *session) errorXfer(text string) {
 	s.log.Warn("rsync transfer error", "msg", text)
+	s.dlog.warnf("%s", text)
+	s.exitCode = exitPartial
 	s.out.Msg(msgErrorXfer, []byte(text+"\n"))
 }
 
 func (s *session) readNdx() (int32, error) { return s.rndx.read(s.in) }
 
 func (s *session) writeNdx(b []byte, ndx int32) []byte { return s.wndx.append(b, ndx) }
+
+// logRequest logs what the client asked for, as rsync does once the
+// arguments are parsed: "rsync on MODULE/PATH from [USER@]HOST (ADDR)"
+// for a pull, "rsync to ..." for a push (rsync: clientserver.c
+// rsync_module).
+func (s *session) logRequest() {
+	dir := "to"
+	if s.args.sender {
+		dir = "on"
+	}
+	s.logRequestLine(dir, strings.Join(s.args.paths, " "))
+}
+
+// logRawRequest logs the request of an argument list that did not parse.
+func (s *session) logRawRequest(args []string) {
+	dir := "to"
+	for i, a := range args {
+		if a == "--sender" {
+			dir = "on"
+		}
+		if a == "." {
+			s.logRequestLine(dir, strings.Join(args[i+1:], " "))
+			return
+		}
+	}
+}
+
+func (s *session) logRequestLine(dir, request string) {
+	s.transferring = true
+	who := s.hostAddr()
+	if s.user != "" {
+		who = s.user + "@" + who
+	}
+	s.dlog.printf("rsync %s %s from %s", dir, request, who)
+}
+
+// logExit ends a session's daemon log like rsync: log.c log_exit.
+func (s *session) logExit() {
+	if !s.transferring {
+		return
+	}
+	s.dlog.printf("sent %d bytes  received %d bytes  total size %d", s.nc.written.Load(), s.nc.read.Load(), s.totalSize)
+	if s.exitCode != 0 {
+		s.dlog.warnf("rsync error: %s (code %d)", exitCodeName(s.exitCode), s.exitCode)
+	}
+}
+
+// exitCodeName is rsync's text for an exit code (rsync: log.c rerr_names).
+func exitCodeName(code int) string {
+	switch code {
+	case exitSyntax:
+		return "syntax or usage error"
+	case exitUnsupported:
+		return "requested action not supported"
+	case exitStreamIO:
+		return "error in rsync protocol data stream"
+	case exitPartial:
+		return "some files/attrs were not transferred (see previous errors)"
+	}
+	return "unexplained error"
+}
+
+// logTransfer writes a `transfer logging` line for one file.
+func (s *session) logTransfer(it xferItem) {
+	if !s.mod.TransferLogging || s.args.dryRun {
+		return
+	}
+	lc := logContext{host: s.host(), addr: s.peer.addr.String(), module: s.mod.Name, modPath: s.mod.Path, user: s.user, pid: s.dlog.id}
+	s.dlog.printf("%s", formatLogLine(s.mod.LogFormat, lc, it))
+}
+
+// releaseCodecs frees the zstd state of a compressed session.
+func (s *session) releaseCodecs() {
+	if c, ok := s.tokr.(interface{ close() }); ok {
+		c.close()
+	}
+	if c, ok := s.tokw.(interface{ close() }); ok {
+		c.close()
+	}
+}
