@@ -49,12 +49,13 @@ clean:
 # make compare  walrus vs a stock rsync daemon and pgBackRest on real WAL made in the
 #               same run, plus a sustained pgbench run; writes $(BENCHOUT)/compare.md
 # make soak     fault injection at length: SIGKILL cycles under mixed load
-#               (WALRUS_SOAK_CYCLES, default 50) and damage to the data directory
+#               (WALRUS_SOAK_CYCLES, default 50), damage to the data directory,
+#               64 concurrent rsync clients (latency and peak RSS)
 .PHONY: demo compare soak
 
 soak: build
 	mkdir -p $(BENCHOUT)
-	WALRUS_SOAK_CYCLES=$${WALRUS_SOAK_CYCLES:-50} $(GO) test -count=1 -timeout 60m -v ./test/soak/ 2>&1 \
+	WALRUS_SOAK=1 WALRUS_SOAK_CYCLES=$${WALRUS_SOAK_CYCLES:-50} $(GO) test -count=1 -timeout 60m -v ./test/soak/ 2>&1 \
 		| grep -v 'level=\|walrus ready\|walrusproc.go' | tee $(BENCHOUT)/soak.txt
 
 demo: build

@@ -43,6 +43,8 @@ type serveCmd struct {
 	RetainWindow   string        `help:"Retention: keep point-in-time recovery this far back (e.g. 7d; empty: not by time)." placeholder:"DURATION"`
 	RetainInterval time.Duration `help:"Apply retention (if a policy is set) and run GC this often (0: never)." default:"1h"`
 	GCThreshold    float64       `name:"gc-threshold" help:"GC rewrites packs whose live fraction is below this." default:"0.5"`
+
+	MemoryLimit int64 `help:"Soft memory limit of the Go runtime in bytes (0: the bound computed from the cache size and cores, see README; negative: none; GOMEMLIMIT wins)."`
 }
 
 func (c *serveCmd) Run(ctx context.Context, g *globals) error {
@@ -53,6 +55,7 @@ func (c *serveCmd) Run(ctx context.Context, g *globals) error {
 		return errors.New("serve: nothing to serve: give --mount and/or --rsyncd-conf (or --home for the default setup)")
 	}
 	log := g.log
+	c.applyMemoryLimit(log)
 	maint, err := c.maintenanceFor(log)
 	if err != nil {
 		return err

@@ -265,6 +265,9 @@ func Mounted(path string) bool {
 	return strings.Contains(string(b), " "+path+" ")
 }
 
+// Pid is the server's process id (for /proc/PID figures).
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Output is what the server wrote to standard error so far.
 func (s *Server) Output() string { return s.log.String() }
 
