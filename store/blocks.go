@@ -49,6 +49,9 @@ func (s *Store) find(h index.Hash) (bool, *index.Block) {
 // writeBlock compresses raw and appends it to the active pack. The caller
 // holds a semaphore slot.
 func (s *Store) writeBlock(h index.Hash, raw []byte) (index.Block, error) {
+	if err := s.space.forUpload(int64(recordHeaderLen + len(raw))); err != nil {
+		return index.Block{}, err
+	}
 	dst := s.getBuf()
 	defer func() { s.putBuf(dst) }()
 	// EncodeAll grows dst if the block does not compress into BlockSize;
@@ -135,13 +138,14 @@ func (s *Store) locate(h index.Hash) (*index.Block, error) {
 }
 
 func (s *Store) readBlock(h index.Hash, loc *index.Block) ([]byte, error) {
-	f, err := s.packs.get(loc.Pack)
+	pf, err := s.packs.get(loc.Pack)
 	if err != nil {
 		return nil, fmt.Errorf("%w: block %s: %w", ErrCorrupt, h, err)
 	}
+	defer s.packs.release(pf)
 	s.sem <- struct{}{}
 	defer func() { <-s.sem }()
-	rec, payload, err := readRecord(f, loc.Offset, loc)
+	rec, payload, err := readRecord(pf.f, loc.Offset, loc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: block %s in pack %d: %w", ErrCorrupt, h, loc.Pack, err)
 	}

@@ -85,21 +85,28 @@ func (s *Store) runCommitter() {
 func (s *Store) commitBatch(batch []*commitReq) {
 	dirty := s.pw.takeDirty()
 	for _, id := range sortedKeys(dirty) {
-		f, err := s.packs.get(id)
-		if err == nil {
-			err = f.Sync()
-		}
-		if err != nil {
-			err = fmt.Errorf("store: fsync pack %d: %w", id, err)
+		if err := s.syncPack(id); err != nil {
+			err = spaceErr(fmt.Errorf("store: fsync pack %d: %w", id, err))
 			s.log.Error("commit failed", "err", err)
-			s.pw.fail(err)
+			s.pw.poison(id)
+			delete(dirty, id)
+			s.pw.restoreDirty(dirty)
 			s.answer(batch, func(int) error { return err })
 			return
 		}
 	}
+	if err := s.space.forIndex(0); err != nil {
+		s.pw.restoreDirty(dirty)
+		s.answer(batch, func(int) error { return err })
+		return
+	}
 	results := make([]error, len(batch))
 	now := time.Now()
 	err := s.idx.Update(func(x *index.Txn) error {
+		// Pack ends first: the ops check the blocks they name against them.
+		if err := recordPackEnds(x, dirty); err != nil {
+			return err
+		}
 		for i, req := range batch {
 			results[i] = nil
 			err := req.op.apply(x, now)
@@ -112,7 +119,7 @@ func (s *Store) commitBatch(batch []*commitReq) {
 				return err
 			}
 		}
-		return recordPackEnds(x, dirty)
+		return nil
 	})
 	if index.IsTooBig(err) && len(batch) > 1 {
 		// Put the dirty set back (already fsynced; harmless) and split.
@@ -129,6 +136,16 @@ func (s *Store) commitBatch(batch []*commitReq) {
 		return
 	}
 	s.answer(batch, func(i int) error { return results[i] })
+}
+
+// syncPack fsyncs pack id.
+func (s *Store) syncPack(id uint32) error {
+	pf, err := s.packs.get(id)
+	if err != nil {
+		return err
+	}
+	defer s.packs.release(pf)
+	return pf.f.Sync()
 }
 
 func (s *Store) answer(batch []*commitReq, result func(int) error) {
@@ -283,11 +300,15 @@ func checkCluster(dir *index.Dir, h *wal.LongPageHeader, path string) error {
 // checkLocated refuses the commit when a block this upload wrote (and the
 // index does not know yet) lies in a pack GC has retired meanwhile: its bytes
 // may already be gone. GC skips packs with pending blocks, so this only
-// catches the narrow races around that check; the writer retries. It returns
-// the block records already indexed, so reference need not read them again.
+// catches the narrow races around that check; the writer retries. It also
+// refuses a block past its pack's committed length, which the batch has
+// already raised to every end it fsynced: only a pack whose fsync failed
+// (packWriter.poison) has written bytes past it, and those may be lost. It
+// returns the block records already indexed, so reference need not read
+// them again.
 func (o *commitFileOp) checkLocated(x *index.Txn) (map[index.Hash]*index.Block, error) {
 	indexed := map[index.Hash]*index.Block{}
-	retired := map[uint32]bool{}
+	packs := map[uint32]*index.Pack{}
 	for _, h := range o.file.Blocks {
 		if h.IsZero() {
 			continue
@@ -308,20 +329,30 @@ func (o *commitFileOp) checkLocated(x *index.Txn) (map[index.Hash]*index.Block, 
 		if !ok {
 			return nil, fmt.Errorf("store: block %s of %s is neither indexed nor written", h, o.file.Path())
 		}
-		gone, known := retired[loc.Pack]
-		if !known {
-			p, err := packRecord(x, loc.Pack)
-			if err != nil {
+		p := packs[loc.Pack]
+		if p == nil {
+			if p, err = packRecord(x, loc.Pack); err != nil {
 				return nil, err
 			}
-			gone = p.Retired
-			retired[loc.Pack] = gone
+			packs[loc.Pack] = p
 		}
-		if gone {
-			return nil, refuse(fmt.Errorf("%w: %s: pack %d was garbage-collected during the upload", ErrRetry, o.file.Path(), loc.Pack))
+		if err := checkDurable(p, &loc, o.file.Path()); err != nil {
+			return nil, refuse(err)
 		}
 	}
 	return indexed, nil
+}
+
+// checkDurable says why a block written at loc into pack p must not be
+// committed, if it must not.
+func checkDurable(p *index.Pack, loc *index.Block, path string) error {
+	switch {
+	case p.Retired:
+		return fmt.Errorf("%w: %s: pack %d was garbage-collected during the upload", ErrRetry, path, loc.Pack)
+	case loc.Offset+loc.RecordLen() > p.Committed:
+		return fmt.Errorf("%w: %s: pack %d failed to fsync after this upload wrote to it", ErrRetry, path, loc.Pack)
+	}
+	return nil
 }
 
 // reference adds one reference to block h. indexed holds the block records

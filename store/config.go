@@ -32,6 +32,10 @@ type Config struct {
 	CacheBytes  int64  // bound of the decompressed-block cache
 	Concurrency int    // blocks compressed at once (default GOMAXPROCS)
 	MaxFileSize int64  // larger uploads are refused
+	// MinFree is the free space, beyond what the index needs, below which
+	// uploads are refused (ErrNoSpace), so that removals and GC still work
+	// on a full disk (see "Full disk" in doc.go). Default DefaultMinFree.
+	MinFree int64
 	// AllowUnknownMagic accepts WAL page magics of the 0xD0xx/0xD1xx family
 	// that no released PostgreSQL uses (development builds).
 	AllowUnknownMagic bool
@@ -72,6 +76,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxFileSize == 0 {
 		c.MaxFileSize = DefaultMaxFile
+	}
+	if c.MinFree <= 0 {
+		c.MinFree = DefaultMinFree
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -59,9 +59,15 @@
 // # Garbage collection
 //
 // GC (gc.go) never touches the active pack, packs newer than it, or packs
-// holding blocks of uploads in progress (Store.pending). A pack with no live
-// bytes is retired; any other pack below the live-fraction threshold is
-// rewritten:
+// holding blocks of uploads in progress (Store.pending). When the active pack
+// is itself below the live-fraction threshold, GC seals it first
+// (packWriter.sealActive: the next append starts a new pack), so the dead
+// bytes of files that never filled a pack can be reclaimed too. A pack with
+// no live bytes is retired; any other pack below the threshold, and every
+// small sealed pack when there are several (they merge into the active
+// pack), is rewritten, fewest live bytes first, and only if its live bytes
+// fit in the free space the index does not need (GC never starts a rewrite
+// it cannot finish; see "Full disk"):
 //
 //  1. its records that a block record still points at are appended, CRC
 //     checked and byte for byte, to the active pack (packWriter.append);
@@ -95,14 +101,73 @@
 //
 // Readers racing with GC hold block hashes, not locations; a cache miss
 // looks the location up in the index. A read that started before a move
-// committed may find its pack closed or unlinked (packFiles.remove unlinks
-// first, then closes); Store.loadBlock then looks the block up once more
-// and reads the new location.
+// committed may find its pack unlinked (packFiles.remove unlinks first; a
+// reader that holds the file open reads on, and it is closed at its last
+// release); a read that fails looks the block up once more
+// (Store.loadBlock) and reads the new location.
+//
+// # Packs
+//
+// Open resumes the newest pack when a block still fits in it and it is
+// exactly as long as its committed length, carrying this version's header
+// (packWriter.resume): appending past the committed length is what
+// appending to a fresh pack is, and a crash is repaired the same way, by
+// truncation to the committed length. So a store opened once per `walrus
+// put` fills one pack instead of creating one per call. Pack files are
+// opened on demand and at most maxIdlePacks of them stay open while idle
+// (packFiles, an LRU with a pin per reader), so descriptors stay bounded
+// however many packs a store has.
+//
+// # Full disk
+//
+// Badger writes all its files through shared mappings of files extended
+// with ftruncate; the page fault of the first store into a page the
+// filesystem cannot allocate is SIGBUS, which kills the process (see
+// index.SpaceNeeded for where badger writes and how much). Pack writes get
+// ENOSPC, which a process survives. So the rule is: never let badger write
+// into a full filesystem, and keep removals possible. spaceGuard (space.go)
+// compares statfs of the data directory with three levels before writes:
+//
+//   - the index's need N = index.SpaceNeeded (3 memtables, the index's own
+//     size for a compaction, slack), re-measured once a second. Every index
+//     transaction (commitBatch), every pack append (uploads and GC copies)
+//     and Open and Close check free-n >= N; below it they fail with
+//     ErrNoSpace instead of letting badger fault. One transaction is at most
+//     15% of a memtable, so checks made this way leave badger's background
+//     flushes and compactions the room N counts for them;
+//   - uploads (Create, each block, new work files) stop at N + MinFree +
+//     whatever the reserve file lacks. Removals and GC commit between that
+//     floor and N: rm, retain and gc work when uploads are refused, and the
+//     refusal (ErrNoSpace, which also matches syscall.ENOSPC: ENOSPC through
+//     FUSE, exit 8 from the CLI, the message in rsync's error) says what to
+//     do. An identical re-push is never refused: it stores nothing;
+//   - the reserve file (ReserveFileName, about 1.25 N, fallocated): when the
+//     filesystem fills anyway (another program, work files), the first index
+//     write that finds less than N free deletes it and goes on, so removals
+//     and GC still commit on a filesystem filled to the last block. It is
+//     allocated again before uploads resume.
+//
+// No failure sticks: the writer cuts a pack back after a failed write, and
+// the next push after space returns succeeds without a restart (see
+// packWriter). A failed fsync poisons only that pack's uncommitted bytes:
+// the batch raises each pack's committed length before its ops run, so a
+// commit naming a block past it (written before a failed fsync) is refused
+// with ErrRetry, and the writer retries into a new pack.
+//
+// What this does not cover: another program taking the last N bytes in the
+// moment between a check and badger's write (the reserve file makes this
+// need two full-disk events in a row), a filesystem whose statfs does not
+// reflect what writes can allocate (some network and thin-provisioned
+// filesystems; statfs failing turns the checks off), and filesystems that
+// cannot preallocate (no reserve file; a warning is logged).
 //
 // # Locks
 //
 // packWriter.mu serialises appends to the active pack; packFiles.mu guards
-// the table of open pack files; Store.pendingMu guards the map of written,
+// the table of open pack files and their pins; spaceGuard.mu guards its
+// measurement and the reserve file's state (statfs takes no lock; the
+// writer calls into spaceGuard under packWriter.mu, never the other way
+// round); Store.pendingMu guards the map of written,
 // uncommitted blocks; blockCache.mu guards the cache; Store.gcMu lets one GC
 // run at a time (Close takes it to wait for a running GC). All index
 // mutations run on the committer goroutine, so index transactions never

@@ -35,6 +35,7 @@ type GCReport struct {
 	PacksRewritten int     `json:"packs_rewritten"` // live records copied, old pack deleted
 	PacksDeleted   int     `json:"packs_deleted"`   // packs that had no live bytes, deleted
 	PacksBusy      int     `json:"packs_busy"`      // left alone: gained references while GC ran
+	PacksNoSpace   int     `json:"packs_no_space"`  // left alone: too little free space to copy their live bytes
 	Candidates     int     `json:"candidates"`      // packs below the threshold when GC started
 	BytesCopied    int64   `json:"bytes_copied"`    // record bytes rewritten into the active pack
 	BytesRead      int64   `json:"bytes_read"`      // pack bytes scanned
@@ -45,12 +46,17 @@ type GCReport struct {
 
 // GC reclaims the space of removed files. A pack with no live bytes is
 // retired in the index and deleted; a pack whose live fraction is below the
-// threshold has its live records copied into the active pack, the blocks
-// repointed and the pack retired in one index transaction, and only then is
-// the old file deleted. The active pack, packs that uploads in progress wrote
-// to, and packs newer than the active one are never touched. See "Garbage
-// collection" in doc.go for the crash-safety argument. One GC runs at a time;
-// concurrent calls wait.
+// threshold, and every small pack when there are several, has its live
+// records copied into the active pack, the blocks repointed and the pack
+// retired in one index transaction, and only then is the old file deleted.
+// When the active pack itself is below the threshold it is sealed first, so
+// that its dead bytes can be reclaimed too. Packs that uploads in progress
+// wrote to, and packs newer than the active one, are never touched. Cheapest
+// first (fewest live bytes): on a full disk, packs with nothing live free
+// space for the copies of the next; a pack whose live bytes do not fit in
+// the free space is left alone (PacksNoSpace). See "Garbage collection" in
+// doc.go for the crash-safety argument. One GC runs at a time; concurrent
+// calls wait.
 func (s *Store) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
@@ -64,6 +70,9 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 	if rep.DiskBefore, err = s.packDiskBytes(); err != nil {
 		return rep, err
 	}
+	if err := s.sealCollectable(threshold); err != nil {
+		return rep, err
+	}
 	cands, err := s.gcCandidates(threshold, &rep)
 	if err != nil {
 		return rep, err
@@ -73,7 +82,18 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 		if err := s.gcContinue(ctx); err != nil {
 			return s.gcDone(rep, start), err
 		}
+		if !s.roomToCollect(p) {
+			rep.PacksNoSpace++
+			continue
+		}
 		retired, err := s.collectPack(ctx, p, &rep)
+		if errors.Is(err, ErrNoSpace) {
+			// The space went while the copies were written (another writer):
+			// the batches committed so far stand, the rest are dead bytes.
+			s.log.Warn("gc: ran out of space while rewriting a pack; left for later", "pack", p.ID, "err", err)
+			rep.PacksNoSpace++
+			continue
+		}
 		if err != nil {
 			return s.gcDone(rep, start), err
 		}
@@ -132,29 +152,91 @@ func (s *Store) packDiskBytes() (int64, error) {
 	return n, nil
 }
 
-// gcCandidates returns the sealed packs worth collecting, oldest first.
+// smallPackDivisor: a sealed pack shorter than PackSize/smallPackDivisor is
+// small; when there are two or more, GC merges them into the active pack
+// (stores written by a `walrus put` per file before packs were resumed
+// hold thousands of them).
+const smallPackDivisor = 8
+
+// gcCandidates returns the sealed packs worth collecting, fewest live bytes
+// first.
 func (s *Store) gcCandidates(threshold float64, rep *GCReport) ([]*index.Pack, error) {
 	bound := s.pw.sealedBelow()
 	busy := s.pendingPacks()
-	var out []*index.Pack
+	var out, small []*index.Pack
 	err := s.idx.View(func(x *index.Txn) error {
 		return x.Packs(func(p *index.Pack) error {
 			if p.Retired {
 				return nil
 			}
 			rep.PacksScanned++
-			if p.ID >= bound || busy[p.ID] {
-				return nil
-			}
-			body := max(1, p.Committed-packHeaderLen)
-			if p.Live <= 0 || float64(p.Live)/float64(body) < threshold {
+			switch {
+			case p.ID >= bound || busy[p.ID]:
+			case collectable(p, threshold):
 				out = append(out, p)
+			case p.Committed < s.cfg.PackSize/smallPackDivisor:
+				small = append(small, p)
 			}
 			return nil
 		})
 	})
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if len(small) >= 2 {
+		out = append(out, small...)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Live != out[j].Live {
+			return out[i].Live < out[j].Live
+		}
+		return out[i].ID < out[j].ID
+	})
 	return out, err
+}
+
+// collectable reports whether p's live fraction is below threshold.
+func collectable(p *index.Pack, threshold float64) bool {
+	body := max(1, p.Committed-packHeaderLen)
+	return p.Live <= 0 || float64(p.Live)/float64(body) < threshold
+}
+
+// sealCollectable seals the active pack when it is itself worth collecting
+// and no upload in progress wrote to it: otherwise up to PackSize of removed
+// data could never be reclaimed, however full the disk. The next append
+// starts a new pack (GC's own copies, if nothing else).
+func (s *Store) sealCollectable(threshold float64) error {
+	id, ok := s.pw.active()
+	if !ok || s.hasPending(id) {
+		return nil
+	}
+	var p *index.Pack
+	err := s.idx.View(func(x *index.Txn) error {
+		var err error
+		p, err = x.Pack(id)
+		return err
+	})
+	if errors.Is(err, index.ErrNotFound) {
+		return nil // nothing committed in it yet
+	}
+	if err != nil {
+		return err
+	}
+	if collectable(p, threshold) {
+		s.pw.sealActive(id)
+	}
+	return nil
+}
+
+// roomToCollect reports whether p's live bytes fit in the free space while
+// leaving the index what it needs: GC never starts a rewrite it cannot
+// finish. A new pack for the copies may cost one more block.
+func (s *Store) roomToCollect(p *index.Pack) bool {
+	if p.Live <= 0 {
+		return true
+	}
+	if err := s.space.forIndex(p.Live + int64(s.cfg.BlockSize)); err != nil {
+		s.log.Warn("gc: not enough free space to rewrite a pack; left for later", "pack", p.ID, "live", p.Live, "err", err)
+		return false
+	}
+	return true
 }
 
 // pendingPacks returns the packs holding blocks of uploads not yet
@@ -212,11 +294,12 @@ func (s *Store) collectPack(ctx context.Context, p *index.Pack, rep *GCReport) (
 // batch is a consistent state on its own); the last batch is returned for
 // the retiring commit.
 func (s *Store) copyLive(ctx context.Context, p *index.Pack, rep *GCReport) ([]gcMove, error) {
-	f, err := s.packs.get(p.ID)
+	pf, err := s.packs.get(p.ID)
 	if err != nil {
 		return nil, err
 	}
-	r := bufio.NewReaderSize(io.NewSectionReader(f, packHeaderLen, p.Committed-packHeaderLen), 1<<20)
+	defer s.packs.release(pf)
+	r := bufio.NewReaderSize(io.NewSectionReader(pf.f, packHeaderLen, p.Committed-packHeaderLen), 1<<20)
 	hdr := make([]byte, recordHeaderLen)
 	payload := make([]byte, 0, s.cfg.BlockSize)
 	var moves []gcMove
@@ -308,6 +391,9 @@ func (o *gcMoveOp) apply(x *index.Txn, _ time.Time) error {
 	if old.Retired {
 		return nil
 	}
+	if err := o.checkCopies(x); err != nil {
+		return err
+	}
 	for _, m := range o.moves {
 		b, err := x.Block(m.h)
 		if errors.Is(err, index.ErrNotFound) {
@@ -338,4 +424,24 @@ func (o *gcMoveOp) apply(x *index.Txn, _ time.Time) error {
 		old.Retired, o.retired = true, true
 	}
 	return x.PutPack(old)
+}
+
+// checkCopies refuses the moves if a copy lies past its pack's committed
+// length: that pack failed to fsync (see commitFileOp.checkLocated).
+func (o *gcMoveOp) checkCopies(x *index.Txn) error {
+	packs := map[uint32]*index.Pack{}
+	for _, m := range o.moves {
+		p := packs[m.to.Pack]
+		if p == nil {
+			var err error
+			if p, err = packRecord(x, m.to.Pack); err != nil {
+				return err
+			}
+			packs[m.to.Pack] = p
+		}
+		if err := checkDurable(p, &m.to, fmt.Sprintf("gc of pack %d", o.pack)); err != nil {
+			return refuse(err)
+		}
+	}
+	return nil
 }

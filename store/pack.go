@@ -1,6 +1,7 @@
 package store
 
 import (
+	"container/list"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -86,17 +87,29 @@ func (r recordHeader) check(hdr, payload []byte) bool {
 // packWriter appends records to the active pack. Locking: mu guards every
 // field; appends from concurrent uploads are serialised by it, fsync is not
 // (see Store.commitBatch).
+//
+// No failure sticks until a restart (see "Full disk" in doc.go). A failed
+// write leaves the tail of the pack unknown, so the writer cuts the pack
+// back to the end of the last record it wrote whole (size) and goes on; if
+// even that fails it seals the pack and the next append starts a new one. A
+// failed fsync poisons the pack instead: the kernel may have dropped pages
+// that never reached the disk, and a later fsync can succeed without them
+// (PostgreSQL's fsync lesson; restic's pack.ErrBroken), so nothing past the
+// pack's committed length is ever committed (its dirty end is dropped and
+// commits that name blocks past it are refused: see commitFileOp.checkLocated)
+// and appends move to a new pack.
 type packWriter struct {
-	mu      sync.Mutex
-	dir     string
-	maxSize int64
-	id      uint32
-	f       *os.File
-	size    int64
-	broken  error // first write failure; the pack is not used after it
-	files   *packFiles
-	nextID  uint32
-	dirty   map[uint32]int64 // packs appended to since the last takeDirty, with their end
+	mu       sync.Mutex
+	dir      string
+	maxSize  int64
+	space    *spaceGuard
+	id       uint32
+	pf       *packFile // the active pack, pinned in files; nil: the next append starts one
+	size     int64
+	files    *packFiles
+	nextID   uint32
+	dirty    map[uint32]int64 // packs appended to since the last takeDirty, with their end
+	poisoned map[uint32]bool  // packs whose fsync failed
 }
 
 // takeDirty returns the packs written since the last call and their ends.
@@ -112,73 +125,177 @@ func (w *packWriter) takeDirty() map[uint32]int64 {
 
 // append writes one record and returns its location. The bytes are not yet
 // durable: the committer fsyncs the packs a batch touched before it commits
-// the index.
+// the index. A record is refused when writing it would leave the index less
+// than the free space it needs (spaceGuard.forIndex).
 func (w *packWriter) append(h index.Hash, rawLen int, codec index.Codec, payload []byte) (id uint32, off int64, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.broken != nil {
-		return 0, 0, w.broken
+	n := int64(recordHeaderLen + len(payload))
+	if err := w.space.forIndex(n); err != nil {
+		return 0, 0, err
 	}
-	if w.f == nil || w.size+int64(recordHeaderLen+len(payload)) > w.maxSize && w.size > packHeaderLen {
+	if w.pf == nil || w.size+n > w.maxSize && w.size > packHeaderLen {
 		if err := w.roll(); err != nil {
-			w.broken = err
 			return 0, 0, err
 		}
 	}
 	var hdr [recordHeaderLen]byte
 	encodeRecordHeader(hdr[:], h, rawLen, codec, payload)
 	off = w.size
-	if _, err := w.f.WriteAt(hdr[:], off); err != nil {
-		w.broken = fmt.Errorf("store: write pack %d: %w", w.id, err)
-		return 0, 0, w.broken
+	if err := w.write(off, hdr[:], payload); err != nil {
+		w.cutTail()
+		return 0, 0, spaceErr(fmt.Errorf("store: write pack %d: %w", w.id, err))
 	}
-	if _, err := w.f.WriteAt(payload, off+recordHeaderLen); err != nil {
-		w.broken = fmt.Errorf("store: write pack %d: %w", w.id, err)
-		return 0, 0, w.broken
-	}
-	w.size = off + int64(recordHeaderLen+len(payload))
+	w.size = off + n
 	w.dirty[w.id] = w.size
 	return w.id, off, nil
 }
 
+func (w *packWriter) write(off int64, hdr, payload []byte) error {
+	if _, err := w.pf.f.WriteAt(hdr, off); err != nil {
+		return err
+	}
+	_, err := w.pf.f.WriteAt(payload, off+int64(len(hdr)))
+	return err
+}
+
+// cutTail drops whatever a failed write left past the last whole record.
+// If the pack cannot be cut it is sealed: its records up to size stay
+// valid, nothing past size is ever committed, and Open truncates the rest.
+func (w *packWriter) cutTail() {
+	if err := w.pf.f.Truncate(w.size); err != nil {
+		w.seal()
+	}
+}
+
 // roll starts a new pack: create, write header, fsync file and directory,
 // so that a pack that any index record may name always exists after a crash.
+// On failure nothing is left behind and the next append tries again.
 func (w *packWriter) roll() error {
+	w.seal()
 	id := w.nextID
 	name := packFileName(w.dir, id)
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
-		return fmt.Errorf("store: create pack: %w", err)
+		return spaceErr(fmt.Errorf("store: create pack: %w", err))
 	}
+	w.nextID = id + 1 // the name is taken even if what follows fails
+	if err := writePackHeader(f, w.dir, id); err != nil {
+		f.Close()
+		os.Remove(name) // no index record names it
+		return spaceErr(err)
+	}
+	w.pf = w.files.add(id, f)
+	w.id, w.size = id, packHeaderLen
+	return nil
+}
+
+func writePackHeader(f *os.File, dir string, id uint32) error {
 	var hdr [packHeaderLen]byte
 	copy(hdr[:8], packMagic)
 	binary.LittleEndian.PutUint32(hdr[8:12], packVersion)
 	binary.LittleEndian.PutUint32(hdr[12:16], id)
 	if _, err := f.Write(hdr[:]); err != nil {
-		f.Close()
 		return fmt.Errorf("store: write pack header: %w", err)
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
 		return fmt.Errorf("store: fsync pack: %w", err)
 	}
-	if err := syncDir(w.dir); err != nil {
-		f.Close()
+	return syncDir(dir)
+}
+
+// resume makes pack id, committed bytes long, the active pack again, so
+// that a store opened for every `walrus put` appends to one pack instead of
+// starting a pack per call. Only a pack exactly as long as its committed
+// length (Open has cut any torn tail) and carrying this version's header is
+// resumed: appending past the committed length is then what appending to a
+// pack this process created is, and a crash is repaired the same way, by
+// truncating the pack to its committed length. Its header and directory
+// entry were made durable when it was created.
+func (w *packWriter) resume(id uint32, committed int64) error {
+	pf, err := w.files.get(id)
+	if err != nil {
 		return err
 	}
-	w.files.add(id, f)
-	w.id, w.f, w.size, w.nextID = id, f, packHeaderLen, id+1
+	if err := checkResumable(pf.f, id, committed); err != nil {
+		w.files.release(pf)
+		return fmt.Errorf("store: not resuming pack %d: %w", id, err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seal()
+	w.pf, w.id, w.size = pf, id, committed
 	return nil
 }
 
-// fail marks the writer broken after a failed fsync: pages that failed to
-// reach the disk may be dropped by the kernel, so the pack must not be
-// trusted for new commits (restic pack.ErrBroken; PostgreSQL's fsync panic).
-func (w *packWriter) fail(err error) {
+// resumePack resumes the newest pack if a full block still fits in it (see
+// packWriter.resume); otherwise, or if it cannot, the first append starts a
+// new pack.
+func (s *Store) resumePack() {
+	var last *index.Pack
+	err := s.idx.View(func(x *index.Txn) error {
+		return x.Packs(func(p *index.Pack) error {
+			if !p.Retired {
+				last = p
+			}
+			return nil
+		})
+	})
+	if err != nil || last == nil || last.Committed+int64(recordHeaderLen+s.cfg.BlockSize) > s.cfg.PackSize {
+		return
+	}
+	if err := s.pw.resume(last.ID, max(last.Committed, packHeaderLen)); err != nil {
+		s.log.Warn("starting a new pack", "err", err)
+	}
+}
+
+func checkResumable(f *os.File, id uint32, committed int64) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() != committed {
+		return fmt.Errorf("%d bytes on disk, %d committed", st.Size(), committed)
+	}
+	var hdr [packHeaderLen]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		return err
+	}
+	if string(hdr[:8]) != packMagic || binary.LittleEndian.Uint32(hdr[8:12]) != packVersion ||
+		binary.LittleEndian.Uint32(hdr[12:16]) != id {
+		return errors.New("header is not this version's, or names another pack")
+	}
+	return nil
+}
+
+// seal stops appending to the active pack (w.mu held); the next append
+// starts a new one.
+func (w *packWriter) seal() {
+	if w.pf != nil {
+		w.files.release(w.pf)
+		w.pf = nil
+	}
+}
+
+// sealActive seals pack id if it is still the active pack (GC, to collect
+// it).
+func (w *packWriter) sealActive(id uint32) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.broken == nil {
-		w.broken = err
+	if w.pf != nil && w.id == id {
+		w.seal()
+	}
+}
+
+// poison is called after an fsync of pack id failed: the pack is sealed and
+// its uncommitted bytes are never committed (see packWriter).
+func (w *packWriter) poison(id uint32) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.poisoned[id] = true
+	delete(w.dirty, id)
+	if w.pf != nil && w.id == id {
+		w.seal()
 	}
 }
 
@@ -187,7 +304,7 @@ func (w *packWriter) restoreDirty(d map[uint32]int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for id, end := range d {
-		if end > w.dirty[id] {
+		if end > w.dirty[id] && !w.poisoned[id] {
 			w.dirty[id] = end
 		}
 	}
@@ -198,17 +315,17 @@ func (w *packWriter) restoreDirty(d map[uint32]int64) {
 func (w *packWriter) sealedBelow() uint32 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.f != nil {
+	if w.pf != nil {
 		return w.id
 	}
 	return w.nextID
 }
 
-// position returns the active pack and its current end.
-func (w *packWriter) position() (uint32, int64) {
+// active returns the active pack, if there is one.
+func (w *packWriter) active() (uint32, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.id, w.size
+	return w.id, w.pf != nil
 }
 
 func syncDir(dir string) error {
@@ -223,67 +340,118 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// packFiles keeps every pack open for reading. Locking: mu guards m.
+// maxIdlePacks bounds the pack files kept open while nobody reads them.
+const maxIdlePacks = 32
+
+// packFiles opens pack files for reading and keeps the most recently used
+// maxIdlePacks of them open while idle (an LRU), so that descriptors stay
+// bounded however many packs there are. A file in use is never closed under
+// its user: get pins it, release unpins it; the active pack stays pinned by
+// the writer. Locking: mu guards m, idle and every packFile's refs, elem
+// and gone.
 type packFiles struct {
-	mu  sync.RWMutex
-	dir string
-	m   map[uint32]*os.File
+	mu   sync.Mutex
+	dir  string
+	m    map[uint32]*packFile
+	idle list.List // of *packFile with refs == 0, least recently used first
 }
 
-func (p *packFiles) add(id uint32, f *os.File) {
-	p.mu.Lock()
-	p.m[id] = f
-	p.mu.Unlock()
+// packFile is one open pack file.
+type packFile struct {
+	id   uint32
+	f    *os.File
+	refs int
+	elem *list.Element // in packFiles.idle while refs == 0
+	gone bool          // removed: close at the last release
 }
 
-func (p *packFiles) get(id uint32) (*os.File, error) {
-	p.mu.RLock()
-	f := p.m[id]
-	p.mu.RUnlock()
-	if f != nil {
-		return f, nil
-	}
+// add registers f, just created by the writer, pinned once for it.
+func (p *packFiles) add(id uint32, f *os.File) *packFile {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if f := p.m[id]; f != nil {
-		return f, nil
+	pf := &packFile{id: id, f: f, refs: 1}
+	p.m[id] = pf
+	return pf
+}
+
+// get returns pack id's file, opening it if needed, pinned until release.
+func (p *packFiles) get(id uint32) (*packFile, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pf := p.m[id]; pf != nil {
+		if pf.elem != nil {
+			p.idle.Remove(pf.elem)
+			pf.elem = nil
+		}
+		pf.refs++
+		return pf, nil
 	}
 	f, err := os.OpenFile(packFileName(p.dir, id), os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("store: open pack %d: %w", id, err)
 	}
-	p.m[id] = f
-	return f, nil
+	pf := &packFile{id: id, f: f, refs: 1}
+	p.m[id] = pf
+	return pf, nil
 }
 
-// remove deletes pack id's file and closes it. The unlink comes first: a
-// get that misses the table afterwards cannot reopen the file, and one that
-// reopened it before is in the table when it is closed here, so no
-// descriptor keeps a deleted pack's blocks allocated. A reader still holding
-// the old *os.File gets an error and looks the block up again
-// (Store.loadBlock).
+// release unpins pf; an idle file beyond maxIdlePacks is closed, least
+// recently used first.
+func (p *packFiles) release(pf *packFile) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pf.refs--; pf.refs > 0 {
+		return
+	}
+	if pf.gone {
+		pf.f.Close()
+		return
+	}
+	pf.elem = p.idle.PushBack(pf)
+	for p.idle.Len() > maxIdlePacks {
+		old := p.idle.Remove(p.idle.Front()).(*packFile)
+		old.elem = nil
+		delete(p.m, old.id)
+		old.f.Close()
+	}
+}
+
+// remove deletes pack id's file. The unlink comes first: a get that misses
+// the table afterwards cannot reopen the file. A reader that holds it open
+// reads on (the bytes stay valid until it releases them; Store.loadBlock
+// looks a block up again when a read fails); the descriptor is closed at
+// the last release, so no descriptor keeps a deleted pack allocated longer.
 func (p *packFiles) remove(id uint32) error {
 	err := os.Remove(packFileName(p.dir, id))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("store: delete pack %d: %w", id, err)
 	}
 	p.mu.Lock()
-	f := p.m[id]
-	delete(p.m, id)
-	p.mu.Unlock()
-	if f != nil {
-		f.Close()
+	defer p.mu.Unlock()
+	pf := p.m[id]
+	if pf == nil {
+		return nil
 	}
+	delete(p.m, id)
+	if pf.refs > 0 {
+		pf.gone = true
+		return nil
+	}
+	p.idle.Remove(pf.elem)
+	pf.elem = nil
+	pf.f.Close()
 	return nil
 }
 
+// closeAll closes every pack file; nothing may use them afterwards.
 func (p *packFiles) closeAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for id, f := range p.m {
-		f.Close()
+	for id, pf := range p.m {
+		pf.f.Close()
 		delete(p.m, id)
 	}
+	p.idle.Init()
 }
 
 // readRecord reads and checks one record: magic, lengths, CRC. It does not

@@ -40,6 +40,7 @@ var (
 	ErrRetry           = errors.New("store: conflicting concurrent change; retry")
 	ErrNoStore         = errors.New("store: no walrus store")
 	ErrIndexMissing    = errors.New("store: index missing")
+	ErrNoSpace         = errors.New("store: not enough free space")
 )
 
 // Store is an open segment store. It is safe for concurrent use.
@@ -49,6 +50,7 @@ type Store struct {
 	idx   *index.DB
 	packs *packFiles
 	pw    *packWriter
+	space *spaceGuard
 	enc   *zstd.Encoder
 	dec   *zstd.Decoder
 	cache *blockCache
@@ -87,6 +89,10 @@ func Open(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(packDir, 0o750); err != nil {
 		return nil, fmt.Errorf("store: create %s: %w", packDir, err)
 	}
+	space := newSpaceGuard(cfg)
+	if err := space.forIndex(0); err != nil {
+		return nil, err // opening badger on a full disk can fault (see "Full disk" in doc.go)
+	}
 	idx, err := index.Open(filepath.Join(cfg.Dir, "index"), index.Options{Logger: cfg.Logger})
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
@@ -98,7 +104,8 @@ func Open(cfg Config) (*Store, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		idx:     idx,
-		packs:   &packFiles{dir: packDir, m: map[uint32]*os.File{}},
+		space:   space,
+		packs:   &packFiles{dir: packDir, m: map[uint32]*packFile{}},
 		cache:   newBlockCache(cfg.CacheBytes),
 		sem:     make(chan struct{}, cfg.Concurrency),
 		zero:    make([]byte, cfg.BlockSize),
@@ -196,7 +203,12 @@ func (s *Store) init() error {
 	if err != nil {
 		return err
 	}
-	s.pw = &packWriter{dir: s.packs.dir, maxSize: s.cfg.PackSize, files: s.packs, nextID: next, dirty: map[uint32]int64{}}
+	s.pw = &packWriter{dir: s.packs.dir, maxSize: s.cfg.PackSize, space: s.space, files: s.packs, nextID: next,
+		dirty: map[uint32]int64{}, poisoned: map[uint32]bool{}}
+	s.resumePack()
+	if free, ok := s.space.free(); ok {
+		s.space.growReserve(free)
+	}
 	return nil
 }
 
@@ -316,6 +328,14 @@ func (s *Store) Close() error {
 		s.enc.Close()
 		s.dec.Close()
 		s.packs.closeAll()
+		if err := s.space.forIndex(0); err != nil {
+			// Closing flushes the memtable into a new table, which can
+			// fault on a full disk; the synced write-ahead log holds every
+			// commit and is replayed by the next Open.
+			s.log.Error("filesystem full: leaving the index to be recovered at the next open", "err", err)
+			s.closeErr = err
+			return
+		}
 		s.closeErr = s.idx.Close()
 	})
 	return s.closeErr

@@ -72,6 +72,13 @@ func (s *Store) Create(path string, meta FileMeta) (*Upload, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u.existing == nil {
+		// Refuse at once rather than after the client sent every byte. An
+		// identical re-push stores nothing and is never refused.
+		if err := s.space.forUpload(0); err != nil {
+			return nil, err
+		}
+	}
 	return u, nil
 }
 

@@ -56,6 +56,11 @@ func (s *Store) CreateWork(path string, flags int, perm fs.FileMode) (*os.File, 
 	if err != nil {
 		return nil, err
 	}
+	// A new work file is an upload on its way: below the upload floor it
+	// would eat the space kept for removals and GC.
+	if err := s.space.forUpload(0); err != nil {
+		return nil, err
+	}
 	if err := s.ensureWorkDir(filepath.Dir(p)); err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ const (
 	exitInvalid      = 5
 	exitProblems     = 6
 	exitLocked       = 7
+	exitNoSpace      = 8
 	exitNoStore      = 200
 	exitIndexMissing = 201
 )
@@ -52,6 +53,8 @@ func exitCode(err error) int {
 		return exitUnhealthy
 	case errors.Is(err, store.ErrLocked):
 		return exitLocked
+	case errors.Is(err, store.ErrNoSpace):
+		return exitNoSpace
 	case errors.Is(err, store.ErrNoStore):
 		return exitNoStore
 	case errors.Is(err, store.ErrIndexMissing):

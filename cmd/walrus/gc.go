@@ -37,8 +37,8 @@ func (c *gcCmd) Run(ctx context.Context, g *globals) error {
 	if rep.Seconds > 0 {
 		mbps = float64(rep.BytesCopied) / 1e6 / rep.Seconds
 	}
-	fmt.Fprintf(g.stdout, "gc: %d packs rewritten, %d deleted, %d busy (of %d candidates, %d packs); copied %s (%.0f MB/s); disk %s -> %s (freed %s)\n",
-		rep.PacksRewritten, rep.PacksDeleted, rep.PacksBusy, rep.Candidates, rep.PacksScanned, humanBytes(rep.BytesCopied), mbps,
+	fmt.Fprintf(g.stdout, "gc: %d packs rewritten, %d deleted, %d busy, %d left for lack of free space (of %d candidates, %d packs); copied %s (%.0f MB/s); disk %s -> %s (freed %s)\n",
+		rep.PacksRewritten, rep.PacksDeleted, rep.PacksBusy, rep.PacksNoSpace, rep.Candidates, rep.PacksScanned, humanBytes(rep.BytesCopied), mbps,
 		humanBytes(rep.DiskBefore), humanBytes(rep.DiskAfter), humanBytes(rep.DiskBefore-rep.DiskAfter))
 	return a.Close()
 }

@@ -3,8 +3,10 @@
 // Exit codes (see exitCode): 0 success, 1 usage or other error, 2 status
 // --check found problems, 3 not found, 4 exists with different content,
 // 5 invalid WAL or another cluster's WAL, 6 verify found problems, 7 data
-// directory in use by another process, 200 the data directory holds no
-// store, 201 its index is missing while pack files remain.
+// directory in use by another process, 8 not enough free space (nothing
+// was stored; the same command succeeds once space is freed), 200 the data
+// directory holds no store, 201 its index is missing while pack files
+// remain.
 package main
 
 import (

@@ -37,6 +37,7 @@ type serveCmd struct {
 	ArchiveRoot string `help:"Directory that module paths in rsyncd.conf are relative to (default: the mount point, else /db/pg_archived)."`
 	CacheSize   int64  `help:"Bytes of decompressed blocks kept in memory." default:"268435456"`
 	Level       string `help:"zstd level for new blocks: fastest, default, better, best." default:"default" enum:"fastest,default,better,best"`
+	MinFree     int64  `name:"min-free" help:"Refuse uploads (ENOSPC, exit 8) while the data directory's filesystem has less free space than this beyond the index's own reserve, so that rm, retain and gc keep working." default:"67108864"`
 
 	// Periodic retention and GC (maintain.go).
 	RetainBackups  int           `help:"Retention: keep the WAL the newest N restorable base backups need (0: not by count)." placeholder:"N"`
@@ -60,7 +61,7 @@ func (c *serveCmd) Run(ctx context.Context, g *globals) error {
 	if err != nil {
 		return err
 	}
-	st, created, err := openOrCreate(store.Config{Dir: g.Data, Logger: log, CacheBytes: c.CacheSize, Level: c.Level})
+	st, created, err := openOrCreate(store.Config{Dir: g.Data, Logger: log, CacheBytes: c.CacheSize, Level: c.Level, MinFree: c.MinFree})
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,7 @@ var kinds = []struct {
 	{"is_dir", store.ErrIsDir, http.StatusConflict},
 	{"retry", store.ErrRetry, http.StatusServiceUnavailable},
 	{"closed", store.ErrClosed, http.StatusServiceUnavailable},
+	{"no_space", store.ErrNoSpace, http.StatusInsufficientStorage},
 }
 
 func kindOf(err error) (string, int) {

@@ -5,10 +5,12 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -83,4 +85,22 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// SmallFS mounts a tmpfs of size bytes on a new temporary directory and
+// returns that directory; it is detached at cleanup. Full-disk tests use
+// it: a real filesystem that really runs out of space (ENOSPC on write,
+// SIGBUS on a store through a mapping). It needs root; without it (or when
+// mount(2) is refused, as in an unprivileged container) Require decides.
+func SmallFS(t testing.TB, size int64) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Require(t, "root (to mount a small tmpfs for full-disk tests)")
+	}
+	dir := t.TempDir() // its removal is registered first, so it runs after the unmount
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0755", size)); err != nil {
+		Require(t, fmt.Sprintf("mount(2) of a tmpfs (%v)", err))
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
 }

@@ -1,0 +1,235 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/walrus-archive/walrus/index"
+)
+
+// Free space: see "Full disk" in doc.go for why these rules keep the
+// server alive and removals working on a full filesystem.
+
+// DefaultMinFree is Config.MinFree when not set.
+const DefaultMinFree = 64 << 20
+
+// ReserveFileName is the file in the data directory that holds space back
+// for the index (see "Full disk" in doc.go). Deleting it by hand in an
+// emergency is harmless; walrus recreates it when space allows.
+const ReserveFileName = "space-reserve"
+
+// spaceRemeasure is how long a measurement of the index's need is reused.
+const spaceRemeasure = time.Second
+
+// noSpaceError is a refusal for lack of space. It matches ErrNoSpace and
+// syscall.ENOSPC, so adapters that map errnos report ENOSPC.
+type noSpaceError struct{ msg string }
+
+func (e *noSpaceError) Error() string   { return e.msg }
+func (e *noSpaceError) Unwrap() []error { return []error{ErrNoSpace, syscall.ENOSPC} }
+
+// spaceErr marks a failed write as a lack of space when the system said so.
+func spaceErr(err error) error {
+	if err != nil && !errors.Is(err, ErrNoSpace) && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
+}
+
+// spaceGuard decides, before each write, whether the data directory's
+// filesystem has room for it. Locking: mu guards need, measured and the
+// reserve fields; statfs needs no lock.
+type spaceGuard struct {
+	dir      string // the data directory
+	indexDir string
+	minFree  int64
+	log      *slog.Logger
+
+	mu        sync.Mutex
+	need      int64 // index.SpaceNeeded at measured
+	measured  time.Time
+	reserved  int64     // bytes allocated to the reserve file (0: none)
+	failed    time.Time // last failed attempt to allocate it
+	noReserve bool      // the filesystem cannot preallocate
+}
+
+func newSpaceGuard(cfg Config) *spaceGuard {
+	g := &spaceGuard{dir: cfg.Dir, indexDir: filepath.Join(cfg.Dir, "index"), minFree: cfg.MinFree, log: cfg.Logger}
+	if fi, err := os.Stat(g.reservePath()); err == nil {
+		g.reserved = fi.Size()
+	}
+	return g
+}
+
+func (g *spaceGuard) reservePath() string { return filepath.Join(g.dir, ReserveFileName) }
+
+// free returns the bytes available on the data directory's filesystem, or
+// false when the filesystem cannot say (then nothing is refused).
+func (g *spaceGuard) free() (int64, bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(g.dir, &st); err != nil {
+		g.log.Warn("statfs of the data directory failed; free space is not checked", "dir", g.dir, "err", err)
+		return 0, false
+	}
+	return int64(st.Bavail) * st.Bsize, true
+}
+
+// indexNeed returns the free space the index must keep (index.SpaceNeeded),
+// re-measured at most once per spaceRemeasure.
+func (g *spaceGuard) indexNeed() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if time.Since(g.measured) < spaceRemeasure {
+		return g.need
+	}
+	need, err := index.SpaceNeeded(g.indexDir, index.Options{})
+	if err != nil {
+		g.log.Warn("measuring the index failed", "err", err)
+		return g.need
+	}
+	g.need, g.measured = need, time.Now()
+	return need
+}
+
+// uploadFloor is the free space below which uploads are refused: what the
+// index needs, MinFree, and whatever the reserve file lacks, so that uploads
+// never take the space the reserve must be able to get back.
+func (g *spaceGuard) uploadFloor() int64 { return g.indexNeed() + g.minFree + g.reserveShort() }
+
+// reserveShort returns the bytes the reserve file lacks.
+func (g *spaceGuard) reserveShort() int64 {
+	want := g.reserveSize()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.noReserve {
+		return 0
+	}
+	return max(0, want-g.reserved)
+}
+
+// forUpload refuses n more bytes of upload data when they would leave less
+// than uploadFloor free. When the reserve file was released (or the index
+// outgrew it) and there is room again, it is allocated first.
+func (g *spaceGuard) forUpload(n int64) error {
+	free, ok := g.free()
+	if !ok {
+		return nil
+	}
+	if g.growReserve(free - n) {
+		free, _ = g.free()
+	}
+	floor := g.uploadFloor()
+	if free-n < floor {
+		return &noSpaceError{fmt.Sprintf("%v: %s has %s free; walrus takes no uploads below %s "+
+			"(what its index needs %s, min free %s, missing reserve %s), so that rm, retain and gc keep working: "+
+			"remove or retain files and run walrus gc, or add space",
+			ErrNoSpace, g.dir, inMiB(free), inMiB(floor), inMiB(g.indexNeed()), inMiB(g.minFree), inMiB(g.reserveShort()))}
+	}
+	return nil
+}
+
+// growReserve allocates (or grows) the reserve file when free bytes leave
+// room for it above what the index needs and MinFree. It reports whether
+// it did. After a failure it waits a minute before it tries again.
+func (g *spaceGuard) growReserve(free int64) bool {
+	short := g.reserveShort()
+	if short == 0 || free-short < g.indexNeed()+g.minFree {
+		return false
+	}
+	want := g.reserveSize()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.noReserve || g.reserved >= want || time.Since(g.failed) < time.Minute {
+		return false
+	}
+	if err := allocateFile(g.reservePath(), want); err != nil {
+		g.failed = time.Now()
+		if errors.Is(err, syscall.EOPNOTSUPP) {
+			g.noReserve = true
+			g.log.Warn("this filesystem cannot preallocate files: no free-space reserve file, so removals "+
+				"can fail on a disk that other writers fill completely", "path", g.reservePath())
+		} else {
+			g.log.Warn("could not allocate the free-space reserve file", "path", g.reservePath(), "err", err)
+		}
+		return false
+	}
+	g.reserved = want
+	g.log.Debug("allocated the free-space reserve file", "path", g.reservePath(), "bytes", want)
+	return true
+}
+
+// reserveSize is the index's need and a quarter more, so that deleting the
+// reserve file on a full filesystem gives the index all it needs even after
+// it grew a little.
+func (g *spaceGuard) reserveSize() int64 {
+	need := g.indexNeed()
+	return (need + need/4 + 1<<20 - 1) &^ (1<<20 - 1)
+}
+
+// forIndex refuses a write of n bytes (0: an index transaction) that would
+// leave the index less free space than it needs. Before refusing it deletes
+// the reserve file, which exists for exactly this moment: the filesystem
+// filled up anyway (other writers, work files) and a removal must still be
+// able to commit.
+func (g *spaceGuard) forIndex(n int64) error {
+	free, ok := g.free()
+	if !ok {
+		return nil
+	}
+	need := g.indexNeed()
+	if free-n >= need {
+		return nil
+	}
+	if g.releaseReserve() {
+		if free, ok = g.free(); !ok || free-n >= need {
+			return nil
+		}
+	}
+	what := "an index write"
+	if n > 0 {
+		what = "writing " + inMiB(n)
+	}
+	return &noSpaceError{fmt.Sprintf("%v: %s has %s free; %s would leave less than the %s walrus's index needs "+
+		"to write safely, and its reserve file is used up: free space on this filesystem",
+		ErrNoSpace, g.dir, inMiB(free), what, inMiB(need))}
+}
+
+// releaseReserve deletes the reserve file; it reports whether one was
+// deleted.
+func (g *spaceGuard) releaseReserve() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.reserved == 0 {
+		return false
+	}
+	g.reserved = 0
+	if err := os.Remove(g.reservePath()); err != nil {
+		g.log.Error("could not delete the free-space reserve file", "path", g.reservePath(), "err", err)
+		return false
+	}
+	g.log.Warn("filesystem full: deleted the free-space reserve file so that the index stays writable; "+
+		"it is recreated when space returns", "path", g.reservePath())
+	return true
+}
+
+// allocateFile creates or grows path to size bytes, allocated (not a
+// sparse file: the point is to hold the blocks).
+func allocateFile(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func inMiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
