@@ -80,6 +80,10 @@ type optSpec struct {
 	// exact options are matched by `refuse options` only when named
 	// exactly, never by a wildcard (rsync: options.c set_refuse_options).
 	exact bool
+	// pushOnly options are refused only when the gateway receives: on a
+	// pull they concern the client's side and the gateway ignores them,
+	// as a stock daemon's sender does.
+	pushOnly bool
 }
 
 // option is one option the client used.
@@ -149,9 +153,9 @@ var optionTable = []optSpec{
 	{long: "sparse", short: 'S', use: optNoop}, {long: "no-sparse", use: optNoop}, {long: "no-S", use: optNoop},
 	{long: "preallocate", use: optNoop}, {long: "inplace", use: optNoop}, {long: "no-inplace", use: optNoop},
 	{long: "append", use: optRefused}, {long: "append-verify", use: optRefused}, {long: "no-append", use: optNoop},
-	{long: "del", use: optRefused}, {long: "delete", use: optRefused}, {long: "delete-before", use: optRefused},
-	{long: "delete-during", use: optRefused}, {long: "delete-delay", use: optRefused},
-	{long: "delete-after", use: optRefused}, {long: "delete-excluded", use: optRefused},
+	{long: "del", use: optRefused, pushOnly: true}, {long: "delete", use: optRefused, pushOnly: true}, {long: "delete-before", use: optRefused, pushOnly: true},
+	{long: "delete-during", use: optRefused, pushOnly: true}, {long: "delete-delay", use: optRefused, pushOnly: true},
+	{long: "delete-after", use: optRefused, pushOnly: true}, {long: "delete-excluded", use: optRefused, pushOnly: true},
 	{long: "delete-missing-args", use: optRefused}, {long: "ignore-missing-args"},
 	{long: "remove-sent-files", use: optRefused}, {long: "remove-source-files", use: optRefused},
 	{long: "force", use: optNoop}, {long: "no-force", use: optNoop},
@@ -164,8 +168,8 @@ var optionTable = []optSpec{
 	{long: "checksum", short: 'c'}, {long: "no-checksum"}, {long: "no-c"},
 	{long: "checksum-choice", value: true}, {long: "cc", value: true},
 	{long: "block-size", short: 'B', value: true, use: optNoop},
-	{long: "compare-dest", value: true, use: optRefused}, {long: "copy-dest", value: true, use: optRefused},
-	{long: "link-dest", value: true, use: optRefused},
+	{long: "compare-dest", value: true, use: optRefused, pushOnly: true}, {long: "copy-dest", value: true, use: optRefused, pushOnly: true},
+	{long: "link-dest", value: true, use: optRefused, pushOnly: true},
 	{long: "fuzzy", short: 'y', use: optNoop}, {long: "no-fuzzy", use: optNoop}, {long: "no-y", use: optNoop},
 	{long: "compress", short: 'z'}, {long: "old-compress"}, {long: "new-compress"},
 	{long: "no-compress"}, {long: "no-z"}, {long: "compress-choice", value: true}, {long: "zc", value: true},
@@ -181,7 +185,7 @@ var optionTable = []optSpec{
 	{long: "itemize-changes", short: 'i', use: optNoop}, {long: "no-itemize-changes", use: optNoop},
 	{long: "no-i", use: optNoop}, {long: "bwlimit", value: true}, {long: "no-bwlimit"},
 	{long: "backup", short: 'b', use: optNoop}, {long: "no-backup", use: optNoop},
-	{long: "backup-dir", value: true, use: optRefused}, {long: "suffix", value: true, use: optNoop},
+	{long: "backup-dir", value: true, use: optRefused, pushOnly: true}, {long: "suffix", value: true, use: optNoop},
 	{long: "list-only", use: optNoop}, {long: "read-batch", value: true, use: optRefused},
 	{long: "write-batch", value: true, use: optRefused}, {long: "only-write-batch", value: true, use: optRefused},
 	{long: "files-from", value: true, use: optRefused},
@@ -556,7 +560,7 @@ func (a *serverArgs) refusal(refuse []string) (option, bool) {
 		if isCompressOption(o.spec) {
 			continue // judged as one below, as rsync does
 		}
-		if o.spec.use == optRefused || refusedBy(refuse, o.spec) || alwaysRefused(o.spec) {
+		if (o.spec.use == optRefused && !(o.spec.pushOnly && a.sender)) || refusedBy(refuse, o.spec) || alwaysRefused(o.spec) {
 			return o, true
 		}
 	}

@@ -355,6 +355,12 @@ func (s *session) sendFiles(entries []*fileEntry) error {
 			}
 			continue
 		}
+		if ndx == ndxDelStats {
+			if err := s.echoDelStats(); err != nil {
+				return err
+			}
+			continue
+		}
 		if ndx < 0 || int(ndx) >= len(entries) {
 			return fmt.Errorf("%w: file index %d out of range", ErrProtocol, ndx)
 		}
@@ -367,6 +373,26 @@ func (s *session) sendFiles(entries []*fileEntry) error {
 		}
 	}
 	return s.writeDone()
+}
+
+// echoDelStats answers the deletion statistics a pulling client that
+// deletes (--delete) sends after its transfers: a server sender reads
+// them and writes them back (rsync: rsync.c read_ndx_and_attrs,
+// main.c read_del_stats, write_del_stats).
+func (s *session) echoDelStats() error {
+	b := s.writeNdx(nil, ndxDelStats)
+	for range 5 { // files, dirs, symlinks, devices, specials
+		v, err := readVarint(s.in)
+		if err != nil {
+			return err
+		}
+		if v < 0 {
+			return fmt.Errorf("%w: negative deletion count", ErrProtocol)
+		}
+		b = appendVarint(b, v)
+	}
+	_, err := s.out.Write(b)
+	return err
 }
 
 func (s *session) writeDone() error {
@@ -543,6 +569,14 @@ func (s *session) expectDone(what string) error {
 	ndx, err := s.readNdx()
 	if err != nil {
 		return err
+	}
+	for ndx == ndxDelStats && s.args.sender {
+		if err := s.echoDelStats(); err != nil {
+			return err
+		}
+		if ndx, err = s.readNdx(); err != nil {
+			return err
+		}
 	}
 	if ndx != ndxDone {
 		return fmt.Errorf("%w: expected NDX_DONE (%s), got %d", ErrProtocol, what, ndx)

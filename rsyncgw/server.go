@@ -408,8 +408,8 @@ func (s *Server) release(m *module) {
 }
 
 // syslogWrite sends one daemon log line to syslog. A syslog that cannot
-// be reached drops the line, as syslog(3) does; the connection is tried
-// again a minute later.
+// be reached, or does not take the line in time, drops it; the
+// connection is tried again a minute later.
 func (s *Server) syslogWrite(t LogTarget, warning bool, msg string) {
 	t.File = ""
 	s.logMu.Lock()
@@ -431,9 +431,15 @@ func (s *Server) syslogWrite(t LogTarget, warning bool, msg string) {
 		}
 		st.w = w
 	}
-	if err := syslogSend(st.w, warning, msg); err != nil {
-		st.w.Close()
+	severity := syslogInfo
+	if warning {
+		severity = syslogWarning
+	}
+	if err := st.w.send(severity, msg); err != nil {
+		// A stalled or vanished syslog: drop the line, reconnect later.
+		st.w.close()
 		st.w, st.failed = nil, time.Now()
+		s.warnOnce("syslog-write", "rsync daemon log: syslog write failed; lines are dropped", "err", err)
 	}
 }
 
@@ -458,7 +464,7 @@ func (s *Server) closeSyslogs() {
 	defer s.logMu.Unlock()
 	for t, st := range s.syslogs {
 		if st.w != nil {
-			st.w.Close()
+			st.w.close()
 		}
 		delete(s.syslogs, t)
 	}

@@ -98,13 +98,11 @@ func newSession(srv *Server, c net.Conn) *session {
 
 // host is the client's name as the daemon log and messages show it: the
 // confirmed reverse-lookup name, or UNDETERMINED when `reverse lookup`
-// is off (rsync: clientname.c client_name).
+// is off globally and, once one is chosen, for the module (rsync:
+// clientserver.c start_daemon and rsync_module, clientname.c
+// client_name).
 func (s *session) host() string {
-	lookup := s.srv.cfg.ReverseLookup
-	if s.mod != nil {
-		lookup = s.mod.ReverseLookup
-	}
-	if !lookup {
+	if !s.srv.cfg.ReverseLookup && (s.mod == nil || !s.mod.ReverseLookup) {
 		return "UNDETERMINED"
 	}
 	return s.peer.Host()

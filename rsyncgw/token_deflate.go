@@ -153,7 +153,7 @@ func (r *deflateRun) start(flag byte) error {
 }
 
 func (r *deflateRun) ReadByte() (byte, error) {
-	if len(r.chunk) == 0 {
+	for len(r.chunk) == 0 {
 		if err := r.refill(); err != nil {
 			return 0, err
 		}
@@ -164,7 +164,7 @@ func (r *deflateRun) ReadByte() (byte, error) {
 }
 
 func (r *deflateRun) Read(p []byte) (int, error) {
-	if len(r.chunk) == 0 {
+	for len(r.chunk) == 0 {
 		if err := r.refill(); err != nil {
 			return 0, err
 		}
@@ -174,7 +174,8 @@ func (r *deflateRun) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// refill reads the next chunk of the run, or ends it.
+// refill reads the next chunk of the run (which may be empty), or ends
+// it.
 func (r *deflateRun) refill() error {
 	switch {
 	case r.err != nil:

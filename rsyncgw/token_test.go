@@ -182,3 +182,158 @@ func TestTokenReferences(t *testing.T) {
 		}
 	}
 }
+
+// TestCapturedStreams decodes the compressed token streams a stock rsync
+// 3.5.0 sent (testdata/capture.sh: pull and push of a text file and an
+// incompressible one, one session each) and checks each file against
+// the whole-file checksum the sender appended.
+func TestCapturedStreams(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		comp     string
+		vstrings int // negotiation strings the server sent before the seed
+	}{
+		{"pullzlib", "zlib", 1}, {"pullzlibx", "zlibx", 1}, {"pullzstd", "zstd", 1}, {"pulllz4", "lz4", 1},
+		{"pullz", "zstd", 2},
+		{"pushzlib", "zlib", 0}, {"pushzlibx", "zlibx", 0}, {"pushzstd", "zstd", 0}, {"pushlz4", "lz4", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tr := loadTranscript(t, c.name)
+			var stream []byte
+			if c.vstrings > 0 {
+				stream = afterSetup(tr.s2c, c.vstrings)
+			} else {
+				stream = clientMux(tr.c2s)
+			}
+			files, _ := walkCapturedFiles(t, demux(t, stream), compressionLevel(c.comp, levelUnset))
+			if len(files) != 2 {
+				t.Fatalf("decoded %d files, want 2", len(files))
+			}
+		})
+	}
+}
+
+// afterSetup returns a server stream after `@RSYNCD: OK`, the compat
+// flags, n negotiation strings and the seed.
+func afterSetup(b []byte, n int) []byte {
+	i := bytes.Index(b, []byte("@RSYNCD: OK\n"))
+	r := bytes.NewReader(b[i+12:])
+	readVarint(r)
+	for range n {
+		readVstring(r, maxVstringLen)
+	}
+	readInt32(r)
+	rest, _ := readAllBytes(r)
+	return rest
+}
+
+// walkCapturedFiles reads a file list (-rt, protocol 31, varint flags)
+// and then every file the sender sent, up to the first NDX_DONE, and
+// returns their contents after checking them against the sender's
+// xxh128, and the token streams' bytes.
+func walkCapturedFiles(t testing.TB, mux *muxReader, comp compression) (map[string][]byte, []byte) {
+	t.Helper()
+	in := &recordingReader{r: mux}
+	fl := &flistCodec{protocol: 31, varint: true}
+	var list []*fileEntry
+	for {
+		e, _, err := fl.readEntry(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e == nil {
+			break
+		}
+		list = append(list, e)
+	}
+	if _, err := readVarint(in); err != nil { // io_error
+		t.Fatal(err)
+	}
+	list = sortEntries(list)
+	tokens := newTokenReader(comp, in)
+	ndx := newNdxCodec()
+	files := map[string][]byte{}
+	for {
+		n, err := ndx.read(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == ndxDone {
+			return files, in.rec
+		}
+		iflags, err := readUint16(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if iflags&itemTransfer == 0 {
+			continue // "." itemized
+		}
+		var head [4]int32
+		for i := range head {
+			if head[i], err = readInt32(in); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var data []byte
+		in.on = true
+		for {
+			k, p, err := tokens.next()
+			if err != nil {
+				t.Fatalf("%s: %v", list[n].name, err)
+			}
+			if k == 0 {
+				break
+			}
+			if k < 0 {
+				t.Fatalf("%s: block reference %d", list[n].name, -(k + 1))
+			}
+			data = append(data, p...)
+		}
+		in.on = false
+		want := make([]byte, 16)
+		if err := readFull(in, want); err != nil {
+			t.Fatal(err)
+		}
+		sum := newFileSum("xxh128")
+		sum.Write(data)
+		if e := list[n]; int64(len(data)) != e.size || !bytes.Equal(sum.Sum(), want) {
+			t.Fatalf("%s: decoded %d bytes (size %d), checksum %x, sender's %x", e.name, len(data), e.size, sum.Sum(), want)
+		}
+		files[list[n].name] = data
+	}
+}
+
+// recordingReader keeps the bytes read while on.
+type recordingReader struct {
+	r   byteReader
+	on  bool
+	rec []byte
+}
+
+func (r *recordingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if r.on {
+		r.rec = append(r.rec, p[:n]...)
+	}
+	return n, err
+}
+
+func (r *recordingReader) ReadByte() (byte, error) {
+	b, err := r.r.ReadByte()
+	if r.on && err == nil {
+		r.rec = append(r.rec, b)
+	}
+	return b, err
+}
+
+// capturedTokenStreams returns the token streams of the captured
+// compressed sessions, by codec, for fuzz seeds.
+func capturedTokenStreams(t testing.TB) map[string][][]byte {
+	out := map[string][][]byte{}
+	for _, c := range []struct{ name, comp string }{{"pullzlib", "zlib"}, {"pullzstd", "zstd"}, {"pulllz4", "lz4"}} {
+		tr := loadTranscript(t, c.name)
+		_, rec := walkCapturedFiles(t, demux(t, afterSetup(tr.s2c, 1)), compressionLevel(c.comp, levelUnset))
+		out[c.comp] = append(out[c.comp], rec)
+	}
+	return out
+}

@@ -206,6 +206,7 @@ func appendVstring(b []byte, s string) []byte {
 const (
 	ndxDone     = -1
 	ndxFlistEOF = -2
+	ndxDelStats = -3
 )
 
 // ndxCodec is one direction's state of the protocol-30 index encoding

@@ -9,8 +9,10 @@
 # server) and transcripts/NAME.s2c (server -> client).
 #
 # Captured with: rsync 3.5.0 (Debian, client and daemon), go 1.26, on
-# loopback. Run from anywhere: sh rsyncgw/testdata/capture.sh
+# loopback. Run from anywhere: sh rsyncgw/testdata/capture.sh [NAME...]
+# (with names, only those scenarios are captured again).
 set -eu
+only="$*"
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'kill $dpid 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -22,6 +24,13 @@ go build -o "$work/proxy" "$here/capture/proxy.go"
 head -c 1000 /dev/zero | tr '\0' 'a' > "$work/fetch/000000010000000000000001"
 head -c 700 /dev/zero | tr '\0' 'b' > "$work/src/000000010000000000000002"
 touch -d @1700000000 "$work/fetch/000000010000000000000001" "$work/src/000000010000000000000002"
+# Two files for the compressed scenarios (one session, so zstd's stream
+# spans both): text that compresses, then bytes that do not.
+mkdir -p "$work/zfetch" "$work/zsrc"
+i=0; while [ $i -lt 3000 ]; do echo "line $i of a compressible file, lsn 0/$((i * 40))"; i=$((i+1)); done > "$work/zfetch/a.txt"
+LC_ALL=C awk 'BEGIN { x = 12345; for (i = 0; i < 40000; i++) { x = (x * 1103515245 + 12345) % 2147483648; printf "%c", int(x / 8388608) } }' > "$work/zfetch/b.bin"
+cp "$work/zfetch/a.txt" "$work/zfetch/b.bin" "$work/zsrc/"
+touch -d @1700000000 "$work/zfetch/a.txt" "$work/zfetch/b.bin" "$work/zsrc/a.txt" "$work/zsrc/b.bin"
 printf 'alice:secret\n' > "$work/secrets"; chmod 600 "$work/secrets"
 printf 'secret\n' > "$work/pw"; chmod 600 "$work/pw"
 port=$(( 20000 + $$ % 20000 ))
@@ -45,6 +54,11 @@ pid file = $work/pid
 [compress]
 	path = $work/fetch
 	refuse options = compress
+[zfetch]
+	path = $work/zfetch
+[zstore]
+	path = $work/store
+	read only = false
 CONF
 rsync --daemon --no-detach --address=127.0.0.1 --port=$port --config="$work/rsyncd.conf" &
 dpid=$!
@@ -53,6 +67,7 @@ i=0; until rsync rsync://127.0.0.1:$port/ >/dev/null 2>&1; do i=$((i+1)); [ $i -
 # run NAME rsync-args... ; the literal HOST in an argument becomes the proxy.
 run() {
 	name=$1; shift
+	if [ -n "$only" ] && ! echo " $only " | grep -q " $name "; then return; fi
 	"$work/proxy" -target 127.0.0.1:$port -out "$out/$name" > "$work/addr" &
 	ppid=$!
 	i=0; until [ -s "$work/addr" ]; do i=$((i+1)); [ $i -lt 100 ] || exit 1; sleep 0.05; done
@@ -76,3 +91,11 @@ run unknown rsync://HOST/nosuch/
 run pullnoinc --no-inc-recursive -a rsync://HOST/wal_fetch/000000010000000000000001 "$work/dst6"
 run pushnoinc --no-inc-recursive -aq "$work/src/000000010000000000000002" rsync://HOST/wal_store/000000010000000000000004
 run listingnoinc --no-inc-recursive rsync://HOST/wal_fetch/
+# Compressed token streams, stock daemon to stock client and back: pull
+# and push of the two files above with each compression (-rt and no
+# incremental recursion keep the streams simple to walk in tests).
+for z in zlib zlibx zstd lz4; do
+	run "pull$z" --no-inc-recursive -rt --zc=$z rsync://HOST/zfetch/ "$work/zdst-$z/"
+	run "push$z" --no-inc-recursive -rt --zc=$z "$work/zsrc/" "rsync://HOST/zstore/z$z/"
+done
+run pullz --no-inc-recursive -rtz rsync://HOST/zfetch/ "$work/zdst-neg/"
