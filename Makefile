@@ -50,13 +50,17 @@ clean:
 #               same run, plus a sustained pgbench run; writes $(BENCHOUT)/compare.md
 # make soak     fault injection at length: SIGKILL cycles under mixed load
 #               (WALRUS_SOAK_CYCLES, default 50), damage to the data directory,
-#               64 concurrent rsync clients (latency and peak RSS)
+#               64 concurrent rsync clients (latency and peak RSS), full-disk
+#               cycles (store: 50; PostgreSQL through the mount: 10;
+#               WALRUS_SOAK_FULLDISK_CYCLES), 1000 calls of walrus put
 .PHONY: demo compare soak
 
 soak: build
 	mkdir -p $(BENCHOUT)
 	WALRUS_SOAK=1 WALRUS_SOAK_CYCLES=$${WALRUS_SOAK_CYCLES:-50} $(GO) test -count=1 -timeout 60m -v ./test/soak/ 2>&1 \
 		| grep -v 'level=\|walrus ready\|walrusproc.go' | tee $(BENCHOUT)/soak.txt
+	WALRUS_SOAK=1 $(GO) test -count=1 -timeout 60m -v -run 'FullDisk|PutPerCall|PackResumed' ./store/ ./cmd/walrus/ ./test/e2e/ 2>&1 \
+		| grep -v 'level=\|walrus ready\|walrusproc.go\|^=== ' | tee -a $(BENCHOUT)/soak.txt
 
 demo: build
 	WALRUS_BIN=$(CURDIR)/bin/walrus test/demo.sh

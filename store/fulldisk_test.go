@@ -36,7 +36,7 @@ func fullDiskCycles() int {
 // last block as another program would, removes two in three of the files
 // it pushed, runs GC, tries a push, closes and reopens the store on the
 // full filesystem, then frees the space, pushes again, and removes the
-// cycle's files but two. It prints "ok NAME SHA256" per acknowledged
+// cycle's files but two (and those of five cycles ago). It prints "ok NAME SHA256" per acknowledged
 // file, "rm NAME" per removal, "cycle N" and, at the end, "done".
 func fullDiskChild(root string, cycles int) {
 	data := filepath.Join(root, "data")
@@ -44,6 +44,7 @@ func fullDiskChild(root string, cycles int) {
 	cfg := Config{Dir: data}
 	smallPacks(&cfg)
 	n := 0
+	var kept []string
 	push := func(s *Store) error {
 		n++
 		name := fmt.Sprintf("f%05d", n)
@@ -120,13 +121,22 @@ func fullDiskChild(root string, cycles int) {
 		if err := push(s); err != nil {
 			fatal("first push after space returned", err)
 		}
-		for i, name := range pushed { // keep two files a cycle: retention
-			if i%3 == 0 && i > 3 {
+		for i, name := range pushed { // retention: two files of each of the last five cycles
+			if i%3 == 0 && i <= 3 {
+				kept = append(kept, name)
+			} else if i%3 == 0 {
 				if err := s.Remove(name); err != nil {
 					fatal("rm", err)
 				}
 				fmt.Println("rm", name)
 			}
+		}
+		for len(kept) > 10 {
+			if err := s.Remove(kept[0]); err != nil {
+				fatal("rm", err)
+			}
+			fmt.Println("rm", kept[0])
+			kept = kept[1:]
 		}
 		if _, err := s.GC(context.Background(), GCOptions{}); err != nil {
 			fatal("gc", err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,6 +52,8 @@ type spaceGuard struct {
 	minFree  int64
 	log      *slog.Logger
 
+	statfsFailed atomic.Bool // logged once
+
 	mu        sync.Mutex
 	need      int64 // index.SpaceNeeded at measured
 	measured  time.Time
@@ -74,7 +77,9 @@ func (g *spaceGuard) reservePath() string { return filepath.Join(g.dir, ReserveF
 func (g *spaceGuard) free() (int64, bool) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(g.dir, &st); err != nil {
-		g.log.Warn("statfs of the data directory failed; free space is not checked", "dir", g.dir, "err", err)
+		if !g.statfsFailed.Swap(true) {
+			g.log.Warn("statfs of the data directory failed; free space is not checked", "dir", g.dir, "err", err)
+		}
 		return 0, false
 	}
 	return int64(st.Bavail) * st.Bsize, true

@@ -192,6 +192,7 @@ func TestGCReclaimsTheActivePack(t *testing.T) {
 	if rep.DiskAfter > 1<<20 {
 		t.Fatalf("GC left %d bytes on disk for 100 KiB live (before %d): %+v", rep.DiskAfter, rep.DiskBefore, rep)
 	}
+	t.Logf("active pack collected: disk %d -> %d bytes", rep.DiskBefore, rep.DiskAfter)
 	if !bytes.Equal(readAll(t, s, "kept"), randomBytes(100<<10, 99)) {
 		t.Fatal("kept file damaged")
 	}
@@ -231,10 +232,12 @@ func TestGCLeavesRewritesItCannotFinish(t *testing.T) {
 	if rep.PacksNoSpace == 0 || rep.BytesCopied > 0 {
 		t.Fatalf("gc started rewrites that do not fit: %+v", rep)
 	}
+	t.Logf("full disk: %d packs deleted, %d left for lack of space, %d bytes copied", rep.PacksDeleted, rep.PacksNoSpace, rep.BytesCopied)
 	os.Remove(filler)
 	if rep, err = s.GC(context.Background(), GCOptions{}); err != nil || rep.PacksRewritten == 0 || rep.PacksNoSpace > 0 {
 		t.Fatalf("gc once space returned: %+v, %v", rep, err)
 	}
+	t.Logf("space returned: %d packs rewritten, disk %d -> %d bytes", rep.PacksRewritten, rep.DiskBefore, rep.DiskAfter)
 	checkIntact(t, s, kept)
 	checkGCInvariants(t, s)
 }

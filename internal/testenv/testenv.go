@@ -94,13 +94,19 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 // mount(2) is refused, as in an unprivileged container) Require decides.
 func SmallFS(t testing.TB, size int64) string {
 	t.Helper()
+	dir := t.TempDir() // its removal is registered first, so it runs after the unmount
+	MountSmallFS(t, dir, size)
+	return dir
+}
+
+// MountSmallFS is SmallFS on an existing directory (mode 0755 at its root).
+func MountSmallFS(t testing.TB, dir string, size int64) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		Require(t, "root (to mount a small tmpfs for full-disk tests)")
 	}
-	dir := t.TempDir() // its removal is registered first, so it runs after the unmount
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0755", size)); err != nil {
 		Require(t, fmt.Sprintf("mount(2) of a tmpfs (%v)", err))
 	}
 	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	return dir
 }
