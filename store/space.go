@@ -131,10 +131,13 @@ func (g *spaceGuard) forUpload(n int64) error {
 	}
 	floor := g.uploadFloor()
 	if free-n < floor {
-		return &noSpaceError{fmt.Sprintf("%v: %s has %s free; walrus takes no uploads below %s "+
-			"(what its index needs %s, min free %s, missing reserve %s), so that rm, retain and gc keep working: "+
-			"remove or retain files and run walrus gc, or add space",
-			ErrNoSpace, g.dir, inMiB(free), inMiB(floor), inMiB(g.indexNeed()), inMiB(g.minFree), inMiB(g.reserveShort()))}
+		why := fmt.Sprintf("what its index needs %s + min free %s", inMiB(g.indexNeed()), inMiB(g.minFree))
+		if short := g.reserveShort(); short > 0 {
+			why += fmt.Sprintf(" + %s to restore its reserve file", inMiB(short))
+		}
+		return &noSpaceError{fmt.Sprintf("%v: %s has %s free; walrus takes no uploads below %s (%s), "+
+			"so that rm, retain and gc keep working: remove or retain files and run walrus gc, or add space",
+			ErrNoSpace, g.dir, inMiB(free), inMiB(floor), why)}
 	}
 	return nil
 }
