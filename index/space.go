@@ -27,8 +27,9 @@ const defaultMemTableSize = 8 << 20
 // log and the discard-stats file. Extending a file that way allocates no
 // blocks; the first store into each page does, and when the filesystem has
 // none left the kernel answers the page fault with SIGBUS, which kills a Go
-// program. So the only defence is to never let badger write into a full
-// filesystem. What it may still allocate at any moment:
+// program (badger issues #1682 and #1801, closed unfixed; v4 has no option
+// for plain writes). So the only defence is to never let badger write into
+// a full filesystem. What it may still allocate at any moment:
 //   - write-ahead log data of the active and of one immutable memtable
 //     (NumMemtables is 2), each up to MemTableSize, and the L0 table a flush
 //     of the immutable one writes before its log is deleted: 3×MemTableSize;
