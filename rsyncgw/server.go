@@ -114,6 +114,8 @@ type Server struct {
 	conns    map[net.Conn]struct{}
 	nextID   int64
 
+	auth *authLimiter // slows repeated failed authentication per address
+
 	logMu     sync.Mutex // guards syslogs, logWarned
 	syslogs   map[LogTarget]*syslogState
 	logWarned map[string]bool
@@ -133,6 +135,7 @@ func NewServer(cfg *Config, st Store, opts Options) (*Server, error) {
 		cfg: cfg, st: st, opts: opts, log: opts.Logger,
 		modules: map[string]*module{}, active: map[string]int{}, conns: map[net.Conn]struct{}{},
 		syslogs: map[LogTarget]*syslogState{}, logWarned: map[string]bool{},
+		auth: newAuthLimiter(opts.Logger),
 	}
 	for _, w := range cfg.Warnings {
 		s.log.Warn("rsyncd.conf: " + w)

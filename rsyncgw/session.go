@@ -282,6 +282,16 @@ func (s *session) openModule(name string) error {
 		return s.errorLine(fmt.Sprintf("access denied to %s from %s (%s)", name, s.host(), s.peer.addr))
 	}
 	s.dlog.printf("rsync allowed access on module %s from %s", name, s.hostAddr())
+	if len(m.AuthUsers) > 0 {
+		// Before taking a connection slot: a throttled address must not
+		// hold slots that others need.
+		wait, refuse := s.srv.auth.delay(s.peer.addr)
+		if refuse {
+			s.dlog.printf("auth attempts from %s on module %s refused: too many failures", s.hostAddr(), name)
+			return s.errorLine("too many failed authentications from your address -- try again later")
+		}
+		time.Sleep(wait)
+	}
 	if !s.srv.acquire(m) {
 		s.dlog.printf("max connections (%d) reached", m.MaxConnections)
 		return s.errorLine(fmt.Sprintf("max connections (%d) reached -- try again later", m.MaxConnections))
@@ -315,6 +325,7 @@ func (s *session) authenticate() error {
 	if why != "" {
 		return s.authFailed(user, why)
 	}
+	s.srv.auth.succeeded(s.peer.addr)
 	switch mode {
 	case accessRO:
 		s.readOnly, s.writeOnly = true, false
@@ -354,7 +365,7 @@ func (s *session) checkUser(user, digest, challenge, response string) (accessMod
 }
 
 func (s *session) authFailed(user, why string) error {
-	s.log.Warn("rsync auth failed", "user", user, "reason", why)
+	s.srv.auth.failed(s.peer.addr, s.mod.Name, user, why)
 	s.dlog.printf("auth failed on module %s from %s for %s: %s", s.mod.Name, s.hostAddr(), user, why)
 	msg := "auth failed on module " + s.mod.Name
 	// Give the slot back before answering: the client may retry at once.
