@@ -10,8 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,10 +23,15 @@ import (
 
 // TestCompareStockDaemon measures walrus against a stock `rsync --daemon`
 // serving a plain directory: one rsync invocation per segment, as
-// archive_command and restore_command run it. It prints a table and asserts
-// nothing about time. Run it with
+// archive_command and restore_command run it, without compression and
+// with each -z form. Every row starts from an empty gateway store and an
+// empty stock directory, and every pull writes a file that does not exist
+// yet (as restore_command's %p), so both servers do the same work. Bytes
+// on the wire are what the client's --stats counts (file data, protocol
+// framing and file lists). It prints a table and asserts nothing about
+// time. Run it with
 //
-//	WALRUS_BENCH=1 [WALRUS_WALCACHE=test/testdata/walcache] go test ./rsyncgw -run CompareStock -v
+//	WALRUS_BENCH=1 [WALRUS_WALCACHE=test/testdata/walcache] go test -tags bench ./rsyncgw -run CompareStock -v
 //
 // Without WALRUS_WALCACHE it uses 20 synthetic 16 MiB segments.
 func TestCompareStockDaemon(t *testing.T) {
@@ -33,42 +40,75 @@ func TestCompareStockDaemon(t *testing.T) {
 	}
 	rsyncTimeout = 5 * time.Minute
 	segs := benchSegments(t)
-	e := startServer(t, "[wal]\n\tpath = /db/pg_archived\n\tread only = false\n",
-		func(o *Options) { o.Logger = quiet })
-	plain := t.TempDir()
-	stock := startStockDaemon(t, plain)
-	var pushW, pushS, pullW, pullS []time.Duration
-	out := t.TempDir()
-	for _, src := range segs {
-		name := filepath.Base(src)
-		pushW = append(pushW, timed(t, e, "-aq", src, "rsync://HOST/wal/"+name))
-		pushS = append(pushS, timed(t, e, "-aq", src, "rsync://"+stock+"/wal/"+name))
-	}
-	for _, src := range segs {
-		name := filepath.Base(src)
-		pullW = append(pullW, timed(t, e, "-a", "rsync://HOST/wal/"+name, filepath.Join(out, "w")))
-		pullS = append(pullS, timed(t, e, "-a", "rsync://"+stock+"/wal/"+name, filepath.Join(out, "s")))
-	}
-	st, err := e.st.Status()
-	if err != nil {
-		t.Fatal(err)
-	}
-	plainBytes := duBytes(t, plain)
 	var logical int64
 	for _, s := range segs {
 		fi, _ := os.Stat(s)
 		logical += fi.Size()
 	}
-	fmt.Printf("\n%d files, %d bytes (rsync %s)\n", len(segs), logical, rsyncVersion())
-	fmt.Printf("%-28s %12s %12s %8s\n", "", "walrus", "stock", "ratio")
-	row := func(what string, w, s []time.Duration) {
-		mw, ms := median(w), median(s)
-		fmt.Printf("%-28s %12v %12v %8.2f\n", what, mw.Round(time.Millisecond/10), ms.Round(time.Millisecond/10), float64(mw)/float64(ms))
+	fmt.Printf("\n%d files, %d bytes (rsync %s, %d CPUs)\n", len(segs), logical, rsyncVersion(), runtime.NumCPU())
+	fmt.Printf("%-31s %11s %11s %7s %14s %14s %7s\n", "", "walrus", "stock", "ratio", "wire walrus", "wire stock", "ratio")
+	for _, r := range []struct{ label, args string }{
+		{"", ""}, {" -z (zstd)", "-z"}, {" --zc=zlib", "--zc=zlib"}, {" --zc=lz4", "--zc=lz4"},
+	} {
+		t.Run(strings.TrimSpace(r.args), func(t *testing.T) { compareRow(t, segs, r.label, strings.Fields(r.args)) })
 	}
-	row("median push per file", pushW, pushS)
-	row("median pull per file", pullW, pullS)
-	fmt.Printf("%-28s %12d %12d %8.3f\n", "bytes stored", st.StoredBytes, plainBytes, float64(st.StoredBytes)/float64(plainBytes))
-	fmt.Printf("%-28s %12d %12s\n", "pack bytes on disk", st.DiskBytes, "")
+}
+
+// compareRow pushes and pulls every segment through a fresh gateway and
+// a fresh stock daemon, alternating, and prints push and pull rows.
+func compareRow(t *testing.T, segs []string, label string, zargs []string) {
+	e := startServer(t, "[wal]\n\tpath = /db/pg_archived\n\tread only = false\n",
+		func(o *Options) { o.Logger = quiet })
+	plain := t.TempDir()
+	stock := startStockDaemon(t, plain)
+	var push, pull [2]measure
+	out := t.TempDir()
+	for _, src := range segs {
+		name := filepath.Base(src)
+		push[0].add(t, e, with(zargs, "-a", "--stats", src, "rsync://HOST/wal/"+name), "Total bytes sent")
+		push[1].add(t, e, with(zargs, "-a", "--stats", src, "rsync://"+stock+"/wal/"+name), "Total bytes sent")
+	}
+	for _, src := range segs {
+		name := filepath.Base(src)
+		dst := filepath.Join(out, name)
+		pull[0].add(t, e, with(zargs, "-a", "--stats", "rsync://HOST/wal/"+name, dst), "Total bytes received")
+		os.Remove(dst)
+		pull[1].add(t, e, with(zargs, "-a", "--stats", "rsync://"+stock+"/wal/"+name, dst), "Total bytes received")
+		os.Remove(dst)
+	}
+	printRow("median push per file"+label, push)
+	printRow("median pull per file"+label, pull)
+	if len(zargs) == 0 {
+		st, err := e.st.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		plainBytes := duBytes(t, plain)
+		fmt.Printf("%-31s %11d %11d %7.3f\n", "bytes stored", st.StoredBytes, plainBytes, float64(st.StoredBytes)/float64(plainBytes))
+		fmt.Printf("%-31s %11d\n", "pack bytes on disk", st.DiskBytes)
+	}
+}
+
+// measure collects the times and the wire bytes of one kind of transfer.
+type measure struct {
+	times []time.Duration
+	wire  int64
+}
+
+func (m *measure) add(t *testing.T, e *testEnv, args []string, stat string) {
+	start := time.Now()
+	out, code := e.rsync(args...)
+	m.times = append(m.times, time.Since(start))
+	if code != 0 {
+		t.Fatalf("rsync %v: exit %d: %s", args, code, out)
+	}
+	m.wire += statNumber(t, out, stat)
+}
+
+func printRow(what string, m [2]measure) {
+	mw, ms := median(m[0].times), median(m[1].times)
+	fmt.Printf("%-31s %11v %11v %7.2f %14d %14d %7.3f\n", what, mw.Round(time.Millisecond/10), ms.Round(time.Millisecond/10),
+		float64(mw)/float64(ms), m[0].wire, m[1].wire, float64(m[0].wire)/float64(m[1].wire))
 }
 
 // benchSegments returns the files to push: WAL from $WALRUS_WALCACHE, or
@@ -131,16 +171,6 @@ func startStockDaemon(t *testing.T, dir string) string {
 		return exec.Command("rsync", "rsync://"+addr+"/").Run() == nil
 	})
 	return addr
-}
-
-func timed(t *testing.T, e *testEnv, args ...string) time.Duration {
-	start := time.Now()
-	out, code := e.rsync(args...)
-	d := time.Since(start)
-	if code != 0 {
-		t.Fatalf("rsync %v: exit %d: %s", args, code, out)
-	}
-	return d
 }
 
 func median(d []time.Duration) time.Duration {

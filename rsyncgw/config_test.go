@@ -70,11 +70,55 @@ func TestConfigErrorsNameFileAndLine(t *testing.T) {
 		{"port = 99999\n", "c.conf:1: port"},
 		{"[m]\npath = /x\nhosts allow = 10.0.0.0/33\n", "c.conf:3: hostsallow"},
 		{"[m]\npath = /x\nauth users = alice:sometimes\n", "c.conf:3: authusers"},
+		{"[m]\npath = /x\nsyslog facility = local9\n", "c.conf:3: syslogfacility"},
+		{"[m]\npath = /x\ntransfer logging = sometimes\n", "c.conf:3: transferlogging"},
 	} {
 		_, err := ReadConfig(strings.NewReader(c.conf), "c.conf")
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: error %v, want %q", c.conf, err, c.want)
 		}
+	}
+}
+
+func TestLoggingAndCompressionParams(t *testing.T) {
+	cfg, err := ReadConfig(strings.NewReader(`log file = /var/log/rsyncd.log
+syslog facility = LOCAL5
+reverse lookup = no
+[a]
+	path = /x
+	transfer logging = yes
+	log format = %t %o %f
+	dont compress = *.gz *.ZST
+	syslog tag = wal
+	reverse lookup = yes
+[b]
+	path = /y
+	log file =
+`), "c.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.Modules[0], cfg.Modules[1]
+	if cfg.Log != (LogTarget{File: "/var/log/rsyncd.log", SyslogFacility: "local5", SyslogTag: "rsyncd"}) || cfg.ReverseLookup {
+		t.Errorf("globals: %+v", cfg.Log)
+	}
+	if !a.TransferLogging || a.LogFormat != "%t %o %f" || strings.Join(a.DontCompress, " ") != "*.gz *.ZST" ||
+		a.Log != (LogTarget{"/var/log/rsyncd.log", "local5", "wal"}) || !a.ReverseLookup {
+		t.Errorf("[a]: %+v", a)
+	}
+	if b.TransferLogging || b.LogFormat != DefaultLogFormat || len(b.DontCompress) != len(DefaultDontCompress) ||
+		b.Log.File != "" || b.ReverseLookup {
+		t.Errorf("[b]: %+v", b)
+	}
+	f := newCompressFilter(a.DontCompress, "wal/[lz]4")
+	for name, want := range map[string]bool{"x.GZ": true, "d/y.zst": true, "000000010000000000000001": false,
+		"a.wal": true, "a.z4": true, "a.l4": true, "a.x4": false, "gz": false} {
+		if f.matches(name) != want {
+			t.Errorf("dont compress %q: %v", name, !want)
+		}
+	}
+	if !newCompressFilter(DefaultDontCompress, "").matches("000000010000000000000001.lz4") {
+		t.Error("the default list does not name .lz4")
 	}
 }
 

@@ -40,9 +40,19 @@
 // comes only after every file of the session was committed or refused.
 // A file the store refuses (different content under an existing name,
 // invalid WAL, another cluster's segment, checksum mismatch) is reported
-// with MSG_ERROR_XFER naming the file and the reason: the client prints it
-// and exits 23 at the end. An identical re-push commits as a no-op and the
-// client exits 0.
+// with MSG_ERROR_XFER naming the archive name and the reason: the client
+// prints it and exits 23 at the end. An identical re-push commits as a
+// no-op and the client exits 0. A push exits 0 only when every regular
+// file it names is archived with the pushed content: the skip options
+// (--existing, --ignore-existing, -u, --size-only, --max-size,
+// --min-size) never let a file go unarchived silently (skip.go).
+//
+// # Daemon log
+//
+// Besides the structured log, a session writes the lines a stock rsyncd
+// writes, to `log file` or syslog (daemonlog.go, syslog.go). Neither may
+// hold up a transfer: a log file is appended with one write per line, a
+// syslog that does not take a line within syslogWriteTimeout drops it.
 //
 // # Refusals
 //
@@ -58,8 +68,9 @@
 //
 // # Concurrency
 //
-// Server.mu guards the per-module connection counts and the table of open
-// connections. A session is owned by one goroutine; during a push the
+// Server.mu guards the per-module connection counts, the table of open
+// connections and the session numbers; Server.logMu guards the syslog
+// connections, which sessions share. A session is owned by one goroutine; during a push the
 // generator goroutine shares only the muxWriter, whose mutex makes each
 // write one unit. The session goroutine waits for the generator before
 // returning (closing the connection first if it failed, which unblocks
