@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -32,9 +33,12 @@ const defaultMemTableSize = 8 << 20
 // a full filesystem. What it may still allocate at any moment:
 //   - write-ahead log data of the active and of one immutable memtable
 //     (NumMemtables is 2), each up to MemTableSize, and the L0 table a flush
-//     of the immutable one writes before its log is deleted: 3×MemTableSize;
+//     of the immutable one writes before its log is deleted: 3×MemTableSize
+//     (what the .mem files already hold is part of it, so they are not
+//     counted again: the result stays steady as they fill and go);
 //   - a compaction's output tables, written before its inputs are deleted:
-//     never more than the tables that exist, the allocated size of dir;
+//     never more than the tables that exist, the allocated size of the
+//     other files in dir;
 //   - spaceSlack.
 //
 // The result is conservative; a caller compares it with the free space
@@ -48,8 +52,9 @@ func SpaceNeeded(dir string, o Options) (int64, error) {
 	return 3*orDefault(o.MemTableSize, defaultMemTableSize) + used + spaceSlack, nil
 }
 
-// allocatedBytes sums the blocks the files in dir occupy (badger's files
-// are sparse: their apparent size says little). A missing dir is empty.
+// allocatedBytes sums the blocks the files in dir but the memtable logs
+// occupy (badger's files are sparse: their apparent size says little). A
+// missing dir is empty.
 func allocatedBytes(dir string) (int64, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -60,6 +65,9 @@ func allocatedBytes(dir string) (int64, error) {
 	}
 	var n int64
 	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".mem") {
+			continue
+		}
 		fi, err := e.Info()
 		if err != nil {
 			continue // deleted by a compaction meanwhile
