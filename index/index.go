@@ -6,7 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -42,6 +45,11 @@ func Open(dir string, o Options) (*DB, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if !o.ReadOnly {
+		if err := dropEmptyValueLogs(dir); err != nil {
+			return nil, err
+		}
+	}
 	opts := badger.DefaultOptions(dir).
 		WithLogger(slogLogger{o.Logger.With("component", "badger")}).
 		WithSyncWrites(true).
@@ -62,6 +70,34 @@ func Open(dir string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("index: open %s: %w", dir, err)
 	}
 	return &DB{db: db}, nil
+}
+
+// dropEmptyValueLogs removes value-log files of zero bytes. Badger creates
+// a new value-log file at every open and writes its 20-byte header only
+// afterwards; a process killed in between leaves an empty file, and the next
+// open fails on it ("Open existing file ... Create a new file": badger:
+// value.go valueLog.open treats logFile.open's z.NewFile as an error, where
+// openMemTable accepts it). An empty file holds no header and no value, so
+// nothing can refer to it.
+func dropEmptyValueLogs(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".vlog") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.Size() == 0 {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("index: remove empty value log: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 func orDefault(v, d int64) int64 {
@@ -108,7 +144,12 @@ func dirKey(dir string) []byte { return append([]byte("d/"), dir...) }
 func blockKey(h Hash) []byte   { return append([]byte("b/"), h[:]...) }
 func packKey(id uint32) []byte { return binary.BigEndian.AppendUint32([]byte("p/"), id) }
 
-var statsKey = []byte("s/stats")
+func newPackKey(id uint32) []byte { return binary.BigEndian.AppendUint32([]byte("n/"), id) }
+
+var (
+	statsKey   = []byte("s/stats")
+	journalKey = []byte("s/journal")
+)
 
 func (x *Txn) get(key []byte) ([]byte, error) {
 	it, err := x.t.Get(key)
@@ -195,6 +236,52 @@ func (x *Txn) Stats() (*Stats, error) {
 
 // PutStats writes the running totals.
 func (x *Txn) PutStats(s *Stats) error { return x.t.Set(statsKey, encodeStats(s)) }
+
+// Journal returns the journal state; ok is false when none was written yet
+// (a store from before packs carried a journal, or a new one).
+func (x *Txn) Journal() (j *Journal, ok bool, err error) {
+	v, err := x.get(journalKey)
+	if errors.Is(err, ErrNotFound) {
+		return &Journal{}, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	j, err = decodeJournal(v)
+	return j, err == nil, err
+}
+
+// PutJournal writes the journal state.
+func (x *Txn) PutJournal(j *Journal) error { return x.t.Set(journalKey, encodeJournal(j)) }
+
+// PutNewPack records that pack file id was created. A pack's own record
+// (PutPack) is written by the first commit that uses it; this marker makes
+// the index know the file before any record is appended to it, so a crash
+// in between leaves no pack file the index has never heard of.
+func (x *Txn) PutNewPack(id uint32) error { return x.t.Set(newPackKey(id), nil) }
+
+// DeleteNewPack removes the creation marker of pack id.
+func (x *Txn) DeleteNewPack(id uint32) error { return x.t.Delete(newPackKey(id)) }
+
+// NewPacks calls fn with the id of every creation marker, in id order.
+func (x *Txn) NewPacks(fn func(id uint32) error) error {
+	p := []byte("n/")
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = p
+	it := x.t.NewIterator(opts)
+	defer it.Close()
+	for it.Seek(p); it.ValidForPrefix(p); it.Next() {
+		k := it.Item().Key()
+		if len(k) != 6 {
+			return fmt.Errorf("%w: new-pack key %q", ErrCorruptRecord, k)
+		}
+		if err := fn(binary.BigEndian.Uint32(k[2:])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // FileNames calls fn for every file name in dir, in byte order, reading keys only.
 func (x *Txn) FileNames(dir string, fn func(name string) error) error {
@@ -326,6 +413,28 @@ func (x *Txn) Blocks(fn func(Hash, *Block) error) error {
 	}
 	return nil
 }
+
+// Loader writes many records outside any transaction (badger's
+// WriteBatch): for building a whole index at once, as walrus repair does,
+// into a database nobody else uses yet. Nothing is durable before Flush
+// returns nil.
+type Loader struct{ wb *badger.WriteBatch }
+
+// NewLoader starts a bulk load.
+func (d *DB) NewLoader() *Loader { return &Loader{wb: d.db.NewWriteBatch()} }
+
+func (l *Loader) PutFile(f *File) error           { return l.wb.Set(fileKey(f.Dir, f.Name), encodeFile(f)) }
+func (l *Loader) PutBlock(h Hash, b *Block) error { return l.wb.Set(blockKey(h), encodeBlock(b)) }
+func (l *Loader) PutPack(p *Pack) error           { return l.wb.Set(packKey(p.ID), encodePack(p)) }
+func (l *Loader) PutDir(m *Dir) error             { return l.wb.Set(dirKey(m.Name), encodeDir(m)) }
+func (l *Loader) PutStats(s *Stats) error         { return l.wb.Set(statsKey, encodeStats(s)) }
+func (l *Loader) PutJournal(j *Journal) error     { return l.wb.Set(journalKey, encodeJournal(j)) }
+
+// Flush writes what is left and waits for it.
+func (l *Loader) Flush() error { return l.wb.Flush() }
+
+// Cancel discards the load.
+func (l *Loader) Cancel() { l.wb.Cancel() }
 
 // IsTooBig reports whether err means a transaction grew past badger's limit.
 func IsTooBig(err error) bool { return errors.Is(err, badger.ErrTxnTooBig) }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -132,5 +135,40 @@ func TestOlderRecordsDecode(t *testing.T) {
 	d, err := decodeDir("c", e.b)
 	if err != nil || d.Segments != 3 || d.Files != 0 || d.LogicalBytes != 0 {
 		t.Errorf("old dir record: %+v %v", d, err)
+	}
+}
+
+// TestOpenAfterKillDuringValueLogCreation: a process killed right after
+// badger created a value-log file, before its header, leaves an empty file;
+// the index must still open, with everything it had.
+func TestOpenAfterKillDuringValueLogCreation(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(x *Txn) error { return x.PutStats(&Stats{Files: 3}) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "000099.vlog"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("open with an empty value log: %v", err)
+	}
+	defer db.Close()
+	err = db.View(func(x *Txn) error {
+		st, err := x.Stats()
+		if err == nil && st.Files != 3 {
+			err = fmt.Errorf("stats %+v", st)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

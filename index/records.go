@@ -82,6 +82,10 @@ type Pack struct {
 	// that a crash left behind. The record stays as a tombstone so the id is
 	// never reused and no commit can newly reference the pack.
 	Retired bool
+	// MaxSeq is the highest journal batch sequence number written into the
+	// pack (0: none). GC may retire the pack only when the newest durable
+	// checkpoint covers it (Journal.CkptSeq >= MaxSeq): see store/doc.go.
+	MaxSeq uint64
 }
 
 // Dir is a namespace. WAL fields are set by the first segment committed into it.
@@ -101,6 +105,24 @@ type Dir struct {
 	Files        int64
 	LogicalBytes int64
 	StoredBytes  int64
+}
+
+// Journal is the index's view of the metadata journal the store writes
+// into its packs (store/journal.go): which batch committed last, and the
+// newest checkpoint that is durable in the packs.
+type Journal struct {
+	LastSeq uint64 // sequence number of the last batch this index committed
+	// CkptSeq is the LastSeq a checkpoint's snapshot was taken at (0: none);
+	// CkptID names that checkpoint's records, CkptPacks the packs that hold
+	// them and CkptBytes their size.
+	CkptSeq   uint64
+	CkptID    uint64
+	CkptPacks []uint32
+	CkptBytes int64
+	// Covered says every file and directory record of the index can be
+	// rebuilt from pack records. It is false in a store written before
+	// packs carried a journal, until its first checkpoint.
+	Covered bool
 }
 
 // Stats are running totals over the whole archive.
@@ -284,6 +306,7 @@ func encodePack(p *Pack) []byte {
 		flags |= packRetired
 	}
 	e.u8(flags)
+	e.uvar(p.MaxSeq)
 	return e.b
 }
 
@@ -297,6 +320,9 @@ func decodePack(id uint32, b []byte) (*Pack, error) {
 	p := &Pack{ID: id, Committed: d.svar(), Live: d.svar()}
 	if d.err == nil && len(d.b) > 0 {
 		p.Retired = d.u8()&packRetired != 0
+	}
+	if d.err == nil && len(d.b) > 0 {
+		p.MaxSeq = d.uvar()
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: pack %d", d.err, id)
@@ -338,6 +364,47 @@ func decodeDir(name string, b []byte) (*Dir, error) {
 		return nil, fmt.Errorf("%w: dir %q", d.err, name)
 	}
 	return m, nil
+}
+
+func encodeJournal(j *Journal) []byte {
+	e := encoder{}
+	e.u8(recordVersion)
+	e.uvar(j.LastSeq)
+	e.uvar(j.CkptSeq)
+	e.uvar(j.CkptID)
+	e.uvar(uint64(len(j.CkptPacks)))
+	for _, id := range j.CkptPacks {
+		e.uvar(uint64(id))
+	}
+	e.svar(j.CkptBytes)
+	var flags uint8
+	if j.Covered {
+		flags |= journalCovered
+	}
+	e.u8(flags)
+	return e.b
+}
+
+const journalCovered = 1 << 0
+
+func decodeJournal(b []byte) (*Journal, error) {
+	d := decoder{b: b}
+	d.version()
+	j := &Journal{LastSeq: d.uvar(), CkptSeq: d.uvar(), CkptID: d.uvar()}
+	n := d.uvar()
+	if n > uint64(len(d.b)) { // every id takes at least one byte
+		d.fail()
+		n = 0
+	}
+	for i := uint64(0); i < n; i++ {
+		j.CkptPacks = append(j.CkptPacks, uint32(d.uvar()))
+	}
+	j.CkptBytes = d.svar()
+	j.Covered = d.u8()&journalCovered != 0
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: journal", d.err)
+	}
+	return j, nil
 }
 
 func encodeStats(s *Stats) []byte {

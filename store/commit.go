@@ -77,24 +77,15 @@ func (s *Store) runCommitter() {
 }
 
 // commitBatch is the durability point. Order matters:
-//  1. fsync each pack written since the last batch, so every block record a
-//     file record may name is on stable storage before the record is;
-//  2. one index transaction with SyncWrites holds every op and the new
+//  1. one index transaction with SyncWrites holds every op and the new
 //     committed length of each pack (torn-tail repair truncates to it);
+//  2. before it commits, commitJournal appends the journal records of what
+//     the ops did to the active pack and fsyncs each pack written since the
+//     last batch, so every block and journal record a committed record
+//     needs is on stable storage before the index is;
 //  3. answer the requests.
 func (s *Store) commitBatch(batch []*commitReq) {
 	dirty := s.pw.takeDirty()
-	for _, id := range sortedKeys(dirty) {
-		if err := s.syncPack(id); err != nil {
-			err = spaceErr(fmt.Errorf("store: fsync pack %d: %w", id, err))
-			s.log.Error("commit failed", "err", err)
-			s.pw.poison(id)
-			delete(dirty, id)
-			s.pw.restoreDirty(dirty)
-			s.answer(batch, func(int) error { return err })
-			return
-		}
-	}
 	if err := s.space.forIndex(0); err != nil {
 		s.pw.restoreDirty(dirty)
 		s.answer(batch, func(int) error { return err })
@@ -102,6 +93,7 @@ func (s *Store) commitBatch(batch []*commitReq) {
 	}
 	results := make([]error, len(batch))
 	now := time.Now()
+	jb := &journalBatch{time: now}
 	err := s.idx.Update(func(x *index.Txn) error {
 		// Pack ends first: the ops check the blocks they name against them.
 		if err := recordPackEnds(x, dirty); err != nil {
@@ -118,9 +110,20 @@ func (s *Store) commitBatch(batch []*commitReq) {
 			if err != nil {
 				return err
 			}
+			jb.add(req.op)
 		}
-		return nil
+		return s.commitJournal(x, jb, dirty)
 	})
+	var se *packSyncError
+	if errors.As(err, &se) {
+		err = spaceErr(fmt.Errorf("store: fsync pack %d: %w", se.pack, se.err))
+		s.log.Error("commit failed", "err", err)
+		s.pw.poison(se.pack)
+		delete(dirty, se.pack)
+		s.pw.restoreDirty(dirty)
+		s.answer(batch, func(int) error { return err })
+		return
+	}
 	if index.IsTooBig(err) && len(batch) > 1 {
 		// Put the dirty set back (already fsynced; harmless) and split.
 		s.pw.restoreDirty(dirty)
@@ -185,12 +188,14 @@ type commitFileOp struct {
 	// located holds where this upload wrote blocks it could not find in the
 	// index; a block that another commit indexed meanwhile is referenced
 	// instead and these bytes stay dead.
-	located map[index.Hash]index.Block
-	existed bool // out: identical content was already committed
+	located    map[index.Hash]index.Block
+	existed    bool       // out: identical content was already committed
+	dirChanged *index.Dir // out: the namespace record, if this commit created it or set its cluster
 }
 
 func (o *commitFileOp) apply(x *index.Txn, now time.Time) error {
 	f := o.file
+	o.existed, o.dirChanged = false, nil
 	old, err := x.File(f.Dir, f.Name)
 	switch {
 	case err == nil && old.Hash == f.Hash && old.Size == f.Size:
@@ -265,6 +270,7 @@ func (o *commitFileOp) checkDir(x *index.Txn, now time.Time) (*index.Dir, error)
 	dir, err := x.Dir(o.file.Dir)
 	if errors.Is(err, index.ErrNotFound) {
 		dir, err = &index.Dir{Name: o.file.Dir, Created: now.UnixNano()}, nil
+		o.dirChanged = dir
 	}
 	if err != nil {
 		return nil, err
@@ -278,6 +284,7 @@ func (o *commitFileOp) checkDir(x *index.Txn, now time.Time) (*index.Dir, error)
 	}
 	if dir.SysID == 0 {
 		dir.SysID, dir.SegSize, dir.Magic, dir.Version = h.SysID, h.SegSize, h.Magic, wal.VersionString(h.Magic)
+		o.dirChanged = dir
 	}
 	return dir, nil
 }
@@ -484,9 +491,13 @@ func joinPath(dir, name string) string {
 	return dir + "/" + name
 }
 
-type mkdirOp struct{ dir string }
+type mkdirOp struct {
+	dir     string
+	created *index.Dir // out
+}
 
 func (o *mkdirOp) apply(x *index.Txn, now time.Time) error {
+	o.created = nil
 	_, err := x.Dir(o.dir)
 	if err == nil {
 		return nil
@@ -497,7 +508,8 @@ func (o *mkdirOp) apply(x *index.Txn, now time.Time) error {
 	if _, err := x.File("", o.dir); err == nil {
 		return refuse(fmt.Errorf("%w: a file named %s exists in the root", ErrExists, o.dir))
 	}
-	return x.PutDir(&index.Dir{Name: o.dir, Created: now.UnixNano()})
+	o.created = &index.Dir{Name: o.dir, Created: now.UnixNano()}
+	return x.PutDir(o.created)
 }
 
 type rmdirOp struct{ dir string }

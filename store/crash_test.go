@@ -80,6 +80,10 @@ func TestMain(m *testing.M) {
 		fullDiskChild(dir, cycles)
 		return
 	}
+	if dir := os.Getenv("WALRUS_REPAIR_CHILD"); dir != "" {
+		repairChild(dir)
+		return
+	}
 	if dir := os.Getenv("WALRUS_CRASH_CHILD"); dir != "" {
 		start, _ := strconv.ParseUint(os.Getenv("WALRUS_CRASH_START"), 10, 64)
 		crashChild(dir, start)

@@ -15,19 +15,26 @@
 //
 // Upload.Commit then validates the file (WAL page header, size, cluster) and
 // hands a commit request to the committer goroutine, which gathers every
-// request that is waiting (group commit) and, in this order:
+// request that is waiting (group commit) and, in one badger transaction
+// written with SyncWrites (commitBatch):
 //
-//  1. fsyncs every pack that received records since the last batch (a new
-//     pack's directory entry was fsynced when the pack was created);
-//  2. commits all file records, block references, pack lengths and totals
-//     in one badger transaction written with SyncWrites;
-//  3. only then answers the requests: Commit returns nil, which the adapters
-//     turn into close() returning 0 or rsync exiting 0.
+//  1. applies every op: file records, block references, pack lengths and
+//     totals, removals, metadata and namespace changes;
+//  2. appends the journal records of what the ops changed to the active
+//     pack (commitJournal; see "The journal"), then fsyncs every pack that
+//     received records since the last batch, journal and blocks alike (a new
+//     pack's directory entry was fsynced, and the pack recorded in the index,
+//     when it was created);
+//  3. commits the transaction, and only then answers the requests: Commit
+//     returns nil, which the adapters turn into close() returning 0 or rsync
+//     exiting 0.
 //
-// A crash before step 2 leaves at most unreferenced bytes at the end of a
-// pack; Open truncates every pack to the length the index last committed for
-// it (torn-tail repair), so nothing acknowledged is lost and nothing half
-// written is ever referenced.
+// So every change the index acknowledges is in the packs first, in the same
+// fsync as the blocks it names: the index is a cache of the packs. A crash
+// before step 3 leaves at most records no committed state refers to at the
+// end of a pack; Open truncates every pack to the length the index last
+// committed for it (torn-tail repair), so nothing acknowledged is lost and
+// nothing half written is ever referenced.
 //
 // # Immutability
 //
@@ -96,8 +103,10 @@
 //     block into a pack that was retired meanwhile is refused with ErrRetry
 //     (commitFileOp.checkLocated) instead of referencing deleted bytes.
 //
-// Open also deletes a pack file no index record names: nothing committed
-// refers to it.
+// Open never deletes a pack file the index does not know (see "The
+// journal"); a pack GC retired is deleted as above. GC never retires a pack
+// the journal still needs (journalPinned; gcMoveOp checks it in the
+// retiring transaction, so every retirement path must go through it).
 //
 // Readers racing with GC hold block hashes, not locations; a cache miss
 // looks the location up in the index. A read that started before a move
@@ -161,6 +170,93 @@
 // filesystems; statfs failing turns the checks off), and filesystems that
 // cannot preallocate (no reserve file; a warning is logged).
 //
+// # The journal
+//
+// The packs carry everything the index holds, so the whole index can be
+// rebuilt from them (Repair, walrus repair). Besides block records a pack
+// holds journal records (format in journal.go): framed like block records
+// (so every scanner steps over them), CRC-checked, versioned, each decoder
+// bounded by the bytes it is given.
+//
+//   - Each group commit that changed a file or namespace record writes one
+//     batch record (split past journalChunk): the whole file record for a
+//     commit and for a metadata change (SetMeta), a removal for rm and
+//     retention (a rename is a commit and a removal), namespace creation
+//     with its WAL identity (system id, segment size, version, set by the
+//     first segment), namespace removal. Counters (files, bytes, segments,
+//     stored bytes, block references, live bytes) are derived, not journaled.
+//   - Batches are numbered (seq); each names the last batch the index had
+//     committed when it was written (prev). The committed batches form a
+//     chain back from the newest; a batch whose transaction failed after its
+//     record reached the pack is on no chain, so replaying the chain gives
+//     exactly the committed records. A seq is never reused (the counter
+//     starts above the index's last at Open, and a failed batch consumes its
+//     number). The index keeps the last seq (index.Journal) and each pack's
+//     newest batch (Pack.MaxSeq).
+//   - A checkpoint (checkpoint.go) is a snapshot of every file and
+//     namespace record, taken in one index read snapshot at the last
+//     committed seq C and written as chunk records plus an end record while
+//     commits go on; checkpointOp records it (C, its id, its packs) once
+//     the batch fsync made it durable. Replaying the newest complete
+//     checkpoint and then the chain after C rebuilds the index. Open
+//     checkpoints a store written before packs carried a journal, so that
+//     from then on its old files can be named too.
+//
+// GC and the journal: a GC rewrite copies block records only, so retiring a
+// pack drops its journal records. That is safe exactly when the newest
+// durable checkpoint covers them: a pack is pinned while its MaxSeq is
+// above the checkpoint's C, or while it holds the checkpoint itself
+// (journalPinned). GC leaves pinned candidates out, and when they are worth
+// it (together at least twice as long as a checkpoint would be) it first
+// writes a new checkpoint, which unpins them (unpinForGC): one checkpoint
+// per retention window or so, since GC mostly collects old packs. A
+// checkpoint that cannot be written (full disk) only leaves pinned packs
+// for a later run. Crash points: a checkpoint without its end record, or
+// not yet recorded in the index, is not used by GC; repair uses the newest
+// complete one found, which is at least as new as the index's, and every
+// batch after it is still in the packs because no pack holding one was
+// retired.
+//
+// Open and the packs:
+//
+//   - packWriter.announce records a new pack in the index (a creation
+//     marker, written outside the committer; nothing else reads or writes
+//     those keys, so it conflicts with no committer transaction) before any
+//     record goes into it. So after any crash every pack holding records is
+//     known to the index, and one the index does not know means the index
+//     lost something: Open keeps it (never deletes it), logs it, walrus
+//     verify reports it and Repair accounts for it. An unknown pack holding
+//     no record (crash between creating and recording it) is adopted empty.
+//   - Open refuses (ErrIndexMissing, ErrIndexDamaged; the CLI names walrus
+//     repair and exits 201) an index directory that is missing, has no
+//     MANIFEST (badger would start over empty and delete its tables), does
+//     not open, knows no pack while packs hold records, or is older than
+//     the packs: a crash leaves past a pack's committed length only batches
+//     written on top of the index's last seq, so a batch there whose prev
+//     is newer, or a checkpoint newer than the last seq, means the index
+//     lost commits, and truncating the tail would delete them (checkTail).
+//   - Verify checks every pack header, that the index knows every pack
+//     file, and replays the journal the index names (its checkpoint and the
+//     chain to its last seq) against the index's file and namespace records.
+//
+// Repair (repair.go) holds the packs directory's lock and badger's lock on
+// the old index; scans every pack (every record CRC-checked; damaged
+// records are skipped up to the next valid one and reported; a tail longer
+// than one record that holds none is damage, kept, not truncated); picks
+// the newest complete checkpoint and the chain from the newest complete
+// batch down to it; replays them; derives block reference counts (the
+// latest copy of each block), pack live bytes and committed lengths,
+// namespace and archive totals; bulk-loads them into index.repair; renames
+// the old index to index.old-TIME and index.repair to index; fsyncs the
+// data directory; then opens the store, checkpoints it and verifies it. It
+// deletes nothing in packs/. A crash anywhere leaves either the old state
+// or no index/ (Open refuses), and running repair again completes it. It
+// refuses (ErrUnnamed) to build an index without files it cannot name: a
+// store whose packs were written before the journal and never checkpointed
+// since (version 1 packs with blocks, or batches written while the index
+// held unjournaled records); and (ErrJournalBroken) when a batch of the
+// chain is missing. Force builds it anyway, without them.
+//
 // # Locks
 //
 // packWriter.mu serialises appends to the active pack; packFiles.mu guards
@@ -169,8 +265,13 @@
 // writer calls into spaceGuard under packWriter.mu, never the other way
 // round); Store.pendingMu guards the map of written,
 // uncommitted blocks; blockCache.mu guards the cache; Store.gcMu lets one GC
-// run at a time (Close takes it to wait for a running GC). All index
+// run at a time (Close takes it to wait for a running GC; verify's journal
+// check takes it so that no pack it reads is retired meanwhile);
+// Store.ckptMu serialises checkpoints (GC's and Open's), which append to
+// packs outside the committer and then wait for it, holding no other lock;
+// Store.seq is the committer's alone. All index
 // mutations run on the committer goroutine, so index transactions never
-// conflict; gcMoveOp takes pendingMu there, and nobody holding pendingMu
+// conflict (the one exception, packWriter.announce, writes keys no
+// transaction reads); gcMoveOp takes pendingMu there, and nobody holding pendingMu
 // waits for the committer. No lock is held while waiting for the committer.
 package store

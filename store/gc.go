@@ -74,6 +74,9 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 		return rep, err
 	}
 	cands, err := s.gcCandidates(threshold, &rep)
+	if err == nil {
+		cands, err = s.unpinForGC(ctx, cands) // the journal's packs (checkpoint.go)
+	}
 	if err != nil {
 		return rep, err
 	}
@@ -421,7 +424,11 @@ func (o *gcMoveOp) apply(x *index.Txn, _ time.Time) error {
 		}
 	}
 	if o.retire && old.Live == 0 && !o.s.hasPending(o.pack) {
-		old.Retired, o.retired = true, true
+		ok, err := retirable(x, old) // the journal may still need it
+		if err != nil {
+			return err
+		}
+		old.Retired, o.retired = ok, ok
 	}
 	return x.PutPack(old)
 }

@@ -22,12 +22,15 @@ import (
 //	              u32 stored length | u8 codec | 3 bytes zero |
 //	              u32 CRC-32C of the preceding 48 header bytes and the payload |
 //	              payload                                              (52 + stored bytes)
+//	journal       the same frame with magic "WJNL" and codec 0x80, payload the
+//	              file and namespace changes of a commit (journal.go)
 //
-// All integers little-endian.
+// All integers little-endian. Version 2 packs may hold journal records;
+// version 1 packs (written before the journal existed) hold blocks only.
 
 const (
 	packMagic       = "WALRUSPK"
-	packVersion     = 1
+	packVersion     = 2
 	packHeaderLen   = 16
 	recordMagic     = "WBLK"
 	recordHeaderLen = index.RecordHeaderLen
@@ -42,6 +45,9 @@ func packFileName(dir string, id uint32) string {
 // encodeRecordHeader fills the header of a record for payload.
 func encodeRecordHeader(hdr []byte, h index.Hash, rawLen int, codec index.Codec, payload []byte) {
 	copy(hdr[0:4], recordMagic)
+	if codec == codecJournal {
+		copy(hdr[0:4], journalMagic)
+	}
 	copy(hdr[4:36], h[:])
 	binary.LittleEndian.PutUint32(hdr[36:40], uint32(rawLen))
 	binary.LittleEndian.PutUint32(hdr[40:44], uint32(len(payload)))
@@ -62,7 +68,7 @@ type recordHeader struct {
 
 func decodeRecordHeader(hdr []byte, maxStored uint32) (recordHeader, error) {
 	var r recordHeader
-	if len(hdr) < recordHeaderLen || string(hdr[0:4]) != recordMagic {
+	if len(hdr) < recordHeaderLen || string(hdr[0:4]) != recordMagic && string(hdr[0:4]) != journalMagic {
 		return r, errors.New("bad record magic")
 	}
 	copy(r.Hash[:], hdr[4:36])
@@ -73,7 +79,10 @@ func decodeRecordHeader(hdr []byte, maxStored uint32) (recordHeader, error) {
 	if r.StoredLen > maxStored || r.RawLen > maxStored*2+maxBlockSize {
 		return r, fmt.Errorf("record length %d out of range", r.StoredLen)
 	}
-	if r.Codec != index.CodecRaw && r.Codec != index.CodecZstd {
+	if (r.Codec == codecJournal) != (string(hdr[0:4]) == journalMagic) {
+		return r, fmt.Errorf("codec %d in a %q record", r.Codec, hdr[0:4])
+	}
+	if r.Codec != index.CodecRaw && r.Codec != index.CodecZstd && r.Codec != codecJournal {
 		return r, fmt.Errorf("unknown codec %d", r.Codec)
 	}
 	return r, nil
@@ -110,6 +119,9 @@ type packWriter struct {
 	nextID   uint32
 	dirty    map[uint32]int64 // packs appended to since the last takeDirty, with their end
 	poisoned map[uint32]bool  // packs whose fsync failed
+	// created records a new pack in the index before its first record is
+	// written (Store.announcePack).
+	created func(id uint32) error
 }
 
 // takeDirty returns the packs written since the last call and their ends.
@@ -183,6 +195,11 @@ func (w *packWriter) roll() error {
 	if err := writePackHeader(f, w.dir, id); err != nil {
 		f.Close()
 		os.Remove(name) // no index record names it
+		return spaceErr(err)
+	}
+	if err := w.announce(id); err != nil {
+		f.Close()
+		os.Remove(name) // the index does not know it, and it holds no record
 		return spaceErr(err)
 	}
 	w.pf = w.files.add(id, f)

@@ -40,6 +40,7 @@ var (
 	ErrRetry           = errors.New("store: conflicting concurrent change; retry")
 	ErrNoStore         = errors.New("store: no walrus store")
 	ErrIndexMissing    = errors.New("store: index missing")
+	ErrIndexDamaged    = errors.New("store: index damaged")
 	ErrNoSpace         = errors.New("store: not enough free space")
 )
 
@@ -64,6 +65,9 @@ type Store struct {
 
 	pf        *prefetcher
 	gcMu      sync.Mutex // one GC at a time; Close waits for a running GC
+	ckptMu    sync.Mutex // one checkpoint at a time (checkpoint.go)
+	seq       uint64     // the next journal batch number; committer only
+	legacy    bool       // the index holds records no pack journals yet: Open checkpoints
 	commits   chan *commitReq
 	closing   chan struct{}
 	committer sync.WaitGroup
@@ -75,8 +79,9 @@ type Store struct {
 // crash. When cfg.Dir holds no store (no index, no pack files) Open creates
 // an empty one, or fails with ErrNoStore if cfg.MustExist is set. It never
 // opens a directory whose index is gone while pack files remain
-// (ErrIndexMissing): a new, empty index would account for none of them and
-// repairPacks would delete them all.
+// (ErrIndexMissing), or is there but unusable (ErrIndexDamaged): a new,
+// empty index would account for none of them. walrus repair rebuilds the
+// index from the packs (Repair).
 func Open(cfg Config) (*Store, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -98,7 +103,7 @@ func Open(cfg Config) (*Store, error) {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("%w: %s (is walrus serve running? use its control socket or stop it)", ErrLocked, cfg.Dir)
 		}
-		return nil, err
+		return nil, indexOpenError(cfg.Dir, err)
 	}
 	s := &Store{
 		cfg:     cfg,
@@ -121,6 +126,7 @@ func Open(cfg Config) (*Store, error) {
 	s.pf = newPrefetcher(s)
 	s.committer.Add(1)
 	go s.runCommitter()
+	s.checkpointLegacy()
 	return s, nil
 }
 
@@ -131,12 +137,12 @@ func checkStoreDir(dir string, mustExist bool) error {
 	if err != nil {
 		return err
 	}
-	if hasIndex {
-		return nil
-	}
 	packs, err := countPackFiles(filepath.Join(dir, "packs"))
 	if err != nil {
 		return err
+	}
+	if hasIndex {
+		return checkManifest(dir, packs)
 	}
 	switch {
 	case packs > 0:
@@ -205,6 +211,10 @@ func (s *Store) init() error {
 	}
 	s.pw = &packWriter{dir: s.packs.dir, maxSize: s.cfg.PackSize, space: s.space, files: s.packs, nextID: next,
 		dirty: map[uint32]int64{}, poisoned: map[uint32]bool{}}
+	s.pw.created = s.announcePack
+	if err := s.initJournal(); err != nil {
+		return err
+	}
 	s.resumePack()
 	if free, ok := s.space.free(); ok {
 		s.space.growReserve(free)
@@ -221,61 +231,164 @@ func windowFor(blockSize int) int {
 }
 
 // repairPacks brings the pack directory back in line with the index after
-// a crash (see "Crash safety of GC" in doc.go):
+// a crash (see "Garbage collection" and "The journal" in doc.go):
 //   - a pack whose record is retired is deleted: GC committed the move of its
 //     last live block and died before (or while) unlinking the file;
-//   - a pack without any record is deleted: no committed index state refers
-//     to it (every commit that references a pack writes its record), so it
-//     holds only records of uploads that never committed;
-//   - every other pack is truncated to the length the index committed for
-//     it. Bytes past that point were appended by uploads that never
-//     committed (the process died first), so no index record refers to them.
+//   - every other pack the index knows is truncated to the length the index
+//     committed for it (a pack only created so far, to its header). Bytes
+//     past that point were appended by uploads that never committed (the
+//     process died first), so no index record refers to them;
+//   - a pack the index does not know is never deleted: every pack is
+//     recorded in the index (packWriter.announce) before a record goes into
+//     it, so such a pack means the index lost something, and the pack may
+//     hold the only copy. It is kept and logged, walrus verify reports it
+//     and walrus repair accounts for it. One holding no record (a crash
+//     between creating it and recording it) is adopted as an empty pack.
 //
-// It returns the id for the next new pack: above every pack file and every
-// pack record, tombstones included, so an id is never reused.
+// An index that knows no pack at all while packs hold records is damaged
+// (ErrIndexDamaged). It returns the id for the next new pack: above every
+// pack file and every pack record, tombstones included, so an id is never
+// reused.
 func (s *Store) repairPacks() (uint32, error) {
-	records := map[uint32]*index.Pack{}
-	var next uint32 = 1
-	err := s.idx.View(func(x *index.Txn) error {
-		return x.Packs(func(p *index.Pack) error {
-			records[p.ID] = p
-			next = max(next, p.ID+1)
-			return nil
-		})
-	})
+	known, err := s.knownPacks()
 	if err != nil {
 		return 0, err
 	}
+	next := known.next
 	entries, err := os.ReadDir(s.packs.dir)
 	if err != nil {
 		return 0, fmt.Errorf("store: read %s: %w", s.packs.dir, err)
 	}
-	removed := false
+	var removed bool
+	var adopt []uint32
+	var unknown []string
 	for _, e := range entries {
 		id, ok := parsePackName(e.Name())
 		if !ok {
 			continue
 		}
 		next = max(next, id+1)
-		rec := records[id]
-		if rec == nil || rec.Retired {
-			s.log.Info("deleting pack no committed record refers to", "pack", e.Name(), "retired", rec != nil)
+		rec := known.records[id]
+		switch {
+		case rec != nil && rec.Retired:
+			s.log.Info("deleting pack retired by gc", "pack", e.Name())
 			if err := os.Remove(filepath.Join(s.packs.dir, e.Name())); err != nil {
 				return 0, fmt.Errorf("store: delete pack: %w", err)
 			}
 			removed = true
-			continue
+		case rec != nil:
+			if err = s.checkTail(id, rec.Committed, known.lastSeq); err == nil {
+				err = s.repairPack(id, rec.Committed)
+			}
+		case known.created[id]:
+			err = s.repairPack(id, packHeaderLen)
+			adopt = append(adopt, id)
+		default:
+			var empty bool
+			if empty, err = s.adoptEmptyPack(id); empty {
+				adopt = append(adopt, id)
+			} else if err == nil {
+				unknown = append(unknown, e.Name())
+			}
 		}
-		if err := s.repairPack(id, rec.Committed); err != nil {
+		if err != nil {
 			return 0, err
 		}
+	}
+	if len(unknown) > 0 && len(known.records) == 0 && len(known.created) == 0 {
+		return 0, fmt.Errorf("%w: %s knows no pack, but %d pack files hold records; not opening it", ErrIndexDamaged,
+			filepath.Join(s.cfg.Dir, "index"), len(unknown))
+	}
+	for _, name := range unknown {
+		s.log.Error("pack file unknown to the index: kept; walrus verify reports it, walrus repair rebuilds the index from every pack", "pack", name)
 	}
 	if removed {
 		if err := syncDir(s.packs.dir); err != nil {
 			return 0, err
 		}
 	}
-	return next, nil
+	return next, s.recordAdopted(adopt, known.created)
+}
+
+// knownPacks is what the index says about pack files.
+type knownPacks struct {
+	records map[uint32]*index.Pack
+	created map[uint32]bool // creation markers (index.Txn.PutNewPack)
+	next    uint32          // above every id named
+	lastSeq uint64          // the last journal batch committed
+}
+
+func (s *Store) knownPacks() (knownPacks, error) {
+	k := knownPacks{records: map[uint32]*index.Pack{}, created: map[uint32]bool{}, next: 1}
+	err := s.idx.View(func(x *index.Txn) error {
+		j, _, err := x.Journal()
+		if err != nil {
+			return err
+		}
+		k.lastSeq = j.LastSeq
+		err = x.Packs(func(p *index.Pack) error {
+			k.records[p.ID] = p
+			k.next = max(k.next, p.ID+1)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return x.NewPacks(func(id uint32) error {
+			k.created[id] = true
+			k.next = max(k.next, id+1)
+			return nil
+		})
+	})
+	return k, err
+}
+
+// adoptEmptyPack reports whether unknown pack id holds no record, and then
+// makes its header whole: a crash between creating a pack and recording it
+// leaves at most a header.
+func (s *Store) adoptEmptyPack(id uint32) (bool, error) {
+	name := packFileName(s.packs.dir, id)
+	st, err := os.Stat(name)
+	if err != nil {
+		return false, fmt.Errorf("store: stat pack: %w", err)
+	}
+	if st.Size() > packHeaderLen {
+		return false, nil
+	}
+	if st.Size() == packHeaderLen {
+		return true, nil
+	}
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_TRUNC, 0)
+	if err != nil {
+		return false, fmt.Errorf("store: repair pack header: %w", err)
+	}
+	defer f.Close()
+	return true, writePackHeader(f, s.packs.dir, id)
+}
+
+// recordAdopted gives each adopted pack its record (empty, committed up to
+// its header; GC retires it) and drops creation markers no longer needed.
+func (s *Store) recordAdopted(adopt []uint32, created map[uint32]bool) error {
+	if len(adopt) == 0 && len(created) == 0 {
+		return nil
+	}
+	return s.idx.Update(func(x *index.Txn) error {
+		for _, id := range adopt {
+			p, err := packRecord(x, id)
+			if err != nil {
+				return err
+			}
+			if err := x.PutPack(p); err != nil {
+				return err
+			}
+		}
+		for id := range created {
+			if err := x.DeleteNewPack(id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func parsePackName(name string) (uint32, bool) {

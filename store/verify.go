@@ -15,7 +15,7 @@ import (
 
 // Problem is one thing verify found wrong.
 type Problem struct {
-	Kind string `json:"kind"` // "pack", "file" (damaged data) or "continuity" (WAL missing)
+	Kind string `json:"kind"` // "pack", "file" (damaged data), "index" (index and packs disagree) or "continuity" (WAL missing)
 	Path string `json:"path"` // file, pack or directory concerned
 	Err  string `json:"error"`
 }
@@ -53,7 +53,9 @@ type VerifyProgress func(files, bytes int64)
 
 // Verify re-reads every file from its packs (bypassing the cache), checks
 // every block hash and the whole-file hash, re-validates WAL headers,
-// checks that packs are as long as the index says, and checks the
+// checks that packs are as long as the index says, that every pack file has
+// a valid header and is known to the index, and that the pack journal names
+// exactly the files and namespaces the index holds (verifyJournal), and the
 // continuity of each directory's WAL (gaps along every timeline's history,
 // timeline and history problems: see DirStatus). It returns an error only
 // when it could not run; what it found is in the report.
@@ -64,6 +66,7 @@ func (s *Store) Verify(ctx context.Context, dir string, progress VerifyProgress)
 		dir = "*"
 	}
 	rep.Problems = append(rep.Problems, s.verifyPacks()...)
+	rep.Problems = append(rep.Problems, s.verifyJournal(ctx, dir)...)
 	if err := s.verifyContinuity(dir, &rep); err != nil {
 		return rep, err
 	}

@@ -48,9 +48,9 @@ func explainOpenError(dir string, err error) error {
 	case errors.Is(err, store.ErrNoStore):
 		return hintError{err, fmt.Sprintf("%s holds no walrus store (no index/, no packs/); check --data, "+
 			"or create one with `walrus --data %s init` (walrus serve creates one too)", dir, dir)}
-	case errors.Is(err, store.ErrIndexMissing):
-		return hintError{err, fmt.Sprintf("%v; restore %s from a backup (rebuilding the index from the packs "+
-			"is not implemented yet); until then neither serve nor init will open it", err, filepath.Join(dir, "index"))}
+	case errors.Is(err, store.ErrIndexMissing), errors.Is(err, store.ErrIndexDamaged):
+		return hintError{err, fmt.Sprintf("%v; rebuild %s from the packs with `walrus --data %s repair` "+
+			"(until then no command, serve and init included, opens it)", err, filepath.Join(dir, "index"), dir)}
 	}
 	return err
 }

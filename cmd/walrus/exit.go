@@ -57,7 +57,7 @@ func exitCode(err error) int {
 		return exitNoSpace
 	case errors.Is(err, store.ErrNoStore):
 		return exitNoStore
-	case errors.Is(err, store.ErrIndexMissing):
+	case errors.Is(err, store.ErrIndexMissing), errors.Is(err, store.ErrIndexDamaged):
 		return exitIndexMissing
 	}
 	return exitError

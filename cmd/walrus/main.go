@@ -5,8 +5,8 @@
 // 5 invalid WAL or another cluster's WAL, 6 verify found problems, 7 data
 // directory in use by another process, 8 not enough free space (nothing
 // was stored; the same command succeeds once space is freed), 200 the data
-// directory holds no store, 201 its index is missing while pack files
-// remain.
+// directory holds no store, 201 its index is missing or damaged while pack
+// files remain (walrus repair rebuilds it).
 package main
 
 import (
@@ -45,6 +45,7 @@ type cli struct {
 	Verify verifyCmd `cmd:"" help:"Re-read and re-hash every file, check WAL headers and continuity; exit 6 if anything is wrong."`
 	Retain retainCmd `cmd:"" help:"Remove the WAL no kept base backup or recovery window needs (see --dry-run)."`
 	GC     gcCmd     `cmd:"" help:"Reclaim the space of removed files by rewriting sparse packs."`
+	Repair repairCmd `cmd:"" help:"Rebuild the index from the packs alone (after the index was lost or damaged: exit 201), then verify; walrus serve must not run."`
 	Serve  serveCmd  `cmd:"" help:"Serve the archive: FUSE mount, rsync gateway, control socket. Logs 'walrus ready' when live."`
 }
 

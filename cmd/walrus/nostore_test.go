@@ -90,39 +90,57 @@ func TestCLIInit(t *testing.T) {
 	}
 }
 
-// A store whose index is gone while packs remain is not "no store": opening
-// it with a new, empty index would delete every pack (issue 11). Every
-// command, init and serve included, refuses it with its own message and
-// exit code, and leaves the packs alone.
+// A store whose index is gone (or unusable) while packs remain is not "no
+// store": opening it with a new, empty index would delete every pack
+// (issue 11). Every command, init and serve included, refuses it with its
+// own message, naming walrus repair, and exit code, and leaves the packs
+// alone.
 func TestCLIRefusesPacksWithoutIndex(t *testing.T) {
-	data := newStore(t)
-	for n := uint64(1); n <= 3; n++ {
-		sg := walgen.Segment{TLI: 1, SegNo: n, SysID: 7, SegSize: 1 << 20, Seed: n}
-		if r := walrus(t, data, sg.Bytes(), "put", "c1/"+sg.Name()); r.code != 0 {
-			t.Fatalf("put: %+v", r)
-		}
-	}
-	if err := os.RemoveAll(filepath.Join(data, "index")); err != nil {
-		t.Fatal(err)
-	}
-	before := packFiles(t, data)
-	conf := filepath.Join(t.TempDir(), "rsyncd.conf") // serve opens the store before it reads this
-	for _, args := range [][]string{
-		{"status"}, {"status", "--check"}, {"verify"}, {"ls"}, {"get", "c1/000000010000000000000001", "-"},
-		{"put", "c1/000000010000000000000004"}, {"gc"}, {"init"},
-		{"serve", "--rsyncd-conf", conf, "--rsync-listen", "127.0.0.1:0"},
+	for _, tc := range []struct {
+		name, lost, message string
+	}{
+		{"index", "index", ` holds \d+ pack files but no index`},
+		{"MANIFEST", "index/MANIFEST", ` holds \d+ pack files but \S+ has no MANIFEST`},
 	} {
-		r := walrus(t, data, nil, args...)
-		if r.code != exitIndexMissing || !regexp.MustCompile(regexp.QuoteMeta(data)+` holds \d+ pack files but no index`).MatchString(r.stderr) ||
-			!strings.Contains(r.stderr, "restore "+filepath.Join(data, "index")+" from a backup") || strings.Count(r.stderr, "\n") != 1 {
-			t.Errorf("walrus %s: exit %d, stderr %q; want exit %d naming the missing index", strings.Join(args, " "), r.code, r.stderr, exitIndexMissing)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(data, "index")); !os.IsNotExist(err) {
-		t.Errorf("a command made a new index: %v", err)
-	}
-	if after := packFiles(t, data); after != before {
-		t.Errorf("packs changed: %s, then %s", before, after)
+		t.Run(tc.name, func(t *testing.T) {
+			data := newStore(t)
+			for n := uint64(1); n <= 3; n++ {
+				sg := walgen.Segment{TLI: 1, SegNo: n, SysID: 7, SegSize: 1 << 20, Seed: n}
+				if r := walrus(t, data, sg.Bytes(), "put", "c1/"+sg.Name()); r.code != 0 {
+					t.Fatalf("put: %+v", r)
+				}
+			}
+			if err := os.RemoveAll(filepath.Join(data, tc.lost)); err != nil {
+				t.Fatal(err)
+			}
+			before := packFiles(t, data)
+			conf := filepath.Join(t.TempDir(), "rsyncd.conf") // serve opens the store before it reads this
+			for _, args := range [][]string{
+				{"status"}, {"status", "--check"}, {"verify"}, {"ls"}, {"get", "c1/000000010000000000000001", "-"},
+				{"put", "c1/000000010000000000000004"}, {"rm", "c1/000000010000000000000001"}, {"gc"}, {"retain", "--keep-backups", "1"}, {"init"},
+				{"serve", "--rsyncd-conf", conf, "--rsync-listen", "127.0.0.1:0"},
+			} {
+				r := walrus(t, data, nil, args...)
+				if r.code != exitIndexMissing || !regexp.MustCompile(regexp.QuoteMeta(data)+tc.message).MatchString(r.stderr) ||
+					!strings.Contains(r.stderr, "`walrus --data "+data+" repair`") || strings.Count(r.stderr, "\n") != 1 {
+					t.Errorf("walrus %s: exit %d, stderr %q; want exit %d naming the lost index and walrus repair", strings.Join(args, " "), r.code, r.stderr, exitIndexMissing)
+				}
+			}
+			if tc.lost == "index" {
+				if _, err := os.Stat(filepath.Join(data, "index")); !os.IsNotExist(err) {
+					t.Errorf("a command made a new index: %v", err)
+				}
+			}
+			if after := packFiles(t, data); after != before {
+				t.Errorf("packs changed: %s, then %s", before, after)
+			}
+			if r := walrus(t, data, nil, "repair"); r.code != 0 || !strings.Contains(r.stdout, "rebuilt 3 files") {
+				t.Fatalf("repair: %+v", r)
+			}
+			if r := walrus(t, data, nil, "ls", "c1"); r.code != 0 || strings.Count(r.stdout, "\n") != 3 {
+				t.Fatalf("ls after repair: %+v", r)
+			}
+		})
 	}
 }
 

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/walrus-archive/walrus/internal/control"
+	"github.com/walrus-archive/walrus/store"
+)
+
+type repairCmd struct {
+	Force bool `help:"Rebuild even if some files cannot be named (packs written before walrus recorded file names in packs, never checkpointed) or the pack journal has a hole: the index then lacks those files, and gc later deletes their blocks."`
+	JSON  bool `help:"Print the report as JSON."`
+}
+
+func (c *repairCmd) Run(ctx context.Context, g *globals) error {
+	return repair(ctx, repairOptions{data: g.Data, force: c.Force, json: c.JSON, stdout: g.stdout, stderr: g.stderr, log: g.log})
+}
+
+type repairOptions struct {
+	data   string
+	force  bool
+	json   bool
+	stdout io.Writer
+	stderr io.Writer // progress, on a terminal
+	log    *slog.Logger
+}
+
+// repair rebuilds the index from the packs (store.Repair), which then
+// checkpoints and verifies the store, and reports both. It refuses while
+// walrus serve runs: the server owns the store.
+func repair(ctx context.Context, o repairOptions) error {
+	if _, err := control.Dial(o.data); err == nil {
+		return fmt.Errorf("repair: walrus serve is running on %s; stop it first (repair rebuilds the index it has open)", o.data)
+	}
+	var bar *progress
+	phase := ""
+	rep, err := store.Repair(ctx, store.Config{Dir: o.data, Logger: o.log}, store.RepairOptions{
+		Force: o.force,
+		Progress: func(p store.RepairProgress) {
+			if p.Phase != "scan" && p.Phase != "verify" {
+				return
+			}
+			if p.Phase != phase {
+				if bar != nil {
+					bar.done()
+				}
+				phase, bar = p.Phase, newProgress(o.stderr, "repair: "+p.Phase, p.Total)
+			}
+			bar.update(p.Items, p.Bytes)
+		},
+	})
+	if bar != nil {
+		bar.done()
+	}
+	if o.json {
+		if jerr := json.NewEncoder(o.stdout).Encode(rep); jerr != nil && err == nil {
+			err = jerr
+		}
+	} else {
+		printRepair(o.stdout, rep, err == nil || rep.Verify != nil)
+	}
+	if err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
+	if n := len(rep.Problems) + len(rep.Verify.Problems); n > 0 {
+		return fmt.Errorf("%w: %d (see above)", errProblems, n)
+	}
+	return nil
+}
+
+func printRepair(w io.Writer, rep store.RepairReport, rebuilt bool) {
+	fmt.Fprintf(w, "repair: scanned %d packs (%s): %d block records, %d journal records\n",
+		rep.Packs, humanBytes(rep.PackBytes), rep.BlockRecords, rep.JournalRecords)
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "BAD  %s: %s\n", p.Path, p.Err)
+	}
+	if len(rep.UnnamedPacks) > 0 {
+		fmt.Fprintf(w, "repair: packs %v hold files no pack names (written before walrus recorded names in packs)\n", rep.UnnamedPacks)
+	}
+	if !rebuilt {
+		return
+	}
+	from := "the start"
+	if rep.CheckpointSeq > 0 {
+		from = fmt.Sprintf("checkpoint %d", rep.CheckpointSeq)
+	}
+	fmt.Fprintf(w, "repair: rebuilt %d files (%s) in %d directories from %s and %d journal batches (last %d); %s live, %s dead (gc reclaims it)\n",
+		rep.Files, humanBytes(rep.LogicalBytes), rep.Dirs, from, rep.Batches, rep.HeadSeq, humanBytes(rep.LiveBytes), humanBytes(rep.DeadBytes))
+	if rep.OldIndex != "" {
+		fmt.Fprintf(w, "repair: the old index is kept in %s (delete it once satisfied)\n", rep.OldIndex)
+	}
+	if v := rep.Verify; v != nil {
+		for _, p := range v.Problems {
+			fmt.Fprintf(w, "BAD  %s: %s\n", p.Path, p.Err)
+		}
+		fmt.Fprintf(w, "verified %d files (%d WAL segments), %s in %.1f s, %d problems\n",
+			v.Files, v.Segments, humanBytes(v.Bytes), v.Seconds, len(v.Problems))
+	}
+}
