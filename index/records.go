@@ -123,6 +123,11 @@ type Journal struct {
 	// rebuilt from pack records. It is false in a store written before
 	// packs carried a journal, until its first checkpoint.
 	Covered bool
+	// HighSeq is the highest batch number any pack record may carry, when
+	// above LastSeq: walrus repair sets it to the highest it found (a batch
+	// a crash cut short stays in a repaired pack), so that numbers are
+	// never reused.
+	HighSeq uint64
 }
 
 // Stats are running totals over the whole archive.
@@ -382,6 +387,7 @@ func encodeJournal(j *Journal) []byte {
 		flags |= journalCovered
 	}
 	e.u8(flags)
+	e.uvar(j.HighSeq)
 	return e.b
 }
 
@@ -401,6 +407,9 @@ func decodeJournal(b []byte) (*Journal, error) {
 	}
 	j.CkptBytes = d.svar()
 	j.Covered = d.u8()&journalCovered != 0
+	if d.err == nil && len(d.b) > 0 {
+		j.HighSeq = d.uvar()
+	}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: journal", d.err)
 	}

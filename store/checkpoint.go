@@ -191,7 +191,7 @@ func (s *Store) initJournal() error {
 		if err != nil {
 			return err
 		}
-		s.seq = j.LastSeq + 1
+		s.seq = max(j.LastSeq, j.HighSeq) + 1
 		if ok {
 			s.legacy = !j.Covered
 			return nil

@@ -104,7 +104,7 @@ func checkManifest(dir string, packs int) error {
 // second Repair rebuilds.
 func Repair(ctx context.Context, cfg Config, opts RepairOptions) (RepairReport, error) {
 	start := time.Now()
-	var rep RepairReport
+	rep := RepairReport{Problems: []Problem{}, UnnamedPacks: []uint32{}}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return rep, err
@@ -411,6 +411,9 @@ func (sc *storeScan) rebuild(ctx context.Context, blockSize int, force bool, rep
 		return nil, err
 	}
 	r.journal.LastSeq, r.journal.Covered = max(head, floor), true
+	for seq := range sc.batches {
+		r.journal.HighSeq = max(r.journal.HighSeq, seq)
+	}
 	r.account(sc.packs, sc.dir, rep)
 	return r, nil
 }
