@@ -81,6 +81,7 @@ func repairWorkload(t *testing.T, s *Store, segs, opaque int) workload {
 		}
 		w.removed = append(w.removed, p)
 	}
+	rms := len(w.removed)
 	for i := 1; i < opaque; i += 29 {
 		if i%17 == 0 {
 			continue // removed above
@@ -91,6 +92,7 @@ func repairWorkload(t *testing.T, s *Store, segs, opaque int) workload {
 		}
 		w.removed = append(w.removed, from)
 	}
+	t.Logf("removed: %d by retention, %d by rm, %d renamed away", len(reps[0].Removed), rms-len(reps[0].Removed), len(w.removed)-rms)
 	mode, mtime := fs.FileMode(0o444), time.Unix(1600000000, 123456789)
 	if _, err := s.SetMeta("file-00003.dat", &mode, nil); err != nil {
 		t.Fatal(err)
@@ -596,9 +598,10 @@ func TestRepairCrash(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "data")
 	s := openTest(t, dir, func(c *Config) { repairConfig(c); c.PackSize = 512 << 10 })
-	repairWorkload(t, s, 30, 200)
+	w := repairWorkload(t, s, 30, 200)
 	want := stateOf(t, s)
 	s.Close()
+	t.Logf("%d files, %d removed", len(want.Files), len(w.removed))
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
 	phases := map[string]int{}
 	for it := 0; it < iterations; it++ {
