@@ -18,7 +18,9 @@ const (
 	// (ZSTD_BLOCKSIZE_MAX).
 	zstdMaxBlock = 128 << 10
 	// zstdMaxWindow is the largest window a client may ask the decoder
-	// to keep, libzstd's default limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT).
+	// to keep, libzstd's default limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT),
+	// which --compress-level=22 needs. The decoder allocates the window
+	// at a frame's first block, so this bounds a push session's memory.
 	zstdMaxWindow = 1 << 27
 	// zstdSendWindow is the window the gateway's encoder uses: what
 	// libzstd uses at its default level for a stream of unknown size.
@@ -33,15 +35,16 @@ const (
 // it stands for has been returned, and the next flag byte can be read
 // without the decoder asking for it.
 type zstdTokenReader struct {
-	in  byteReader
-	run tokenRun
-	src zstdChunks
-	dec *zstd.Decoder
-	out []byte
+	in        byteReader
+	run       tokenRun
+	src       zstdChunks
+	dec       *zstd.Decoder
+	out       []byte
+	maxWindow uint64 // the largest window a frame may ask for
 }
 
 func newZstdTokenReader(in byteReader) *zstdTokenReader {
-	return &zstdTokenReader{in: in, src: zstdChunks{in: in}, out: make([]byte, zstdMaxBlock+1)}
+	return &zstdTokenReader{in: in, src: zstdChunks{in: in}, out: make([]byte, zstdMaxBlock+1), maxWindow: zstdMaxWindow}
 }
 
 func (t *zstdTokenReader) next() (int32, []byte, error) {
@@ -79,7 +82,7 @@ func (t *zstdTokenReader) next() (int32, []byte, error) {
 func (t *zstdTokenReader) decode() (int, error) {
 	if t.dec == nil {
 		dec, err := zstd.NewReader(&t.src, zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderMaxMemory(zstdMaxWindow))
+			zstd.WithDecoderMaxWindow(t.maxWindow), zstd.WithDecoderMaxMemory(t.maxWindow))
 		if err != nil {
 			return 0, err
 		}
