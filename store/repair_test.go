@@ -204,7 +204,7 @@ func copyDir(t *testing.T, from, to string) {
 func TestRepairRebuildsLostIndex(t *testing.T) {
 	segs, opaque := 400, 1800
 	if testing.Short() || raceEnabled {
-		segs, opaque = 60, 300
+		segs, opaque = 40, 200
 	}
 	base := t.TempDir()
 	dir := filepath.Join(base, "data")
@@ -289,11 +289,16 @@ func packListing(t *testing.T, dir string) string {
 func TestRepairBeforeAndAfterGC(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	s := openTest(t, dir, repairConfig)
-	for i := uint64(1); i <= 24; i++ {
+	n := uint64(24)
+	if raceEnabled {
+		n = 12
+	}
+	for i := uint64(1); i <= n; i++ {
 		sg := gcSeg(i)
+		sg.UsedPages = 16
 		mustPut(t, s, "c/"+sg.Name(), sg.Bytes())
 	}
-	for i := uint64(1); i <= 24; i += 3 {
+	for i := uint64(1); i <= n; i += 3 {
 		if err := s.Remove("c/" + gcSeg(i).Name()); err != nil {
 			t.Fatal(err)
 		}
@@ -592,13 +597,13 @@ func repairChild(dir string) {
 // new index, swapping it in, verifying); whatever it left, another repair
 // completes the job.
 func TestRepairCrash(t *testing.T) {
-	iterations := 12
+	iterations, segs, opaque := 12, 30, 200
 	if testing.Short() || raceEnabled {
-		iterations = 6
+		iterations, segs, opaque = 6, 10, 60
 	}
 	dir := filepath.Join(t.TempDir(), "data")
 	s := openTest(t, dir, func(c *Config) { repairConfig(c); c.PackSize = 512 << 10 })
-	w := repairWorkload(t, s, 30, 200)
+	w := repairWorkload(t, s, segs, opaque)
 	want := stateOf(t, s)
 	s.Close()
 	t.Logf("%d files, %d removed", len(want.Files), len(w.removed))
