@@ -225,3 +225,30 @@ func TestFileListOrder(t *testing.T) {
 		t.Errorf("order %v", got)
 	}
 }
+
+func TestNameCache(t *testing.T) {
+	var c nameCache
+	a := netip.MustParseAddr("10.0.0.5")
+	if _, ok := c.get(a); ok {
+		t.Fatal("empty cache answered")
+	}
+	c.put(a, "db1")
+	if n, ok := c.get(a); !ok || n != "db1" {
+		t.Errorf("got %q %v", n, ok)
+	}
+	c.entries[a] = cachedName{"db1", time.Now().Add(-time.Second)}
+	if _, ok := c.get(a); ok {
+		t.Error("an expired name was used")
+	}
+	for i := range nameCacheSize + 1 {
+		c.put(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), "x")
+	}
+	if len(c.entries) > nameCacheSize {
+		t.Errorf("cache grew to %d", len(c.entries))
+	}
+	var nilCache *nameCache
+	nilCache.put(a, "x")
+	if _, ok := nilCache.get(a); ok {
+		t.Error("a nil cache answered")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -98,6 +99,7 @@ type peer struct {
 	addr     netip.Addr
 	resolver *net.Resolver
 	timeout  time.Duration
+	names    *nameCache // may be nil
 	looked   bool
 	name     string
 }
@@ -106,9 +108,58 @@ type peer struct {
 func (p *peer) Host() string {
 	if !p.looked {
 		p.looked = true
-		p.name = p.lookup()
+		if name, ok := p.names.get(p.addr); ok {
+			p.name = name
+		} else {
+			p.name = p.lookup()
+			p.names.put(p.addr, p.name)
+		}
 	}
 	return p.name
+}
+
+// nameCache keeps confirmed host names for a minute. Stock rsyncd looks
+// the name up for every connection (the log names the host); an archive
+// host sees the same few clients connect once per WAL segment, so the
+// answers are reused rather than asked of DNS twice per segment.
+type nameCache struct {
+	mu      sync.Mutex // guards entries
+	entries map[netip.Addr]cachedName
+}
+
+type cachedName struct {
+	name    string
+	expires time.Time
+}
+
+const (
+	nameCacheTTL  = time.Minute
+	nameCacheSize = 4096
+)
+
+func (c *nameCache) get(a netip.Addr) (string, bool) {
+	if c == nil {
+		return "", false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[a]
+	if !ok || time.Now().After(e.expires) {
+		return "", false
+	}
+	return e.name, true
+}
+
+func (c *nameCache) put(a netip.Addr, name string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) >= nameCacheSize {
+		c.entries = map[netip.Addr]cachedName{} // a flood of addresses starts it over
+	}
+	c.entries[a] = cachedName{name, time.Now().Add(nameCacheTTL)}
 }
 
 func (p *peer) lookup() string {

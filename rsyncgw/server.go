@@ -114,7 +114,8 @@ type Server struct {
 	conns    map[net.Conn]struct{}
 	nextID   int64
 
-	auth *authLimiter // slows repeated failed authentication per address
+	auth  *authLimiter // slows repeated failed authentication per address
+	names nameCache    // confirmed host names of recent clients
 
 	logMu     sync.Mutex // guards syslogs, logWarned
 	syslogs   map[LogTarget]*syslogState

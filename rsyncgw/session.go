@@ -90,7 +90,7 @@ func newSession(srv *Server, c net.Conn) *session {
 		srv: srv, nc: nc, br: br, log: log,
 		in:   &muxReader{r: br, log: log},
 		out:  newMuxWriter(nc),
-		peer: &peer{addr: remoteAddr(c), resolver: srv.opts.Resolver, timeout: dnsTimeout},
+		peer: &peer{addr: remoteAddr(c), resolver: srv.opts.Resolver, timeout: dnsTimeout, names: &srv.names},
 		rndx: newNdxCodec(), wndx: newNdxCodec(),
 		dlog: newDaemonLog(srv, srv.newSessionID()),
 	}

@@ -138,3 +138,36 @@ func TestDryRun(t *testing.T) {
 		})
 	}
 }
+
+// TestIgnoreMissingArgs: a pull of a missing name with
+// --ignore-missing-args succeeds with nothing, as with a stock daemon;
+// without it the client exits 23 (restore_command's "not found").
+func TestIgnoreMissingArgs(t *testing.T) {
+	e := startServer(t, baseConf, func(o *Options) { o.Logger = quiet })
+	e.put(segment(1).Name(), segment(1).Bytes())
+	dst := filepath.Join(e.tmp, "d") + "/"
+	out, code := e.rsync("-a", "--ignore-missing-args", "rsync://HOST/wal_fetch/"+segment(2).Name(),
+		"rsync://HOST/wal_fetch/"+segment(1).Name(), dst)
+	expectExit(t, out, code, 0)
+	if _, err := os.Stat(dst + segment(1).Name()); err != nil {
+		t.Errorf("the present file was not pulled: %v", err)
+	}
+	out, code = e.rsync("-a", "rsync://HOST/wal_fetch/"+segment(2).Name(), dst)
+	expectExit(t, out, code, exitPartial, "No such file or directory")
+}
+
+func TestIOTimeout(t *testing.T) {
+	for _, c := range []struct {
+		module, client, want time.Duration
+	}{
+		{0, 0, 10 * time.Minute}, {30 * time.Second, 0, 30 * time.Second},
+		{0, 20 * time.Second, 20 * time.Second}, {30 * time.Second, 20 * time.Second, 20 * time.Second},
+		{10 * time.Second, 20 * time.Second, 10 * time.Second},
+	} {
+		s := &session{srv: &Server{opts: Options{}.withDefaults()}, mod: &module{Module: &Module{Timeout: c.module}},
+			args: &serverArgs{timeout: int(c.client / time.Second)}}
+		if got := s.ioTimeout(); got != c.want {
+			t.Errorf("module %v client %v: %v, want %v", c.module, c.client, got, c.want)
+		}
+	}
+}
