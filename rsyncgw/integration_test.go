@@ -23,7 +23,9 @@ import (
 // requireRsync: see internal/testenv.
 func requireRsync(t testing.TB) { t.Helper(); testenv.RequireCommand(t, "rsync") }
 
-var rsyncTimeout = 20 * time.Second
+// rsyncTimeout only catches a hung client: generous, since a loaded
+// 2-core machine running rows in parallel (zstd level 19) is slow.
+var rsyncTimeout = 2 * time.Minute
 
 const baseConf = `
 # test modules
@@ -96,6 +98,15 @@ func startServerWith(t testing.TB, conf string, wrap func(*store.Store) Store, m
 		st.Close()
 	})
 	return &testEnv{t: t, st: st, srv: srv, addr: ln.Addr().String(), tmp: t.TempDir()}
+}
+
+// in returns the environment for a subtest: failures of its helpers go to
+// t, not to the test that started the server (FailNow on a parent from a
+// subtest panics).
+func (e *testEnv) in(t testing.TB) *testEnv {
+	c := *e
+	c.t = t
+	return &c
 }
 
 // rsync runs the real client; "HOST" in an argument becomes our address.

@@ -102,6 +102,7 @@ func TestOptionMatrix(t *testing.T) {
 }
 
 func matrixPush(t *testing.T, e *testEnv, row matrixRow, name string, data []byte) {
+	e = e.in(t)
 	src := e.writeFile("push/"+name, data)
 	out, code := e.rsync(with(row.args, src, "rsync://HOST/wal_store/"+name)...)
 	expectExit(t, out, code, row.push.code, row.push.text)
@@ -117,6 +118,7 @@ func matrixPush(t *testing.T, e *testEnv, row matrixRow, name string, data []byt
 }
 
 func matrixPull(t *testing.T, e *testEnv, row matrixRow, name string, data []byte) {
+	e = e.in(t)
 	dst := filepath.Join(e.tmp, "pull", name)
 	os.MkdirAll(filepath.Dir(dst), 0o755)
 	out, code := e.rsync(with(row.args, "rsync://HOST/wal_fetch/"+name, dst)...)
