@@ -13,10 +13,12 @@ import (
 )
 
 // WAL status is derived on demand from a key-only scan of a directory's
-// names (100 000 segments take well under a second) plus the few, small
-// .history and .backup files, rather than maintained as extra index
-// records: it is then always consistent with the files actually present,
-// whichever way they were added or removed.
+// names (a million segments in about a second, in memory that does not
+// grow with them: package timeline keeps runs of segments, and
+// index.ScanFileNames neither copies names nor keeps the index's pages
+// resident) plus the few, small .history and .backup files, rather than
+// maintained as extra index records: it is then always consistent with the
+// files actually present, whichever way they were added or removed.
 
 // StatusReport is `walrus status` in full: the archive totals and, per
 // directory, timelines, gaps, backups and the last archived segment. Its JSON
@@ -142,12 +144,15 @@ func (s *Store) DirStatus(dir string, now time.Time) (DirStatus, error) {
 func (s *Store) scanWAL(dir string, segSize uint32) (*timeline.Archive, error) {
 	a := timeline.New(segSize)
 	var small []string
-	err := s.Names(dir, func(name string) error {
-		switch wal.ParseName(name).Kind {
+	// Each string(name) below is converted where it is used: AddName and
+	// ParseName keep nothing of it, so a segment's name is never copied to
+	// the heap, and only the few small files' names are.
+	err := s.idx.ScanFileNames(strings.Trim(dir, "/"), func(name []byte) error {
+		switch wal.ParseName(string(name)).Kind {
 		case wal.KindHistory, wal.KindBackup:
-			small = append(small, name)
+			small = append(small, string(name))
 		default:
-			a.AddName(name)
+			a.AddName(string(name))
 		}
 		return nil
 	})

@@ -38,7 +38,7 @@ import (
 // Archive collects what one archive directory holds.
 type Archive struct {
 	segSize   uint32
-	segs      map[uint32][]uint64 // full segments per timeline
+	segs      map[uint32]*runs // full segments per timeline
 	partials  map[uint32][]uint64
 	histories map[uint32][]wal.HistoryEntry
 	backups   []backupFile
@@ -54,12 +54,14 @@ type backupFile struct {
 // New returns an empty Archive of segments of segSize bytes (0 or another
 // invalid size: no segment has been archived yet, so none can be placed).
 func New(segSize uint32) *Archive {
-	return &Archive{segSize: segSize, segs: map[uint32][]uint64{}, partials: map[uint32][]uint64{},
+	return &Archive{segSize: segSize, segs: map[uint32]*runs{}, partials: map[uint32][]uint64{},
 		histories: map[uint32][]wal.HistoryEntry{}}
 }
 
 // AddName records a file name of the directory; only segments and .partial
-// files count, other names are ignored.
+// files count, other names are ignored. It keeps nothing of name, and
+// names in ascending order (an index scan's) cost no memory while they
+// continue a run of segments.
 func (a *Archive) AddName(name string) {
 	n := wal.ParseName(name)
 	if n.Kind != wal.KindSegment && n.Kind != wal.KindPartial {
@@ -77,8 +79,17 @@ func (a *Archive) AddName(name string) {
 	if n.Kind == wal.KindPartial {
 		a.partials[n.TLI] = append(a.partials[n.TLI], segno)
 	} else {
-		a.segs[n.TLI] = append(a.segs[n.TLI], segno)
+		a.runsOf(n.TLI).add(segno)
 	}
+}
+
+func (a *Archive) runsOf(tli uint32) *runs {
+	r := a.segs[tli]
+	if r == nil {
+		r = &runs{}
+		a.segs[tli] = r
+	}
+	return r
 }
 
 // AddHistory records the parsed history file of timeline tli. A history
@@ -228,18 +239,25 @@ func (a *Archive) segName(tli uint32, segno uint64) string {
 }
 
 // provider returns the timeline whose segment segno is on the stream.
-func provider(stream []span, segno uint64) uint32 {
+func provider(stream []span, segno uint64) uint32 { return spanOf(stream, segno).tli }
+
+// spanOf returns the span of the stream that holds segno.
+func spanOf(stream []span, segno uint64) span {
 	for _, sp := range stream {
 		if segno >= sp.lo && segno < sp.hi {
-			return sp.tli
+			return sp
 		}
 	}
-	return stream[len(stream)-1].tli
+	return span{tli: stream[len(stream)-1].tli, lo: segno, hi: noEnd}
 }
 
-func (a *Archive) has(tli uint32, segno uint64) bool {
-	_, found := slices.BinarySearch(a.segs[tli], segno)
-	return found
+// present returns the segments of timeline tli (empty, not nil, when it
+// has none).
+func (a *Archive) present(tli uint32) *runs {
+	if r := a.segs[tli]; r != nil {
+		return r
+	}
+	return &runs{}
 }
 
 // parent returns the timeline tli branched off and where, by tli's stream.
@@ -283,18 +301,14 @@ type interval struct{ from, to uint64 }
 // timeline that should provide them.
 func (a *Archive) missing(tli uint32, out map[uint32][]interval) {
 	stream := a.segments(tli)
-	var present []uint64
+	var present []run // ascending: the spans are, and so are each timeline's runs
 	for _, sp := range stream {
-		segs := a.segs[sp.tli]
-		i, _ := slices.BinarySearch(segs, sp.lo)
-		for ; i < len(segs) && segs[i] < sp.hi; i++ {
-			present = append(present, segs[i])
-		}
+		present = a.present(sp.tli).within(sp.lo, sp.hi, present)
 	}
 	for i := 1; i < len(present); i++ {
-		from, to := present[i-1]+1, present[i]-1
+		from, to := present[i-1].hi, present[i].lo-1
 		if from > to {
-			continue
+			continue // adjacent runs of two timelines
 		}
 		for _, sp := range stream { // split where the stream changes timeline
 			lo, hi := max(from, sp.lo), min(to, sp.hi-1)
@@ -341,10 +355,11 @@ func (a *Archive) Status() Status {
 		}
 		return st
 	}
-	for _, m := range []map[uint32][]uint64{a.segs, a.partials} {
-		for _, s := range m {
-			slices.Sort(s)
-		}
+	for _, s := range a.segs {
+		s.normalize()
+	}
+	for _, s := range a.partials {
+		slices.Sort(s)
 	}
 	all := a.timelines()
 	gaps := a.gaps(all)
@@ -365,8 +380,8 @@ func (a *Archive) Status() Status {
 		}
 		st.Timelines = append(st.Timelines, tl)
 		st.Segments += tl.Segments
-		if segs := a.segs[t]; len(segs) > 0 && (lastTLI == 0 || segs[len(segs)-1] >= lastSeg) {
-			lastSeg, lastTLI = segs[len(segs)-1], t
+		if segs := a.present(t); !segs.empty() && (lastTLI == 0 || segs.last() >= lastSeg) {
+			lastSeg, lastTLI = segs.last(), t
 		}
 		for _, g := range tl.Gaps {
 			st.Problems = append(st.Problems, fmt.Sprintf("timeline %d: %s", t, g))
@@ -389,8 +404,8 @@ func (a *Archive) timeline(t uint32, gaps []Gap) Timeline {
 		tl.History, tl.BeginLSN = true, h[len(h)-1].SwitchLSN.String()
 		tl.Parent, _, _ = a.parent(t)
 	}
-	if segs := a.segs[t]; len(segs) > 0 {
-		tl.First, tl.Last, tl.Segments = a.segName(t, segs[0]), a.segName(t, segs[len(segs)-1]), len(segs)
+	if segs := a.present(t); !segs.empty() {
+		tl.First, tl.Last, tl.Segments = a.segName(t, segs.first()), a.segName(t, segs.last()), segs.count()
 	}
 	for _, p := range a.partials[t] {
 		tl.Partial = append(tl.Partial, a.segName(t, p)+".partial")
@@ -403,16 +418,16 @@ func (a *Archive) timeline(t uint32, gaps []Gap) Timeline {
 func (a *Archive) timelineProblems(t uint32) []string {
 	var out []string
 	h, hasHistory := a.histories[t]
-	if t > 1 && !hasHistory && (len(a.segs[t]) > 0 || len(a.partials[t]) > 0) {
+	if t > 1 && !hasHistory && (!a.present(t).empty() || len(a.partials[t]) > 0) {
 		out = append(out, fmt.Sprintf("timeline %d has segments but no %s", t, wal.HistoryFileName(t)))
 	}
 	if !hasHistory {
 		return out
 	}
 	begin := a.segNo(uint64(h[len(h)-1].SwitchLSN))
-	if segs := a.segs[t]; len(segs) > 0 && segs[0] < begin {
+	if segs := a.present(t); !segs.empty() && segs.first() < begin {
 		out = append(out, fmt.Sprintf("timeline %d: segment %s is older than the timeline, which begins in segment %s",
-			t, a.segName(t, segs[0]), a.segName(t, begin)))
+			t, a.segName(t, segs.first()), a.segName(t, begin)))
 	}
 	// PostgreSQL writes a child's history as a copy of its parent's plus
 	// one line: line i names a timeline whose own history is the lines
@@ -456,10 +471,14 @@ func (a *Archive) backup(f backupFile) Backup {
 		bs.Missing = append(bs.Missing, wal.HistoryFileName(bs.TLI))
 	}
 	stream := a.segments(bs.TLI)
-	for segno := bs.StartSeg; segno <= bs.StopSeg && len(bs.Missing) < maxMissingListed; segno++ {
-		if tli := provider(stream, segno); !a.has(tli, segno) {
-			bs.Missing = append(bs.Missing, a.segName(tli, segno))
+	for segno := bs.StartSeg; segno <= bs.StopSeg && len(bs.Missing) < maxMissingListed; {
+		sp := spanOf(stream, segno)
+		if r, ok := a.present(sp.tli).find(segno); ok {
+			segno = min(r.hi, sp.hi) // skip what is present, up to where the stream changes timeline
+			continue
 		}
+		bs.Missing = append(bs.Missing, a.segName(sp.tli, segno))
+		segno++
 	}
 	bs.Restorable = len(bs.Missing) == 0
 	return bs
