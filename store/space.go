@@ -144,7 +144,10 @@ func (g *spaceGuard) forUpload(n int64) error {
 
 // growReserve allocates (or grows) the reserve file when free bytes leave
 // room for it above what the index needs and MinFree. It reports whether
-// it did. After a failure it waits a minute before it tries again.
+// it did. After a failure other than ENOSPC it waits a minute before it
+// tries again; ENOSPC only means another writer took the space between the
+// check and the allocation, and the next upload must try again, or the
+// next full disk finds no reserve and removals fail.
 func (g *spaceGuard) growReserve(free int64) bool {
 	short := g.reserveShort()
 	if short == 0 || free-short < g.indexNeed()+g.minFree {
@@ -156,7 +159,10 @@ func (g *spaceGuard) growReserve(free int64) bool {
 	if g.noReserve || g.reserved >= want || time.Since(g.failed) < time.Minute {
 		return false
 	}
-	if err := allocateFile(g.reservePath(), want); err != nil {
+	if err := allocate(g.reservePath(), want); err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			return false
+		}
 		g.failed = time.Now()
 		if errors.Is(err, syscall.EOPNOTSUPP) {
 			g.noReserve = true
@@ -228,6 +234,9 @@ func (g *spaceGuard) releaseReserve() bool {
 
 // allocateFile creates or grows path to size bytes, allocated (not a
 // sparse file: the point is to hold the blocks).
+// allocate is allocateFile; tests replace it to inject failures.
+var allocate = allocateFile
+
 func allocateFile(path string, size int64) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {

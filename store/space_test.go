@@ -363,3 +363,34 @@ func TestFailedFsyncPoisonsUncommittedBytes(t *testing.T) {
 	}
 	checkIntact(t, s, map[string][]byte{"before": randomBytes(100<<10, 1), "caught": randomBytes(200<<10, 2)})
 }
+
+// The reserve file is restored at the next upload after an allocation
+// that lost a race for the space (ENOSPC), not a minute later: a full disk
+// right after must still find it, or removals fail there.
+func TestReserveRestoredAfterLostRace(t *testing.T) {
+	root := testenv.SmallFS(t, 128<<20)
+	s := openTest(t, filepath.Join(root, "data"), smallPacks)
+	s.space.releaseReserve()
+	lost := true // another writer takes the space whenever the store tries
+	allocate = func(path string, size int64) error {
+		if lost {
+			return syscall.ENOSPC
+		}
+		return allocateFile(path, size)
+	}
+	t.Cleanup(func() { allocate = allocateFile })
+	mustPut(t, s, "first", randomBytes(64<<10, 1)) // its tries to restore the reserve lose the race
+	lost = false
+	if s.space.reserveShort() == 0 {
+		t.Fatal("the injected ENOSPC did not keep the reserve from being restored")
+	}
+	mustPut(t, s, "second", randomBytes(64<<10, 2))
+	if short := s.space.reserveShort(); short != 0 {
+		t.Fatalf("reserve still %d bytes short after the next upload", short)
+	}
+	filler := filepath.Join(root, "filler")
+	fill(t, filler, 0)
+	if err := s.Remove("second"); err != nil {
+		t.Fatalf("rm on a full disk: %v", err)
+	}
+}
