@@ -20,6 +20,7 @@ import (
 type damage struct {
 	name  string
 	apply func(t *testing.T, data string, rng *rand.Rand)
+	pack  bool // damages a pack: verify must report it even when every read succeeds
 }
 
 func packs(t *testing.T, data string) []string {
@@ -55,26 +56,26 @@ func flip(t *testing.T, files []string, skip int64, rng *rand.Rand) {
 var damages = []damage{
 	{"one byte flipped in a pack (payload or record header)", func(t *testing.T, data string, rng *rand.Rand) {
 		flip(t, packs(t, data), 16, rng)
-	}},
+	}, true},
 	{"8 bytes flipped across packs", func(t *testing.T, data string, rng *rand.Rand) {
 		for range 8 {
 			flip(t, packs(t, data), 16, rng)
 		}
-	}},
+	}, true},
 	{"pack header overwritten", func(t *testing.T, data string, rng *rand.Rand) {
 		p := packs(t, data)[0]
 		f, _ := os.OpenFile(p, os.O_RDWR, 0)
 		f.WriteAt(make([]byte, 16), 0)
 		f.Close()
-	}},
+	}, true},
 	{"pack truncated by a third", func(t *testing.T, data string, rng *rand.Rand) {
 		p := packs(t, data)[0]
 		fi, _ := os.Stat(p)
 		os.Truncate(p, fi.Size()*2/3)
-	}},
+	}, true},
 	{"pack file deleted", func(t *testing.T, data string, rng *rand.Rand) {
 		os.Remove(packs(t, data)[0])
-	}},
+	}, true},
 	{"one byte flipped in an index file", func(t *testing.T, data string, rng *rand.Rand) {
 		var files []string
 		filepath.Walk(filepath.Join(data, "index"), func(p string, fi os.FileInfo, err error) error {
@@ -87,7 +88,7 @@ var damages = []damage{
 			t.Fatal("no index files")
 		}
 		flip(t, files, 0, rng)
-	}},
+	}, false},
 }
 
 // TestCorruption damages copies of one data directory in each way above
@@ -129,7 +130,7 @@ func TestCorruption(t *testing.T) {
 		os.Remove(filepath.Join(home, "data", "walrus.sock"))
 		os.Remove(filepath.Join(home, "rsyncd.conf")) // its module paths name the origin; serve writes a new one
 		d.apply(t, filepath.Join(home, "data"), rng)
-		row, wrong, unnamed := readDamaged(t, home, want)
+		row, wrong, unnamed := readDamaged(t, home, want, d.pack)
 		wrongTotal += wrong
 		unnamedTotal += unnamed
 		rows = append(rows, fmt.Sprintf("  %-55s %s", d.name, row))
@@ -141,7 +142,7 @@ func TestCorruption(t *testing.T) {
 // readDamaged starts walrus on home and reads every file; it returns a
 // summary, the reads that returned wrong bytes with exit 0, and the
 // unreadable files walrus verify did not name.
-func readDamaged(t *testing.T, home string, want map[string][]byte) (row string, wrong, unnamed int) {
+func readDamaged(t *testing.T, home string, want map[string][]byte, packDamaged bool) (row string, wrong, unnamed int) {
 	t.Helper()
 	w, err := walrusproc.TryStart(t, home)
 	if err != nil {
@@ -175,8 +176,8 @@ func readDamaged(t *testing.T, home string, want map[string][]byte) (row string,
 			t.Errorf("%s: %s cannot be read but verify (exit %d) does not name it:\n%s", home, path, code, report)
 		}
 	}
-	if len(bad) > 0 && code == 0 {
-		t.Errorf("%s: %d files unreadable, verify exited 0", home, len(bad))
+	if (len(bad) > 0 || packDamaged) && code == 0 {
+		t.Errorf("%s: a damaged pack (%d files unreadable), verify exited 0", home, len(bad))
 	}
 	return fmt.Sprintf("%2d of %d files unreadable (EIO), verify exit %d", len(bad), len(want), code), wrong, unnamed
 }
