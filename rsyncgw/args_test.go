@@ -143,10 +143,10 @@ func TestOptionTableNames(t *testing.T) {
 			t.Errorf("bad or duplicate row %+v", o)
 		}
 		seen[key] = true
-		if o.use == optSupported && o.short == 0 {
+		if o.use == optSupported {
 			a := &serverArgs{}
-			if err := a.setLong(o.long, "1"); errors.Is(err, ErrProtocol) {
-				t.Errorf("supported option --%s has no handler", o.long)
+			if err := a.set(&o, "1"); errors.Is(err, ErrProtocol) {
+				t.Errorf("supported option %+v has no handler", o)
 			}
 		}
 	}

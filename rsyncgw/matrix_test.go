@@ -22,6 +22,7 @@ type matrixRow struct {
 	// anything else must have stored or written nothing.
 	push, pull outcome
 	dryRun     bool // exit 0 and nothing stored or written
+	pullSkips  bool // the client's own rules skip the file: exit 0, nothing written
 }
 
 type outcome struct {
@@ -48,6 +49,15 @@ func matrixRows(tmp string) []matrixRow {
 		{args: []string{"-a", "--modify-window=2"}}, {args: []string{"-a", "--max-size=100M"}}, {args: []string{"-aL"}},
 		{args: []string{"-a", "--min-size=1K"}}, {args: []string{"-a", "-I"}}, {args: []string{"-ab"}},
 		{args: []string{"-a", "--ignore-times", "--checksum-seed=12345"}},
+		{args: []string{"-a", "--checksum-choice=md5"}}, {args: []string{"-a", "--checksum-choice=md4"}},
+		{args: []string{"-a", "--checksum-choice=xxh128"}}, {args: []string{"-a", "--checksum-choice=xxh3"}},
+		{args: []string{"-a", "--checksum-choice=xxh64"}}, {args: []string{"-a", "--checksum-choice=sha1"}},
+		{args: []string{"-ac", "--cc=xxh3,md5"}}, {args: []string{"-a", "--checksum-choice=none"}},
+		// Push skip rules on a new name (skip_test.go has the others);
+		// on a pull they are the client's business.
+		{args: []string{"-a", "--existing"}, push: outcome{exitPartial, "--existing creates no files"}, pullSkips: true},
+		{args: []string{"-a", "--ignore-existing"}}, {args: []string{"-au"}}, {args: []string{"-a", "--size-only"}},
+		{args: []string{"-a", "--max-size=1K"}, push: outcome{exitPartial, "it is larger than --max-size=1024"}, pullSkips: true},
 		// Options that take a value (rsync: options.c server_options).
 		{args: []string{"-a", "-T", tmp}}, {args: []string{"-a", "--temp-dir=" + tmp}},
 		{args: []string{"-a", "--partial-dir=.rsync-partial"}}, {args: []string{"-a", "--partial-dir", ".p", "--delay-updates"}},
@@ -125,7 +135,7 @@ func matrixPull(t *testing.T, e *testEnv, row matrixRow, name string, data []byt
 	expectExit(t, out, code, row.pull.code, row.pull.text)
 	got, err := os.ReadFile(dst)
 	switch {
-	case row.pull.code == 0 && !row.dryRun:
+	case row.pull.code == 0 && !row.dryRun && !row.pullSkips:
 		if !bytes.Equal(got, data) {
 			t.Errorf("pulled %d bytes (%v), want %d", len(got), err, len(data))
 		}
