@@ -8,9 +8,9 @@
 // A connection runs in its own goroutine (Server.Serve). The text phase
 // (greeting, MOTD, module line, access checks, auth, arguments) is bounded
 // by Options.HandshakeTimeout; after it every read and write refreshes a
-// deadline of the module's `timeout` (Options.IdleTimeout when unset), so
-// an idle or stalled client times out while a slow but moving one does
-// not. Access is decided before the store is touched, in rsync's order:
+// deadline of the module's `timeout`, or the client's --timeout when
+// shorter (Options.IdleTimeout when neither is set), so an idle or
+// stalled client times out while a slow but moving one does not. Access is decided before the store is touched, in rsync's order:
 // hosts allow/deny, max connections, auth users and secrets.
 //
 // A pull (`--sender`) or listing builds the file list from the store,
@@ -58,19 +58,20 @@
 //
 // The server's argument list is parsed as rsync: options.c
 // server_options writes it (args.go). Options whose wire format or
-// semantics we do not implement (-H, -A, -X, -U, -N, -R, --delete*,
-// --backup-dir, --compare-dest, --link-dest, --copy-dest,
-// --remove-source-files, ...) and those in `refuse options` are refused
-// with stock rsync's text and exit code; protocols below 30 are refused
-// with @ERROR. No path leads to a hang: every read has a
-// deadline and every length read from the wire is bounded (wire.go)
-// before anything is allocated.
+// semantics we do not implement (-H, -A, -X, -U, -N, -R, --append,
+// --files-from, --remove-source-files, ...; on a push also --delete*,
+// --backup-dir, --compare-dest, --link-dest, --copy-dest) and those in
+// `refuse options` are refused with stock rsync's text and exit code;
+// protocols below 30 are refused with @ERROR. No path leads to a hang:
+// every read has a deadline and every length read from the wire is
+// bounded (wire.go) before anything is allocated.
 //
 // # Concurrency
 //
 // Server.mu guards the per-module connection counts, the table of open
 // connections and the session numbers; Server.logMu guards the syslog
-// connections, which sessions share. A session is owned by one goroutine; during a push the
+// connections and the name cache has its own mutex, both shared by
+// sessions. A session is owned by one goroutine; during a push the
 // generator goroutine shares only the muxWriter, whose mutex makes each
 // write one unit. The session goroutine waits for the generator before
 // returning (closing the connection first if it failed, which unblocks
