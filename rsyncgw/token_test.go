@@ -172,6 +172,13 @@ func TestTokenReferences(t *testing.T) {
 			t.Errorf("%s: end: %d %v", name, n, err)
 		}
 	}
+	// Empty DEFLATED_DATA chunks (found by FuzzTokenStreams: the
+	// inflater's byte reader indexed an empty chunk) end in an error or
+	// the file's end, never a panic.
+	for _, name := range codecs[1:] {
+		r := newTokenReader(compression{name: name}, bufio.NewReader(bytes.NewReader([]byte{flagData, 0, flagData, 0, flagEnd})))
+		r.next()
+	}
 	bad := [][]byte{{flagTokenLong, 0xff, 0xff, 0xff, 0xff}, {flagTokenRunRel, 0, 0}, {0x13}, {flagData | 0x3f}}
 	for _, name := range codecs[1:] {
 		for _, b := range bad {
