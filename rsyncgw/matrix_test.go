@@ -156,3 +156,45 @@ func TestOptionMatrixNames(t *testing.T) {
 		seen[n] = true
 	}
 }
+
+// TestCompressedTrees pushes and pulls several files in one session with
+// each compression: zstd's stream spans them, zlib restarts per file, and
+// a name `dont compress` matches is sent at deflate level 0 or as
+// literal lz4 blocks in the middle of the others.
+func TestCompressedTrees(t *testing.T) {
+	e := startServer(t, baseConf, func(o *Options) { o.Logger = quiet })
+	files := map[string][]byte{
+		"000000010000000000000002.gz": bytes.Repeat([]byte("gzip-looking "), 5000),
+		"00000002.history":            []byte("1\t0/3000000\tno recovery target specified\n"),
+		"empty.backup":                nil,
+	}
+	for i := uint64(1); i <= 3; i++ {
+		files[segment(i).Name()] = segment(i).Bytes()
+	}
+	for z, args := range map[string][]string{
+		"z": {"-z"}, "zlib": {"--zc=zlib"}, "zlibx": {"--zc=zlibx"}, "lz4": {"--zc=lz4"},
+		"zstd9": {"--zc=zstd", "--zl=9"}, "p30": {"--protocol=30", "-z"},
+	} {
+		t.Run(z, func(t *testing.T) {
+			src := filepath.Join(e.tmp, "src-"+z)
+			for name, data := range files {
+				e.writeFile("src-"+z+"/"+name, data)
+			}
+			out, code := e.rsync(with(args, "-a", src+"/", "rsync://HOST/wal_store/"+z+"/")...)
+			expectExit(t, out, code, 0)
+			for name, data := range files {
+				if got := e.stored(z + "/" + name); !bytes.Equal(got, data) {
+					t.Errorf("stored %s: %d bytes, want %d", name, len(got), len(data))
+				}
+			}
+			dst := filepath.Join(e.tmp, "dst-"+z) + "/"
+			out, code = e.rsync(with(args, "-a", "rsync://HOST/wal_fetch/"+z+"/", dst)...)
+			expectExit(t, out, code, 0)
+			for name, data := range files {
+				if got, err := os.ReadFile(dst + name); err != nil || !bytes.Equal(got, data) {
+					t.Errorf("pulled %s: %d bytes (%v), want %d", name, len(got), err, len(data))
+				}
+			}
+		})
+	}
+}
