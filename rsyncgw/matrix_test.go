@@ -176,6 +176,7 @@ func TestCompressedTrees(t *testing.T) {
 		"zstd9": {"--zc=zstd", "--zl=9"}, "p30": {"--protocol=30", "-z"},
 	} {
 		t.Run(z, func(t *testing.T) {
+			e := e.in(t)
 			src := filepath.Join(e.tmp, "src-"+z)
 			for name, data := range files {
 				e.writeFile("src-"+z+"/"+name, data)

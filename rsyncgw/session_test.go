@@ -40,6 +40,7 @@ secrets file = %s
 	dest := "rsync://%s@HOST/secure/" + seg.Name()
 	for _, p := range protocols {
 		t.Run(p.name, func(t *testing.T) {
+			e := e.in(t)
 			out, code := e.rsyncEnv([]string{"RSYNC_PASSWORD=wonderland"}, with(p.args, "-aq", src, fmt.Sprintf(dest, "alice"))...)
 			expectExit(t, out, code, 0)
 			out, code = e.rsyncEnv([]string{"RSYNC_PASSWORD=wrong"}, with(p.args, "-aq", src, fmt.Sprintf(dest, "alice"))...)
