@@ -170,7 +170,8 @@ func writeDefaultConf(path, root string) error {
 	if err != nil {
 		return err
 	}
-	if err := t.Execute(f, struct{ Root string }{root}); err != nil {
+	logFile := filepath.Join(filepath.Dir(path), "rsyncd.log") // not syslog: a fresh host may have none
+	if err := t.Execute(f, struct{ Root, Log string }{root, logFile}); err != nil {
 		f.Close()
 		return err
 	}
