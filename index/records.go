@@ -220,6 +220,14 @@ func (d *decoder) version() {
 	}
 }
 
+// EncodeFile is the encoding of a file record without its key (Dir and
+// Name), versioned and length-bounded. The store's pack journal carries
+// exactly these bytes, so index and journal can never drift apart.
+func EncodeFile(f *File) []byte { return encodeFile(f) }
+
+// DecodeFile decodes what EncodeFile wrote, as the file dir/name.
+func DecodeFile(dir, name string, b []byte) (*File, error) { return decodeFile(dir, name, b) }
+
 func encodeFile(f *File) []byte {
 	e := encoder{b: make([]byte, 0, 64+len(f.Blocks)*33)}
 	e.u8(recordVersion)
@@ -259,8 +267,12 @@ func decodeFile(dir, name string, b []byte) (*File, error) {
 	}
 	f.Blocks = make([]Hash, n)
 	for i := range f.Blocks {
-		if d.u8() == 1 {
+		switch d.u8() {
+		case 0: // a hole
+		case 1:
 			f.Blocks[i] = d.hash()
+		default:
+			d.fail()
 		}
 	}
 	if d.err == nil && len(d.b) > 0 {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -156,25 +157,11 @@ func (j *jentry) encode(e *jenc) {
 	e.u8(j.kind)
 	switch j.kind {
 	case jeFile:
-		f := j.file
-		e.str(f.Dir)
-		e.str(f.Name)
-		e.svar(f.Size)
-		e.uvar(uint64(f.Mode))
-		e.svar(f.MTime)
-		e.svar(f.Archived)
-		e.hash(f.Hash)
-		e.uvar(uint64(f.BlockSize))
-		e.uvar(uint64(len(f.Blocks)))
-		for _, h := range f.Blocks {
-			if h.IsZero() {
-				e.u8(0)
-				continue
-			}
-			e.u8(1)
-			e.hash(h)
-		}
-		e.svar(f.Stored)
+		e.str(j.file.Dir)
+		e.str(j.file.Name)
+		rec := index.EncodeFile(j.file) // the index's own record encoding
+		e.uvar(uint64(len(rec)))
+		e.b = append(e.b, rec...)
 	case jeRemove:
 		e.str(j.dirName)
 		e.str(j.name)
@@ -357,32 +344,26 @@ func decodeEntry(d *jdec) jentry {
 }
 
 func decodeFileEntry(d *jdec) *index.File {
-	f := &index.File{Dir: d.str(), Name: d.str(), Size: d.svar()}
-	f.Mode = d.u32()
-	f.MTime, f.Archived = d.svar(), d.svar()
-	f.Hash = d.hash()
-	f.BlockSize = d.u32()
+	dir, name := d.str(), d.str()
 	n := d.uvar()
+	if d.err != nil {
+		return &index.File{Dir: dir, Name: name}
+	}
 	if n > uint64(len(d.b)) {
-		d.fail("block count out of range")
-		return f
+		d.fail("file record length out of range")
+		return &index.File{Dir: dir, Name: name}
 	}
-	f.Blocks = make([]index.Hash, n)
-	for i := range f.Blocks {
-		switch d.u8() {
-		case 0:
-		case 1:
-			f.Blocks[i] = d.hash()
-		default:
-			d.fail("bad block marker")
-		}
-		if d.err != nil {
-			return f
-		}
+	rec := d.b[:n]
+	d.b = d.b[n:]
+	f, err := index.DecodeFile(dir, name, rec)
+	if err != nil {
+		d.fail(err.Error())
+		return &index.File{Dir: dir, Name: name}
 	}
-	f.Stored = d.svar()
-	if d.err == nil && (f.Size < 0 || f.BlockSize == 0 && len(f.Blocks) > 0 ||
-		uint64(len(f.Blocks)) != blocksFor(f.Size, f.BlockSize)) {
+	if !bytes.Equal(index.EncodeFile(f), rec) { // one encoding per record: repair replays what was written
+		d.fail("file record not in its canonical encoding")
+	}
+	if f.Size < 0 || f.BlockSize == 0 && len(f.Blocks) > 0 || uint64(len(f.Blocks)) != blocksFor(f.Size, f.BlockSize) {
 		d.fail("file size, block size and block count disagree")
 	}
 	return f
