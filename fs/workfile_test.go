@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,8 +108,8 @@ os.close(fd)`
 	}
 	e.mustRun("mv", partial, e.m("ns", g.Name()))
 	checkBytes(t, "archived by rename", e.stored("ns/"+g.Name()), g.Bytes())
-	if _, err := os.Stat(partial); !os.IsNotExist(err) {
-		t.Errorf(".partial after the rename: %v", err)
+	if out, err := e.run("stat", partial); err == nil {
+		t.Errorf(".partial after the rename:\n%s", out)
 	}
 	e.notStored("ns/" + g.Name() + ".partial")
 	if entries, _ := os.ReadDir(filepath.Join(e.data, "work", "dirs", "ns")); len(entries) != 0 {
@@ -133,37 +134,49 @@ func TestWorkFileRenameRefusals(t *testing.T) {
 		{[]byte("not wal"), seg(32).Name(), syscall.EINVAL},                                       // invalid WAL
 		{seg(33, func(s *walgen.Segment) { s.SysID = 9 }).Bytes(), seg(33).Name(), syscall.EPERM}, // another cluster
 	} {
-		if err := os.WriteFile(tmp, c.data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		err := os.Rename(tmp, e.m(c.to))
-		if le, ok := err.(*os.LinkError); !ok || le.Err != c.want {
-			t.Errorf("rename onto %s: %v, want %v", c.to, err, c.want)
+		if got := e.renameErrno(e.source("data", c.data), tmp, e.m(c.to)); got != c.want {
+			t.Errorf("rename onto %s: errno %v, want %v", c.to, got, c.want)
 		}
 		checkBytes(t, "temp kept", []byte(e.mustRun("cat", tmp)), c.data)
 	}
 	checkBytes(t, "original", e.stored(g.Name()), g.Bytes())
-	if err := os.WriteFile(tmp, g.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
+	if got := e.renameErrno(e.source("same", g.Bytes()), tmp, e.m(g.Name())); got != 0 {
+		t.Errorf("identical rename: errno %v", got)
 	}
-	if err := os.Rename(tmp, e.m(g.Name())); err != nil {
-		t.Errorf("identical rename: %v", err)
-	}
-	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
-		t.Errorf("temp after an identical rename: %v", err)
+	if out, err := e.run("stat", tmp); err == nil {
+		t.Errorf("temp after an identical rename:\n%s", out)
 	}
 	for _, bad := range []string{"new\nline", "esc\x1b[0m", seg(34).Name() + "\n"} {
-		if err := os.WriteFile(e.m(bad), []byte("x"), 0o600); err == nil || !strings.Contains(err.Error(), "invalid argument") {
-			t.Errorf("create of %q: %v", bad, err)
+		if out, err := e.run("touch", e.m(bad)); err == nil || !strings.Contains(out, "Invalid argument") {
+			t.Errorf("create of %q: %v %s", bad, err, out)
 		}
 	}
 	long := strings.Repeat("x", 256)
-	if _, err := os.Create(e.m(long)); err == nil || !strings.Contains(err.Error(), "file name too long") {
-		t.Errorf("create of a 256-byte name: %v", err)
+	for _, cmd := range []string{"touch", "stat"} {
+		if out, err := e.run(cmd, e.m(long)); err == nil || !strings.Contains(out, "File name too long") {
+			t.Errorf("%s of a 256-byte name: %v %s", cmd, err, out)
+		}
 	}
-	if _, err := os.Stat(e.m(long)); err == nil || !strings.Contains(err.Error(), "file name too long") {
-		t.Errorf("stat of a 256-byte name: %v", err)
+}
+
+// renameErrno copies src to tmp and renames tmp onto dst in a child
+// process (never touch the mount from the process serving it) and returns
+// the rename's errno (0: it succeeded).
+func (e *testEnv) renameErrno(src, tmp, dst string) syscall.Errno {
+	e.t.Helper()
+	py := `import os, sys, shutil
+shutil.copyfile(sys.argv[1], sys.argv[2])
+try:
+    os.rename(sys.argv[2], sys.argv[3])
+    print(0)
+except OSError as err:
+    print(err.errno)`
+	out := strings.TrimSpace(e.mustRun("python3", "-c", py, src, tmp, dst))
+	n, err := strconv.Atoi(out)
+	if err != nil {
+		e.t.Fatalf("rename helper: %q", out)
 	}
+	return syscall.Errno(n)
 }
 
 // What a writer fsynced in a work file (and its name, by fsyncing the
