@@ -27,31 +27,6 @@ func freeBytes(t testing.TB, dir string) int64 {
 	return int64(st.Bavail) * st.Bsize
 }
 
-// fill writes the file path until dir's filesystem has at most left bytes
-// free (left 0: until the kernel says ENOSPC), as another program filling
-// the disk would.
-func fill(t testing.TB, path string, left int64) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 1<<20)
-	for {
-		n := freeBytes(t, filepath.Dir(path)) - left
-		if n <= 0 {
-			return
-		}
-		if _, err := f.Write(buf[:min(n, int64(len(buf)))]); err != nil {
-			if errors.Is(err, syscall.ENOSPC) {
-				return
-			}
-			t.Fatal(err)
-		}
-	}
-}
-
 func smallPacks(c *Config) {
 	c.BlockSize, c.PackSize, c.MinFree = 64<<10, 4<<20, 1<<20
 }
@@ -106,7 +81,7 @@ func TestFullDiskRefusedThenResumes(t *testing.T) {
 	root := testenv.SmallFS(t, 128<<20)
 	s := openTest(t, filepath.Join(root, "data"), smallPacks)
 	filler := filepath.Join(root, "filler")
-	fill(t, filler, s.space.uploadFloor()+3<<20)
+	testenv.Fill(t, filler, s.space.uploadFloor()+3<<20)
 	acked := map[string][]byte{}
 	for cycle := 0; cycle < 3; cycle++ {
 		err := pushUntilRefused(t, s, fmt.Sprintf("c%d", cycle), acked)
@@ -125,7 +100,7 @@ func TestFullDiskRefusedThenResumes(t *testing.T) {
 		mustPut(t, s, name, data)
 		acked[name] = data
 		t.Logf("cycle %d: %d files acknowledged; first push after space returned took %v", cycle, len(acked), time.Since(start))
-		fill(t, filler, s.space.uploadFloor()+3<<20)
+		testenv.Fill(t, filler, s.space.uploadFloor()+3<<20)
 	}
 	for name := range acked { // removals commit below the floor
 		if err := s.Remove(name); err != nil {
@@ -153,7 +128,7 @@ func TestPackWriteFailureDoesNotWedge(t *testing.T) {
 	filler := filepath.Join(small, "filler")
 	acked := map[string][]byte{}
 	for cycle := 0; cycle < 4; cycle++ {
-		fill(t, filler, 2<<20)
+		testenv.Fill(t, filler, 2<<20)
 		err := pushUntilRefused(t, s, fmt.Sprintf("c%d", cycle), acked)
 		checkNoSpace(t, err)
 		if !strings.Contains(err.Error(), "no space left on device") {
@@ -224,7 +199,7 @@ func TestGCLeavesRewritesItCannotFinish(t *testing.T) {
 	// than one pack's live bytes above what the index needs.
 	s.space.releaseReserve()
 	filler := filepath.Join(root, "filler")
-	fill(t, filler, s.space.indexNeed()+512<<10)
+	testenv.Fill(t, filler, s.space.indexNeed()+512<<10)
 	rep, err := s.GC(context.Background(), GCOptions{})
 	if err != nil {
 		t.Fatalf("gc on a full disk: %v", err)
@@ -389,7 +364,7 @@ func TestReserveRestoredAfterLostRace(t *testing.T) {
 		t.Fatalf("reserve still %d bytes short after the next upload", short)
 	}
 	filler := filepath.Join(root, "filler")
-	fill(t, filler, 0)
+	testenv.Fill(t, filler, 0)
 	if err := s.Remove("second"); err != nil {
 		t.Fatalf("rm on a full disk: %v", err)
 	}

@@ -1,36 +1,14 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/walrus-archive/walrus/internal/testenv"
 	"github.com/walrus-archive/walrus/internal/walgen"
 )
-
-// fillFS writes path until its filesystem has no block left, as another
-// program filling the disk would.
-func fillFS(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 1<<20)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if errors.Is(err, syscall.ENOSPC) {
-				return
-			}
-			t.Fatal(err)
-		}
-	}
-}
 
 // TestPutFullDisk: `walrus put` as archive_command on a full disk exits 8
 // with one line saying why, stores nothing, and succeeds again once space
@@ -52,7 +30,7 @@ func TestPutFullDisk(t *testing.T) {
 	}
 	filler := filepath.Join(root, "filler")
 	for cycle := uint64(0); cycle < 3; cycle++ {
-		fillFS(t, filler)
+		testenv.Fill(t, filler, 0)
 		n := 10 + cycle
 		r := walrus(t, data, seg(n), "put", name(n))
 		if r.code != exitNoSpace || strings.Count(r.stderr, "walrus: store: not enough free space: ") != 1 {

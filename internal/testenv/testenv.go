@@ -5,6 +5,7 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -109,4 +110,35 @@ func MountSmallFS(t testing.TB, dir string, size int64) {
 		Require(t, fmt.Sprintf("mount(2) of a tmpfs (%v)", err))
 	}
 	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+}
+
+// Fill writes the file path until its filesystem has at most left bytes
+// free (left 0: until the kernel says ENOSPC), as another program filling
+// the disk would.
+func Fill(t testing.TB, path string, left int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		n := int64(len(buf))
+		if left > 0 {
+			var st syscall.Statfs_t
+			if err := syscall.Statfs(filepath.Dir(path), &st); err != nil {
+				t.Fatal(err)
+			}
+			if n = min(n, int64(st.Bavail)*st.Bsize-left); n <= 0 {
+				return
+			}
+		}
+		if _, err := f.Write(buf[:n]); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				return
+			}
+			t.Fatal(err)
+		}
+	}
 }

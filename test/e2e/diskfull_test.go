@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,25 +29,6 @@ func fullDiskCycles() int {
 		return 10
 	}
 	return 3
-}
-
-// fillFS writes path until its filesystem has no block left.
-func fillFS(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 1<<20)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if errors.Is(err, syscall.ENOSPC) {
-				return
-			}
-			t.Fatal(err)
-		}
-	}
 }
 
 // walGenerator switches WAL every interval until stop is called, as a busy
@@ -105,7 +84,7 @@ func TestFullDiskArchiving(t *testing.T) {
 		last, _ := pg.SwitchWAL()
 		pg.WaitArchived(time.Minute, last)
 		failed := pg.Archiver().Failed
-		fillFS(t, filler)
+		testenv.Fill(t, filler, 0)
 		// An outage, not a blip: archiving fails and segments pile up.
 		pgcluster.Eventually(t, time.Minute, "archive_command to fail and 5 segments to wait on the full disk", func() (bool, string) {
 			a := pg.Archiver()
