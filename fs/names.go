@@ -2,6 +2,7 @@ package fs
 
 import (
 	"regexp"
+	"strings"
 
 	"github.com/walrus-archive/walrus/internal/wal"
 )
@@ -34,5 +35,5 @@ func isArchiveName(name string) bool {
 // old timeline's last segment as NAME.partial at promotion, and expects
 // the copy to be on stable storage when cp exits 0).
 func isPartial(name string) bool {
-	return len(name) > len(".partial") && name[len(name)-len(".partial"):] == ".partial"
+	return strings.HasSuffix(name, ".partial") && name != ".partial"
 }
