@@ -112,9 +112,11 @@ func MountSmallFS(t testing.TB, dir string, size int64) {
 	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 }
 
-// Fill writes the file path until its filesystem has at most left bytes
-// free (left 0: until the kernel says ENOSPC), as another program filling
-// the disk would.
+// Fill grows the file path until its filesystem has at most left bytes
+// free (left 0: none), as another program filling the disk would. It
+// takes the space in as few fallocate calls as it can, so that it does not
+// run on into space a server frees while the disk is being filled (a
+// program that keeps writing after the disk is full is another test).
 func Fill(t testing.TB, path string, left int64) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -122,23 +124,30 @@ func Fill(t testing.TB, path string, left int64) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	buf := make([]byte, 1<<20)
 	for {
-		n := int64(len(buf))
-		if left > 0 {
-			var st syscall.Statfs_t
-			if err := syscall.Statfs(filepath.Dir(path), &st); err != nil {
-				t.Fatal(err)
-			}
-			if n = min(n, int64(st.Bavail)*st.Bsize-left); n <= 0 {
-				return
-			}
-		}
-		if _, err := f.Write(buf[:n]); err != nil {
-			if errors.Is(err, syscall.ENOSPC) {
-				return
-			}
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(filepath.Dir(path), &st); err != nil {
 			t.Fatal(err)
+		}
+		n := int64(st.Bavail)*st.Bsize - left
+		if n <= 0 {
+			return
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = syscall.Fallocate(int(f.Fd()), 0, fi.Size(), n)
+		switch {
+		case err == nil, errors.Is(err, syscall.ENOSPC):
+			// ENOSPC: someone took some of it meanwhile; measure again.
+			if err != nil && left == 0 {
+				if err := syscall.Fallocate(int(f.Fd()), 0, fi.Size(), st.Bsize); errors.Is(err, syscall.ENOSPC) {
+					return // not one block left
+				}
+			}
+		default:
+			t.Fatalf("fill %s: %v", path, err)
 		}
 	}
 }
