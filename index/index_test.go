@@ -25,7 +25,8 @@ func openTest(t *testing.T) *DB {
 func TestRecordsRoundTrip(t *testing.T) {
 	db := openTest(t)
 	f := &File{Dir: "c1", Name: "000000010000000000000001", Size: 16 << 20, Mode: 0o600, MTime: 123, Archived: 456,
-		Hash: sha256.Sum256([]byte("x")), BlockSize: 1 << 20, Blocks: []Hash{sha256.Sum256([]byte("a")), ZeroHash, sha256.Sum256([]byte("b"))}}
+		Hash: sha256.Sum256([]byte("x")), BlockSize: 1 << 20, Blocks: []Hash{sha256.Sum256([]byte("a")), ZeroHash, sha256.Sum256([]byte("b"))},
+		Stored: 99, HashKind: HashRoot}
 	blk := &Block{Pack: 3, Offset: 1 << 40, RawLen: 1 << 20, StoredLen: 70000, Codec: CodecZstd, Refs: 2}
 	pk := &Pack{ID: 3, Committed: 1 << 30, Live: 12345, Retired: true}
 	dir := &Dir{Name: "c1", SysID: 7300000000000000001, SegSize: 16 << 20, Magic: 0xD110, Version: "15", Created: 9, Segments: 1,
@@ -170,5 +171,23 @@ func TestOpenAfterKillDuringValueLogCreation(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A record without the HashKind field (written before it existed) decodes
+// as HashWhole; an unknown kind is a corrupt record, not a silent guess.
+func TestHashKindField(t *testing.T) {
+	f := &File{Size: 1, BlockSize: 1 << 20, Blocks: []Hash{sha256.Sum256([]byte("a"))}, Stored: 60}
+	old := encodeFile(f) // HashWhole: no trailing byte, as older binaries wrote
+	g, err := decodeFile("", "x", old)
+	if err != nil || g.HashKind != HashWhole {
+		t.Fatalf("old record: kind %v, err %v", g.HashKind, err)
+	}
+	f.HashKind = HashRoot
+	if g, err := decodeFile("", "x", encodeFile(f)); err != nil || g.HashKind != HashRoot {
+		t.Fatalf("root record: %+v, %v", g, err)
+	}
+	if _, err := decodeFile("", "x", append(old, 9)); !errors.Is(err, ErrCorruptRecord) {
+		t.Fatalf("unknown hash kind: got %v, want ErrCorruptRecord", err)
 	}
 }

@@ -30,12 +30,67 @@ type File struct {
 	Mode      uint32 // permission bits as given by the writer
 	MTime     int64  // modification time from the writer, unix nanoseconds
 	Archived  int64  // when the file was committed, unix nanoseconds
-	Hash      Hash   // SHA-256 of the whole file
+	Hash      Hash   // the file's identity; how it is computed: HashKind
 	BlockSize uint32 // size of every block but the last
 	Blocks    []Hash // one per block; ZeroHash for a hole
 	// Stored is the pack footprint of the file's distinct blocks when it
 	// was committed (what du shows); 0 in records written before it existed.
 	Stored int64
+	// HashKind says what Hash is: HashWhole in records written before
+	// HashRoot existed, HashRoot since.
+	HashKind HashKind
+}
+
+// HashKind says how a file's identity hash was computed.
+type HashKind uint8
+
+const (
+	// HashWhole is SHA-256 of the file's bytes (records written before
+	// HashRoot; they keep it).
+	HashWhole HashKind = 0
+	// HashRoot is SHA-256 over the size and the block list (RootHash): it
+	// needs no second pass over the bytes, since every block is hashed anyway.
+	HashRoot HashKind = 1
+)
+
+// RootHash is the HashRoot identity of a file of size bytes cut into
+// blockSize blocks with hashes blocks (ZeroHash for a hole): SHA-256 of
+// u64 size | u32 blockSize | every block hash, integers little-endian.
+func RootHash(size int64, blockSize uint32, blocks []Hash) Hash {
+	h := sha256.New()
+	var n [12]byte
+	binary.LittleEndian.PutUint64(n[0:8], uint64(size))
+	binary.LittleEndian.PutUint32(n[8:12], blockSize)
+	h.Write(n[:])
+	for i := range blocks {
+		h.Write(blocks[i][:])
+	}
+	var out Hash
+	h.Sum(out[:0])
+	return out
+}
+
+// SameContent reports whether a and b hold the same bytes, whatever kind
+// of identity each record carries: equal hashes of one kind, or (across
+// kinds) equal sizes and block lists at one block size — both kinds keep
+// every block's SHA-256. Records of different kinds and block sizes cannot
+// be compared without reading them: false.
+func SameContent(a, b *File) bool {
+	if a.Size != b.Size {
+		return false
+	}
+	if a.HashKind == b.HashKind {
+		return a.Hash == b.Hash
+	}
+	if a.BlockSize != b.BlockSize || len(a.Blocks) != len(b.Blocks) {
+		return false
+	}
+	for i := range a.Blocks {
+		if a.Blocks[i] != b.Blocks[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Path is Dir/Name, or Name in the root.
@@ -246,7 +301,10 @@ func encodeFile(f *File) []byte {
 		e.u8(1)
 		e.hash(h)
 	}
-	e.svar(f.Stored) // optional trailing field
+	e.svar(f.Stored) // optional trailing fields
+	if f.HashKind != HashWhole {
+		e.u8(uint8(f.HashKind))
+	}
 	return e.b
 }
 
@@ -277,6 +335,14 @@ func decodeFile(dir, name string, b []byte) (*File, error) {
 	}
 	if d.err == nil && len(d.b) > 0 {
 		f.Stored = d.svar()
+	}
+	if d.err == nil && len(d.b) > 0 {
+		switch k := HashKind(d.u8()); k {
+		case HashWhole, HashRoot:
+			f.HashKind = k
+		default:
+			d.fail()
+		}
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: file %q", d.err, name)

@@ -198,7 +198,7 @@ func (o *commitFileOp) apply(x *index.Txn, now time.Time) error {
 	o.existed, o.dirChanged = false, nil
 	old, err := x.File(f.Dir, f.Name)
 	switch {
-	case err == nil && old.Hash == f.Hash && old.Size == f.Size:
+	case err == nil && index.SameContent(old, f):
 		o.existed = true
 		return nil
 	case err == nil:

@@ -38,18 +38,24 @@
 //
 // # Immutability
 //
-// A committed name never changes content. Committing the same name with the
-// same whole-file hash succeeds without storing anything (when the name
-// exists at Create time, blocks are only hashed and compared, never
+// A committed name never changes content. A file's identity (index.File.Hash)
+// is SHA-256 over its size, block size and block hashes (index.RootHash;
+// records from before it hold a whole-file SHA-256, HashWhole, and are
+// compared by that). Committing the same name with the same identity
+// succeeds without storing anything (when the name exists at Create time,
+// blocks are only hashed and compared, at the record's block size, never
 // written); different content fails with ErrExists and leaves the original
 // untouched. A WAL segment whose system identifier differs from the
 // directory's fails with ErrClusterMismatch.
 //
 // # Read path
 //
-// Readers map offsets to blocks; a block is read from its pack, CRC-checked,
-// decompressed and its SHA-256 compared with the index before any byte is
-// returned: a mismatch is ErrCorrupt, never wrong data. Decompressed blocks
+// Readers map offsets to blocks; a block is read from its pack, its record
+// header compared with the block wanted and CRC-checked, and decompressed
+// with zstd's content checksum (XXH64) verified, before any byte is
+// returned: a mismatch is ErrCorrupt, never wrong data. SHA-256 of the
+// decoded block is computed only for frames written without the checksum
+// (before it was enabled) and by verify (decodedChecked, Reader.strict). Decompressed blocks
 // are kept in a byte-bounded LRU cache (Config.CacheBytes) shared by all
 // readers; concurrent misses on the same block are loaded once.
 //

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io"
 
@@ -14,6 +15,11 @@ type Reader struct {
 	f       *index.File
 	located map[index.Hash]index.Block // uncommitted blocks (validation of uploads)
 	noCache bool
+	// strict checks every block's SHA-256 against the file's block list
+	// (verify), also where the read path trusts zstd's frame checksum.
+	// checked is the block index last checked (reads are sequential).
+	strict  bool
+	checked int
 }
 
 // Open returns a reader for path.
@@ -85,6 +91,12 @@ func (r *Reader) copyBlock(dst []byte, i, in int) (int, error) {
 	}
 	if len(b) != blockLen {
 		return 0, fmt.Errorf("%w: %s: block %d is %d bytes, expected %d", ErrCorrupt, r.f.Path(), i, len(b), blockLen)
+	}
+	if r.strict && r.checked != i {
+		if sha256.Sum256(b) != h {
+			return 0, fmt.Errorf("%w: %s: block %d does not match its hash", ErrCorrupt, r.f.Path(), i)
+		}
+		r.checked = i
 	}
 	return copy(dst, b[in:]), nil
 }

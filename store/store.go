@@ -194,7 +194,9 @@ func (s *Store) init() error {
 	s.enc, err = zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(level),
 		zstd.WithEncoderConcurrency(s.cfg.Concurrency),
-		zstd.WithEncoderCRC(false), // blocks carry SHA-256 and CRC-32C already
+		// The frame's content checksum (XXH64 of the block) lets reads
+		// skip SHA-256 of every decoded block: see decodedChecked.
+		zstd.WithEncoderCRC(true),
 		zstd.WithWindowSize(windowFor(s.cfg.BlockSize)))
 	if err != nil {
 		return fmt.Errorf("store: zstd encoder: %w", err)

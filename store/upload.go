@@ -27,7 +27,8 @@ type Upload struct {
 	name     string
 	walName  wal.Name
 	meta     FileMeta
-	whole    hash.Hash
+	whole    hash.Hash // whole-file SHA-256, only to compare with a HashWhole record
+	bs       int       // block size: the store's, or an existing record's to compare with
 	size     int64
 	buf      []byte // the block being filled
 	first    []byte // the first WAL page, for validation
@@ -56,12 +57,21 @@ func (s *Store) Create(path string, meta FileMeta) (*Upload, error) {
 	}
 	u := &Upload{
 		s: s, dir: dir, name: name, walName: wal.ParseName(name), meta: meta,
-		whole: sha256.New(), located: map[index.Hash]index.Block{},
+		bs: s.cfg.BlockSize, located: map[index.Hash]index.Block{},
 	}
 	err = s.idx.View(func(x *index.Txn) error {
 		f, err := x.File(dir, name)
 		if err == nil {
+			// The name exists: the bytes are only compared with it, block
+			// by block at its block size (and, for a record that predates
+			// HashRoot, by a whole-file hash as well).
 			u.existing = f
+			if f.BlockSize > 0 && f.BlockSize <= maxBlockSize {
+				u.bs = int(f.BlockSize)
+			}
+			if f.HashKind == index.HashWhole {
+				u.whole = sha256.New()
+			}
 			return nil
 		}
 		if errors.Is(err, index.ErrNotFound) {
@@ -110,10 +120,12 @@ func (u *Upload) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("%w: %s exceeds %d bytes", ErrTooLarge, u.Path(), u.s.cfg.MaxFileSize)
 	}
 	n := len(p)
-	u.whole.Write(p)
+	if u.whole != nil {
+		u.whole.Write(p)
+	}
 	for len(p) > 0 {
 		if u.buf == nil {
-			u.buf = u.s.getBuf()
+			u.buf = u.newBuf()
 		}
 		k := copy(u.buf[len(u.buf):cap(u.buf)], p)
 		if u.isSegment() && u.existing == nil && len(u.first) < wal.DefaultBlockSize {
@@ -132,6 +144,14 @@ func (u *Upload) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// newBuf returns an empty buffer for the next block.
+func (u *Upload) newBuf() []byte {
+	if u.bs == u.s.cfg.BlockSize {
+		return u.s.getBuf()
+	}
+	return make([]byte, 0, u.bs)
 }
 
 // checkHeader validates the first page. With size < 0 (still streaming) the
@@ -255,12 +275,14 @@ func (u *Upload) Commit() (FileInfo, error) {
 	if err := u.failure(); err != nil {
 		return FileInfo{}, err
 	}
+	// The identity is a root over the block hashes the workers computed
+	// anyway (index.RootHash): no second pass over the bytes.
 	f := &index.File{
 		Dir: u.dir, Name: u.name, Size: u.size, Mode: uint32(u.meta.Mode.Perm()),
-		MTime: u.meta.MTime.UnixNano(), BlockSize: uint32(u.s.cfg.BlockSize), Blocks: u.blocks,
+		MTime: u.meta.MTime.UnixNano(), BlockSize: uint32(u.bs), Blocks: u.blocks,
+		HashKind: index.HashRoot, Hash: index.RootHash(u.size, uint32(u.bs), u.blocks),
 	}
-	copy(f.Hash[:], u.whole.Sum(nil))
-	if u.existing != nil && (u.differs || u.existing.Hash != f.Hash || u.existing.Size != f.Size) {
+	if u.existing != nil && (u.differs || !u.sameAsExisting(f)) {
 		return FileInfo{}, fmt.Errorf("%w: %s (archived %s, %d bytes; the new copy of %d bytes differs)",
 			ErrExists, u.Path(), time.Unix(0, u.existing.Archived).UTC().Format(time.RFC3339), u.existing.Size, u.size)
 	}
@@ -289,6 +311,21 @@ func (u *Upload) Commit() (FileInfo, error) {
 		return infoOf(old), nil
 	}
 	return infoOf(f), nil
+}
+
+// sameAsExisting compares the finished upload f with the record the name
+// already has (the blocks were compared as they arrived: u.differs).
+func (u *Upload) sameAsExisting(f *index.File) bool {
+	e := u.existing
+	if e.Size != f.Size {
+		return false
+	}
+	if e.HashKind == index.HashWhole {
+		var whole index.Hash
+		u.whole.Sum(whole[:0])
+		return whole == e.Hash
+	}
+	return index.SameContent(e, f)
 }
 
 func (u *Upload) validate() error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"time"
@@ -106,25 +107,38 @@ func (s *Store) verifyContinuity(dir string, rep *VerifyReport) error {
 	return nil
 }
 
-// verifyFile streams the file once from its packs (every block verified
-// against its hash on the way), hashing the whole and, for segments, checking
-// every page header and the zero tail with wal.VerifySegment.
+// verifyFile streams the file once from its packs, checking every block's
+// SHA-256 against the block list (Reader.strict) and the file's identity
+// (the whole-file hash, or for HashRoot records the root over size and
+// block list), and, for segments, every page header and the zero tail with
+// wal.VerifySegment.
 func (s *Store) verifyFile(f *index.File) error {
-	r := &Reader{s: s, f: f, noCache: true}
-	h := sha256.New()
-	in := bufio.NewReaderSize(io.TeeReader(io.NewSectionReader(r, 0, f.Size), h), int(f.BlockSize))
+	if want := (f.Size + int64(f.BlockSize) - 1) / max(int64(f.BlockSize), 1); int64(len(f.Blocks)) != want {
+		return fmt.Errorf("%w: %d blocks listed for %d bytes", ErrCorrupt, len(f.Blocks), f.Size)
+	}
+	if f.HashKind == index.HashRoot && index.RootHash(f.Size, f.BlockSize, f.Blocks) != f.Hash {
+		return fmt.Errorf("%w: file hash does not match its block list", ErrCorrupt)
+	}
+	r := &Reader{s: s, f: f, noCache: true, strict: true, checked: -1}
+	var src io.Reader = io.NewSectionReader(r, 0, f.Size)
+	var whole hash.Hash
+	if f.HashKind == index.HashWhole {
+		whole = sha256.New()
+		src = io.TeeReader(src, whole)
+	}
+	in := bufio.NewReaderSize(src, int(f.BlockSize))
 	name := wal.ParseName(f.Name)
 	var err error
 	if name.Kind == wal.KindSegment || name.Kind == wal.KindPartial {
 		_, err = wal.VerifySegment(name, in, f.Size, s.cfg.AllowUnknownMagic)
 	}
 	if err == nil {
-		_, err = io.Copy(io.Discard, in) // the rest, for the whole-file hash
+		_, err = io.Copy(io.Discard, in) // the rest: every block is checked
 	}
 	if err != nil {
 		return err
 	}
-	if got := h.Sum(nil); string(got) != string(f.Hash[:]) {
+	if whole != nil && string(whole.Sum(nil)) != string(f.Hash[:]) {
 		return fmt.Errorf("%w: whole-file hash mismatch", ErrCorrupt)
 	}
 	return nil

@@ -211,12 +211,12 @@ func (v *journalCheck) compareDirs(r *rebuilt) {
 
 func sameFile(a, b *index.File) bool {
 	return a.Size == b.Size && a.Mode == b.Mode && a.MTime == b.MTime && a.Archived == b.Archived &&
-		a.Hash == b.Hash && a.BlockSize == b.BlockSize && a.Stored == b.Stored && slices.Equal(a.Blocks, b.Blocks)
+		a.Hash == b.Hash && a.HashKind == b.HashKind && a.BlockSize == b.BlockSize && a.Stored == b.Stored && slices.Equal(a.Blocks, b.Blocks)
 }
 
 func fileDiff(ix, pk *index.File) string {
 	switch {
-	case ix.Hash != pk.Hash || ix.Size != pk.Size || !slices.Equal(ix.Blocks, pk.Blocks):
+	case ix.Hash != pk.Hash || ix.HashKind != pk.HashKind || ix.Size != pk.Size || !slices.Equal(ix.Blocks, pk.Blocks):
 		return fmt.Sprintf("content (index %d bytes %s, packs %d bytes %s)", ix.Size, ix.Hash, pk.Size, pk.Hash)
 	case ix.Mode != pk.Mode:
 		return fmt.Sprintf("mode (index %o, packs %o)", ix.Mode, pk.Mode)
