@@ -86,9 +86,10 @@
 // never changes. Names that do not exist are never cached, because files
 // also arrive by other paths (the rsync gateway). A file removed by other
 // means (retention) may stay listed in the kernel's cache until its entry
-// times out; opening it then fails with ENOENT. Opening a segment for
-// reading asks the store to prefetch the rest of it and the next
-// Options.Prefetch segments (store.Prefetch).
+// times out; opening it then fails with ENOENT. The first READ of a
+// segment's handle asks the store to prefetch the rest of it and the next
+// Options.Prefetch segments (store.Prefetch); a segment the kernel serves
+// from its page cache sends no READ and prefetches nothing.
 // ls uses READDIR (READDIRPLUS is off) over the store's key-only listing.
 //
 // # Memory

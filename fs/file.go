@@ -258,9 +258,6 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if err != nil {
 		return nil, 0, n.fsys.fail("open", info.Path, err)
 	}
-	if n.fsys.opts.Prefetch > 0 {
-		n.fsys.st.Prefetch(info.Path, n.fsys.opts.Prefetch)
-	}
 	return &readHandle{fsys: n.fsys, r: r}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
@@ -284,11 +281,20 @@ func (h *writeHandle) truncateAtOpen() bool {
 
 // readHandle reads a committed file.
 type readHandle struct {
-	fsys *fileSystem
-	r    *store.Reader
+	fsys     *fileSystem
+	r        *store.Reader
+	prefetch sync.Once
 }
 
+// Read serves the kernel's READs. Prefetch of the segments after this one
+// starts at the handle's first READ, not at open: a file the kernel still
+// has in its page cache (FOPEN_KEEP_CACHE) is opened and read without any
+// READ reaching walrus, and loading its successors then would cost CPU
+// (~20 ms a segment, measured) for blocks that are likely cached too.
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if k := h.fsys.opts.Prefetch; k > 0 {
+		h.prefetch.Do(func() { h.fsys.st.Prefetch(h.r.Info().Path, k) })
+	}
 	k, err := h.r.ReadAt(dest, off)
 	if err != nil && err != io.EOF {
 		return nil, h.fsys.fail("read", h.r.Info().Path, err)

@@ -125,3 +125,25 @@ func TestCpPreserveAllAndXattrs(t *testing.T) {
 		t.Errorf("setxattr succeeded: %s", out)
 	}
 }
+
+// Prefetch starts at a read handle's first READ, not at open: opening a
+// segment without reading it, or reading one the kernel still caches,
+// loads nothing ahead.
+func TestPrefetchStartsAtFirstRead(t *testing.T) {
+	e := mountTest(t)
+	a, b := seg(40), seg(41)
+	e.put("db/"+a.Name(), a.Bytes())
+	e.put("db/"+b.Name(), b.Bytes())
+	e.mustRun("sh", "-c", `exec 3< "$1"`, "sh", e.m("db", a.Name())) // open, close, no read
+	if n := e.st.PrefetchRequests(); n != 0 {
+		t.Fatalf("open without a read asked for %d prefetches, want 0", n)
+	}
+	checkBytes(t, "cat", []byte(e.mustRun("cat", e.m("db", a.Name()))), a.Bytes())
+	if n := e.st.PrefetchRequests(); n != 1 {
+		t.Fatalf("first read asked for %d prefetches, want 1", n)
+	}
+	checkBytes(t, "cat again", []byte(e.mustRun("cat", e.m("db", a.Name()))), a.Bytes())
+	if n := e.st.PrefetchRequests(); n != 1 {
+		t.Errorf("a read from the kernel's page cache asked for %d prefetches in all, want 1", n)
+	}
+}

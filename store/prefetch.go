@@ -61,12 +61,17 @@ func (s *Store) Prefetch(path string, k int) {
 	if n.Kind != wal.KindSegment && n.Kind != wal.KindPartial {
 		return
 	}
+	s.prefetchAsked.Add(1)
 	p := s.pf
 	select {
 	case p.reqs <- prefetchReq{dir: dir, name: n, ahead: k}:
 	default: // busy: drop the hint
 	}
 }
+
+// PrefetchRequests returns how many times Prefetch was asked to warm the
+// cache for a segment since Open (dropped hints included).
+func (s *Store) PrefetchRequests() uint64 { return s.prefetchAsked.Load() }
 
 // StopPrefetch stops the store's prefetcher and waits for its goroutines;
 // Close calls it. Later Prefetch calls are dropped.

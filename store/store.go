@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,8 +61,9 @@ type Store struct {
 	zero  []byte // BlockSize zero bytes, read-only
 	bufs  sync.Pool
 
-	pendingMu sync.Mutex
-	pending   map[index.Hash]index.Block // appended to a pack, not yet committed
+	pendingMu     sync.Mutex
+	pending       map[index.Hash]index.Block // appended to a pack, not yet committed
+	prefetchAsked atomic.Uint64              // Prefetch calls for segments (PrefetchRequests)
 
 	pf        *prefetcher
 	gcMu      sync.Mutex // one GC at a time; Close waits for a running GC
