@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -72,7 +74,24 @@ type RepairReport struct {
 // indexOpenError turns badger's failure to open the index of a store with
 // pack files into ErrIndexDamaged: the index is not usable, and nothing may
 // start over with an empty one.
+//
+// A file of the index that this user may not open is no damage: it is what
+// a command run as another user (root) leaves behind, having created files
+// the store's owner cannot open. Repair would not help; say who must run it.
 func indexOpenError(dir string, err error) error {
+	if errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "permission denied") {
+		owner := "its owner"
+		if st, serr := os.Stat(dir); serr == nil {
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				owner = fmt.Sprintf("uid %d", sys.Uid)
+				if u, uerr := user.LookupId(fmt.Sprint(sys.Uid)); uerr == nil {
+					owner = u.Username
+				}
+			}
+		}
+		return fmt.Errorf("store: the index in %s cannot be opened by this user (uid %d): %v; every file under %s must belong to the user walrus runs as: run walrus as %s, or chown -R %s back to it (a command run as another user, e.g. root, creates index files only that user can open)",
+			dir, os.Getuid(), err, dir, owner, dir)
+	}
 	packs, cerr := countPackFiles(filepath.Join(dir, "packs"))
 	if cerr != nil || packs == 0 {
 		return err

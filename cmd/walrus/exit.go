@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/walrus-archive/walrus/store"
 )
@@ -27,7 +28,40 @@ const (
 	exitNoSpace      = 8
 	exitNoStore      = 200
 	exitIndexMissing = 201
+	exitGetFailed    = 202
 )
+
+// getExit is the exit code of `walrus get` for err. get is the
+// restore_command: every status from 1 to 125 tells PostgreSQL "not in the
+// archive", which ends an archive recovery as if the archive were complete
+// and promotes, without the WAL after the gap. So only "not found" (3) may
+// say that; any other failure (a block that reads back corrupt, an I/O
+// error, the data directory locked by an offline command, a usage error)
+// is exitGetFailed, above 125, and aborts the recovery instead: the DBA
+// fixes the cause and starts the server again, and recovery goes on where it
+// stopped.
+func getExit(code int) int {
+	switch code {
+	case exitOK, exitNotFound, exitNoStore, exitIndexMissing:
+		return code
+	}
+	return exitGetFailed
+}
+
+// isGet reports whether args name the get command (also when they fail to
+// parse: a mistyped restore_command must not read as "not found" either).
+func isGet(args []string) bool {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--data" || a == "--log-level":
+			i++ // its value
+		case strings.HasPrefix(a, "-"):
+		default:
+			return a == "get"
+		}
+	}
+	return false
+}
 
 var (
 	// errProblems is returned by verify when it found something wrong.

@@ -6,7 +6,9 @@
 // directory in use by another process, 8 not enough free space (nothing
 // was stored; the same command succeeds once space is freed), 200 the data
 // directory holds no store, 201 its index is missing or damaged while pack
-// files remain (walrus repair rebuilds it).
+// files remain (walrus repair rebuilds it), 202 get failed for any other
+// reason than "not found" (above 125, so that PostgreSQL aborts a recovery
+// instead of ending it early: see getExit).
 package main
 
 import (
@@ -61,6 +63,9 @@ type kongExit int
 
 // run parses args and runs one subcommand; it returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	if isGet(args) {
+		defer func() { code = getExit(code) }()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			k, ok := r.(kongExit)
