@@ -47,6 +47,8 @@ type cli struct {
 	Verify verifyCmd `cmd:"" help:"Re-read and re-hash every file, check WAL headers and continuity; exit 6 if anything is wrong."`
 	Retain retainCmd `cmd:"" help:"Remove the WAL no kept base backup or recovery window needs (see --dry-run)."`
 	GC     gcCmd     `cmd:"" help:"Reclaim the space of removed files by rewriting sparse packs."`
+	Import importCmd `cmd:"" help:"Import an existing archive (a plain WAL directory, or a pgBackRest repository) into DIR; idempotent, resumable by running it again."`
+	Export exportCmd `cmd:"" help:"Write the files of DIR back out as plain files into DEST, byte-identical, with their mode and mtime."`
 	Repair repairCmd `cmd:"" help:"Rebuild the index from the packs alone (after the index was lost or damaged: exit 201), then verify; walrus serve must not run."`
 	Serve  serveCmd  `cmd:"" help:"Serve the archive: FUSE mount, rsync gateway, control socket. Logs 'walrus ready' when live."`
 }
