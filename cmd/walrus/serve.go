@@ -13,6 +13,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sync/errgroup"
 
 	wfs "github.com/walrus-archive/walrus/fs"
@@ -115,6 +116,14 @@ func (c *serveCmd) Run(ctx context.Context, g *globals) error {
 	}
 	log.Info("walrus ready", attrs...)
 	fmt.Fprintf(g.stderr, "walrus ready: %s\n", readyLine(attrs))
+	// Under systemd (Type=notify, contrib/systemd/walrus.service) units
+	// ordered after walrus start only now, with the mount and the gateway
+	// live; elsewhere NOTIFY_SOCKET is unset and this does nothing.
+	daemon.SdNotify(false, daemon.SdNotifyReady)
+	go func() {
+		<-gctx.Done()
+		daemon.SdNotify(false, daemon.SdNotifyStopping)
+	}()
 	err = grp.Wait()
 	if cerr := st.Close(); cerr != nil && err == nil {
 		err = cerr

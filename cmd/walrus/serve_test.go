@@ -65,7 +65,14 @@ func freePort(t *testing.T) int {
 // startServe runs `walrus serve` and waits for its ready line.
 func startServe(t *testing.T, args ...string) *serveProc {
 	t.Helper()
+	return startServeEnv(t, nil, args...)
+}
+
+// startServeEnv is startServe with env added to the environment.
+func startServeEnv(t *testing.T, env []string, args ...string) *serveProc {
+	t.Helper()
 	cmd := exec.Command(binary(t), append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
