@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -189,5 +190,34 @@ func TestHashKindField(t *testing.T) {
 	}
 	if _, err := decodeFile("", "x", append(old, 9)); !errors.Is(err, ErrCorruptRecord) {
 		t.Fatalf("unknown hash kind: got %v, want ErrCorruptRecord", err)
+	}
+}
+
+func TestFilesNewestNameFirst(t *testing.T) {
+	db := openTest(t)
+	names := []string{"a", "b", "\xff", "\xff\xff\x01", "c"}
+	err := db.Update(func(x *Txn) error {
+		for _, n := range names {
+			if err := x.PutFile(&File{Dir: "d", Name: n, BlockSize: 1}); err != nil {
+				return err
+			}
+		}
+		return x.PutFile(&File{Dir: "e", Name: "z", BlockSize: 1}) // another directory, after d's names
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err = db.View(func(x *Txn) error {
+		return x.FilesNewestNameFirst("d", func(f *File) bool {
+			got = append(got, f.Name)
+			return len(got) < 4
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"\xff\xff\x01", "\xff", "c", "b"}; !slices.Equal(got, want) {
+		t.Fatalf("newest first: %q, want %q", got, want)
 	}
 }

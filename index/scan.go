@@ -1,6 +1,8 @@
 package index
 
 import (
+	"bytes"
+
 	"github.com/dgraph-io/badger/v4"
 )
 
@@ -43,4 +45,34 @@ func (d *DB) ScanFileNames(dir string, fn func(name []byte) error) error {
 		}
 		return nil
 	})
+}
+
+// FilesNewestNameFirst calls fn for the file records of dir in reverse name
+// order (for WAL segments: newest first) until fn returns false. It reads
+// only as far as fn wants, so recent history costs what it covers.
+func (x *Txn) FilesNewestNameFirst(dir string, fn func(*File) bool) error {
+	p := filePrefix(dir)
+	opts := badger.DefaultIteratorOptions
+	opts.Reverse = true
+	opts.Prefix = p
+	opts.PrefetchSize = 16
+	it := x.t.NewIterator(opts)
+	defer it.Close()
+	// In reverse, Seek goes to the last key <= its argument: past every
+	// name of the prefix (names are at most 255 bytes: store.SplitPath).
+	end := append(append([]byte(nil), p...), bytes.Repeat([]byte{0xff}, 256)...)
+	for it.Seek(end); it.ValidForPrefix(p); it.Next() {
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		f, err := decodeFile(dir, string(it.Item().Key()[len(p):]), v)
+		if err != nil {
+			return err
+		}
+		if !fn(f) {
+			return nil
+		}
+	}
+	return nil
 }

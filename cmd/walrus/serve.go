@@ -46,6 +46,8 @@ type serveCmd struct {
 	RetainInterval time.Duration `help:"Apply retention (if a policy is set) and run GC this often (0: never)." default:"1h"`
 	GCThreshold    float64       `name:"gc-threshold" help:"GC rewrites packs whose live fraction is below this." default:"0.5"`
 
+	HTTP string `name:"http" help:"Serve the status page (/) on this address, e.g. 127.0.0.1:9187. Empty: none."`
+
 	MemoryLimit int64 `help:"Soft memory limit of the Go runtime in bytes (0: the bound computed from the cache size and cores, see README; negative: none; GOMEMLIMIT wins)."`
 }
 
@@ -80,15 +82,31 @@ func (c *serveCmd) Run(ctx context.Context, g *globals) error {
 		ctl.Close()
 		return err
 	}
+	var hln net.Listener
+	if c.HTTP != "" {
+		if hln, err = net.Listen("tcp", c.HTTP); err != nil {
+			ctl.Close()
+			if rln != nil {
+				rln.Close()
+			}
+			return fmt.Errorf("serve: --http %s: %w", c.HTTP, err)
+		}
+	}
 	mnt, err := c.mount(st, log)
 	if err != nil {
 		ctl.Close()
 		if rln != nil {
 			rln.Close()
 		}
+		if hln != nil {
+			hln.Close()
+		}
 		return err
 	}
 	grp, gctx := errgroup.WithContext(ctx)
+	if hln != nil {
+		grp.Go(func() error { return serveHTTP(gctx, hln, c.httpHandler(st, maint, log)) })
+	}
 	grp.Go(func() error { return control.NewServer(st, log).Serve(gctx, ctl) })
 	grp.Go(func() error { return maint.run(gctx) })
 	if rs != nil {
@@ -113,6 +131,9 @@ func (c *serveCmd) Run(ctx context.Context, g *globals) error {
 	}
 	if rln != nil {
 		attrs = append(attrs, "rsync", rln.Addr().String())
+	}
+	if hln != nil {
+		attrs = append(attrs, "http", hln.Addr().String())
 	}
 	log.Info("walrus ready", attrs...)
 	fmt.Fprintf(g.stderr, "walrus ready: %s\n", readyLine(attrs))
