@@ -21,7 +21,7 @@ import (
 // satisfies it.
 type Store interface {
 	Create(path string, meta store.FileMeta) (*store.Upload, error)
-	Open(path string) (*store.Reader, error)
+	OpenVia(path, via string) (*store.Reader, error)
 	Stat(path string) (store.FileInfo, error)
 	IsDir(dir string) (bool, error)
 	List(dir string) ([]store.FileInfo, error)
@@ -62,7 +62,24 @@ type Options struct {
 	// SyslogNetwork and SyslogAddr name the syslog daemon the daemon log
 	// goes to when no `log file` is set; empty means the local one.
 	SyslogNetwork, SyslogAddr string
+	// Observer counts connections and the refusals the store never sees
+	// (package metrics implements it); nil: none.
+	Observer Observer
 }
+
+// Observer receives the gateway's connection events. Reasons:
+// max_connections, host_denied, unknown_module, auth_failed.
+type Observer interface {
+	ConnOpened()
+	ConnClosed()
+	ConnRefused(reason string)
+}
+
+type noObserver struct{}
+
+func (noObserver) ConnOpened()        {}
+func (noObserver) ConnClosed()        {}
+func (noObserver) ConnRefused(string) {}
 
 func (o Options) withDefaults() Options {
 	if o.ArchiveRoot == "" {
@@ -70,6 +87,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Observer == nil {
+		o.Observer = noObserver{}
 	}
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = 30 * time.Second
@@ -324,6 +344,7 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, wg *sync.WaitG
 		}
 		backoff = 5 * time.Millisecond
 		if !s.track(c) {
+			s.opts.Observer.ConnRefused("max_connections")
 			s.log.Warn("rsync connection refused: too many sessions", "peer", c.RemoteAddr(), "limit", s.opts.MaxSessions)
 			c.SetWriteDeadline(time.Now().Add(time.Second))
 			fmt.Fprintf(c, "@RSYNCD: %d.0\n@ERROR: max connections (%d) reached -- try again later\n", protocolVersion, s.opts.MaxSessions)
@@ -331,8 +352,10 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, wg *sync.WaitG
 			continue
 		}
 		wg.Add(1)
+		s.opts.Observer.ConnOpened()
 		go func() {
 			defer wg.Done()
+			defer s.opts.Observer.ConnClosed()
 			defer s.untrack(c)
 			s.handle(ctx, c)
 		}()

@@ -271,10 +271,12 @@ func (s *session) sendListing() error {
 func (s *session) openModule(name string) error {
 	m, ok := s.srv.modules[name]
 	if !ok {
+		s.srv.opts.Observer.ConnRefused("unknown_module")
 		s.dlog.printf("unknown module '%s' tried from %s", name, s.hostAddr())
 		return s.errorLine(fmt.Sprintf("Unknown module '%s'", name))
 	}
 	if !m.allows(s.peer) {
+		s.srv.opts.Observer.ConnRefused("host_denied")
 		s.dlog.printf("rsync denied on module %s from %s", name, s.hostAddr())
 		if !m.List {
 			return s.errorLine(fmt.Sprintf("Unknown module '%s'", name))
@@ -293,6 +295,7 @@ func (s *session) openModule(name string) error {
 		time.Sleep(wait)
 	}
 	if !s.srv.acquire(m) {
+		s.srv.opts.Observer.ConnRefused("max_connections")
 		s.dlog.printf("max connections (%d) reached", m.MaxConnections)
 		return s.errorLine(fmt.Sprintf("max connections (%d) reached -- try again later", m.MaxConnections))
 	}
@@ -366,6 +369,7 @@ func (s *session) checkUser(user, digest, challenge, response string) (accessMod
 
 func (s *session) authFailed(user, why string) error {
 	s.srv.auth.failed(s.peer.addr, s.mod.Name, user, why)
+	s.srv.opts.Observer.ConnRefused("auth_failed")
 	s.dlog.printf("auth failed on module %s from %s for %s: %s", s.mod.Name, s.hostAddr(), user, why)
 	msg := "auth failed on module " + s.mod.Name
 	// Give the slot back before answering: the client may retry at once.

@@ -16,6 +16,8 @@ type blockCache struct {
 	used  int64
 	order *list.List // front = most recent; values are *cacheEntry
 	m     map[index.Hash]*list.Element
+	// hits and misses count get calls (CacheStats).
+	hits, misses uint64
 }
 
 type cacheEntry struct {
@@ -32,8 +34,10 @@ func (c *blockCache) get(h index.Hash) []byte {
 	defer c.mu.Unlock()
 	e, ok := c.m[h]
 	if !ok {
+		c.misses++
 		return nil
 	}
+	c.hits++
 	c.order.MoveToFront(e)
 	return e.Value.(*cacheEntry).b
 }

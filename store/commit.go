@@ -138,6 +138,7 @@ func (s *Store) commitBatch(batch []*commitReq) {
 		s.answer(batch, func(int) error { return err })
 		return
 	}
+	s.changes.Add(1)
 	s.answer(batch, func(i int) error { return results[i] })
 }
 

@@ -44,6 +44,10 @@ type Config struct {
 	// data directory must not look like an empty, healthy archive.
 	MustExist bool
 	Logger    *slog.Logger
+	// Observer receives an event for every commit and every read (metrics);
+	// nil: none. Its methods are called on the committing or reading
+	// goroutine and must not block.
+	Observer Observer
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -20,6 +20,7 @@ type Reader struct {
 	// checked is the block index last checked (reads are sequential).
 	strict  bool
 	checked int
+	readStats
 }
 
 // Open returns a reader for path.
@@ -37,8 +38,12 @@ func (r *Reader) Size() int64 { return r.f.Size }
 // Info describes the file.
 func (r *Reader) Info() FileInfo { return infoOf(r.f) }
 
-// Close releases the reader (it holds no resources today).
-func (r *Reader) Close() error { return nil }
+// Close releases the reader (it holds no resources today) and reports its
+// reads to Config.Observer (OpenVia).
+func (r *Reader) Close() error {
+	r.report()
+	return nil
+}
 
 // ReadAt implements io.ReaderAt.
 func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
@@ -67,6 +72,7 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 			return n, err
 		}
 	}
+	r.bytes.Add(int64(n))
 	if n < want {
 		return n, io.EOF
 	}

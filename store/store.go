@@ -64,6 +64,7 @@ type Store struct {
 	pendingMu     sync.Mutex
 	pending       map[index.Hash]index.Block // appended to a pack, not yet committed
 	prefetchAsked atomic.Uint64              // Prefetch calls for segments (PrefetchRequests)
+	changes       atomic.Uint64              // index transactions committed (Changes)
 
 	pf        *prefetcher
 	gcMu      sync.Mutex // one GC at a time; Close waits for a running GC

@@ -17,6 +17,9 @@ import (
 type FileMeta struct {
 	Mode  fs.FileMode
 	MTime time.Time
+	// Via names the interface the file came through ("fuse", "rsync",
+	// "cli") for Config.Observer; only Create's is used.
+	Via string
 }
 
 // Upload streams one file into the store. Write the bytes in order, then
@@ -94,7 +97,10 @@ func (s *Store) Create(path string, meta FileMeta) (*Upload, error) {
 
 // SetMeta replaces the mode and mtime to commit with (cp -p and rsync set
 // them after writing the bytes).
-func (u *Upload) SetMeta(meta FileMeta) { u.meta = meta }
+func (u *Upload) SetMeta(meta FileMeta) {
+	meta.Via = u.meta.Via
+	u.meta = meta
+}
 
 // Path returns the name the upload commits to.
 func (u *Upload) Path() string { return joinPath(u.dir, u.name) }
@@ -262,7 +268,21 @@ func (u *Upload) setBlock(i int, h index.Hash, loc *index.Block) {
 // Commit finishes the upload and makes it durable (see the package doc for
 // the order). It returns ErrExists, ErrInvalidWAL, ErrClusterMismatch or an
 // I/O error; nil means the file is on stable storage and indexed.
-func (u *Upload) Commit() (FileInfo, error) {
+func (u *Upload) Commit() (info FileInfo, err error) {
+	if u.done {
+		return FileInfo{}, ErrClosed
+	}
+	if o := u.s.cfg.Observer; o != nil {
+		start := time.Now()
+		defer func() {
+			o.Committed(CommitEvent{Via: u.meta.Via, Dir: u.dir, Name: u.name, Size: u.size, Stored: info.Stored,
+				Existed: err == nil && u.existing != nil, Err: err, Duration: time.Since(start)})
+		}()
+	}
+	return u.commit()
+}
+
+func (u *Upload) commit() (FileInfo, error) {
 	if u.done {
 		return FileInfo{}, ErrClosed
 	}

@@ -94,10 +94,11 @@ func (l localArchive) Put(name string, in io.Reader, size int64, meta store.File
 }
 
 func (l localArchive) Get(name string, w io.Writer) (store.FileInfo, error) {
-	r, err := l.s.Open(name)
+	r, err := l.s.OpenVia(name, "cli")
 	if err != nil {
 		return store.FileInfo{}, err
 	}
+	defer r.Close()
 	_, err = r.WriteTo(w)
 	return r.Info(), err
 }

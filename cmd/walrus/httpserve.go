@@ -8,13 +8,15 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/walrus-archive/walrus/internal/metrics"
 	"github.com/walrus-archive/walrus/internal/statuspage"
 	"github.com/walrus-archive/walrus/store"
 )
 
-// httpHandler is what --http serves: the status page.
-func (c *serveCmd) httpHandler(st *store.Store, m *maintenance, log *slog.Logger) http.Handler {
+// httpHandler is what --http serves: the status page and /metrics.
+func (c *serveCmd) httpHandler(st *store.Store, m *maintenance, met *metrics.Metrics, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", met.Handler())
 	mux.Handle("/", statuspage.Handler(st, statuspage.Options{Retention: m.policy, Logger: log}))
 	return mux
 }

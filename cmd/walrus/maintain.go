@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/walrus-archive/walrus/internal/metrics"
 	"github.com/walrus-archive/walrus/internal/retention"
 	"github.com/walrus-archive/walrus/store"
 )
@@ -17,6 +18,7 @@ type maintenance struct {
 	policy    retention.Policy // zero: no retention, GC only
 	interval  time.Duration
 	threshold float64
+	metrics   *metrics.Metrics // nil: none
 }
 
 // maintenanceFor checks serve's retention and GC flags and builds the loop;
@@ -57,17 +59,25 @@ func (m *maintenance) run(ctx context.Context) error {
 
 func (m *maintenance) once(ctx context.Context) {
 	if m.policy.Validate() == nil {
+		start := time.Now()
 		reps, err := m.st.Retain(ctx, "*", m.policy, time.Now(), false)
 		if err != nil && ctx.Err() == nil {
 			m.log.Error("retention failed", "err", err)
 		}
+		var freed int64
+		for _, r := range reps {
+			freed += r.LogicalBytesFreed
+		}
+		m.metrics.Maintained("retention", freed, time.Since(start), err)
 		for _, r := range reps {
 			if len(r.Removed) > 0 || r.Note != "" {
 				m.log.Info("retention", "dir", r.Dir, "removed", len(r.Removed), "cutoff", r.Cutoff, "note", r.Note)
 			}
 		}
 	}
+	start := time.Now()
 	rep, err := m.st.GC(ctx, store.GCOptions{Threshold: m.threshold})
+	m.metrics.Maintained("gc", max(rep.DiskBefore-rep.DiskAfter, 0), time.Since(start), err)
 	if err != nil && ctx.Err() == nil {
 		m.log.Error("gc failed", "err", err)
 		return

@@ -18,6 +18,7 @@ import (
 
 	wfs "github.com/walrus-archive/walrus/fs"
 	"github.com/walrus-archive/walrus/internal/control"
+	"github.com/walrus-archive/walrus/internal/metrics"
 	"github.com/walrus-archive/walrus/rsyncgw"
 	"github.com/walrus-archive/walrus/store"
 )
@@ -46,7 +47,7 @@ type serveCmd struct {
 	RetainInterval time.Duration `help:"Apply retention (if a policy is set) and run GC this often (0: never)." default:"1h"`
 	GCThreshold    float64       `name:"gc-threshold" help:"GC rewrites packs whose live fraction is below this." default:"0.5"`
 
-	HTTP string `name:"http" help:"Serve the status page (/) on this address, e.g. 127.0.0.1:9187. Empty: none."`
+	HTTP string `name:"http" aliases:"metrics-listen" help:"Serve the status page (/) and Prometheus metrics (/metrics) on this address, e.g. 127.0.0.1:9187 (--metrics-listen is the same flag). Empty: none."`
 
 	MemoryLimit int64 `help:"Soft memory limit of the Go runtime in bytes (0: the bound computed from the cache size and cores, see README; negative: none; GOMEMLIMIT wins)."`
 }
@@ -64,7 +65,9 @@ func (c *serveCmd) Run(ctx context.Context, g *globals) error {
 	if err != nil {
 		return err
 	}
-	st, created, err := openOrCreate(store.Config{Dir: g.Data, Logger: log, CacheBytes: c.CacheSize, Level: c.Level, MinFree: c.MinFree})
+	met := metrics.New(versionString())
+	maint.metrics = met
+	st, created, err := openOrCreate(store.Config{Dir: g.Data, Logger: log, CacheBytes: c.CacheSize, Level: c.Level, MinFree: c.MinFree, Observer: met})
 	if err != nil {
 		return err
 	}
@@ -73,11 +76,12 @@ func (c *serveCmd) Run(ctx context.Context, g *globals) error {
 	}
 	defer st.Close()
 	maint.st = st
+	met.Watch(st)
 	ctl, err := control.Listen(g.Data)
 	if err != nil {
 		return err
 	}
-	rs, rln, err := c.startRsync(st, log)
+	rs, rln, err := c.startRsync(st, log, met)
 	if err != nil {
 		ctl.Close()
 		return err
@@ -105,7 +109,7 @@ func (c *serveCmd) Run(ctx context.Context, g *globals) error {
 	}
 	grp, gctx := errgroup.WithContext(ctx)
 	if hln != nil {
-		grp.Go(func() error { return serveHTTP(gctx, hln, c.httpHandler(st, maint, log)) })
+		grp.Go(func() error { return serveHTTP(gctx, hln, c.httpHandler(st, maint, met, log)) })
 	}
 	grp.Go(func() error { return control.NewServer(st, log).Serve(gctx, ctl) })
 	grp.Go(func() error { return maint.run(gctx) })
@@ -208,7 +212,7 @@ func writeDefaultConf(path, root string) error {
 	return f.Close()
 }
 
-func (c *serveCmd) startRsync(st *store.Store, log *slog.Logger) (*rsyncgw.Server, net.Listener, error) {
+func (c *serveCmd) startRsync(st *store.Store, log *slog.Logger, met *metrics.Metrics) (*rsyncgw.Server, net.Listener, error) {
 	if c.RsyncdConf == "" {
 		return nil, nil, nil
 	}
@@ -220,7 +224,7 @@ func (c *serveCmd) startRsync(st *store.Store, log *slog.Logger) (*rsyncgw.Serve
 	if root == "" {
 		root = c.Mount
 	}
-	srv, err := rsyncgw.NewServer(cfg, st, rsyncgw.Options{Listen: c.RsyncListen, ArchiveRoot: root, Logger: log})
+	srv, err := rsyncgw.NewServer(cfg, st, rsyncgw.Options{Listen: c.RsyncListen, ArchiveRoot: root, Logger: log, Observer: met})
 	if err != nil {
 		return nil, nil, err
 	}

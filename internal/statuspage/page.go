@@ -39,8 +39,9 @@ type Options struct {
 	// it keeps (a dry run of walrus retain).
 	Retention retention.Policy
 	Logger    *slog.Logger
-	// MaxAge caches a rendered page this long (default 10 s): the page
-	// reads every directory's status, as `walrus status` does.
+	// MaxAge bounds how long a rendered page is reused while the archive
+	// does not change (default 10 s): the page reads every directory's
+	// status, as `walrus status` does.
 	MaxAge time.Duration
 }
 
@@ -66,12 +67,14 @@ type handler struct {
 	mu       sync.Mutex
 	rendered []byte
 	at       time.Time
+	changes  uint64 // store.Changes when rendered
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.rendered == nil || time.Since(h.at) > h.o.MaxAge {
+	if ch := h.st.Changes(); h.rendered == nil || ch != h.changes || time.Since(h.at) > h.o.MaxAge {
+		h.changes = ch
 		b, err := h.render(r.Context(), time.Now())
 		if err != nil {
 			h.o.Logger.Warn("status page", "err", err)

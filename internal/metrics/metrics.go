@@ -1,0 +1,315 @@
+// Package metrics exposes walrus's Prometheus metrics (client_golang):
+// events counted as they happen — files and bytes archived and restored
+// per interface and directory, refusals by reason, commit and read latency,
+// rsync connections, GC and retention runs — and the archive's state read
+// at scrape time — totals, per directory and timeline the last segment
+// and its end LSN, the age of the newest segment, gaps, restorable
+// backups, free space and the upload watermark, the block cache. Names
+// follow Prometheus conventions: walrus_ prefix, base units, _total
+// counters. The README lists every metric.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/walrus-archive/walrus/internal/wal"
+	"github.com/walrus-archive/walrus/store"
+)
+
+// Metrics holds the event metrics; it implements store.Observer and the
+// rsync gateway's and maintenance's hooks. A nil *Metrics ignores events.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	archivedFiles, archivedBytes, rearchived *prometheus.CounterVec
+	restoredFiles, restoredBytes             *prometheus.CounterVec
+	refused                                  *prometheus.CounterVec
+	commitSeconds, readSeconds               *prometheus.HistogramVec
+
+	rsyncOpen    prometheus.Gauge
+	rsyncTotal   prometheus.Counter
+	rsyncRefused *prometheus.CounterVec // before the store: hosts, auth, modules, limits
+
+	maintRuns    *prometheus.CounterVec
+	maintFreed   *prometheus.CounterVec
+	maintSeconds *prometheus.HistogramVec
+}
+
+// latency buckets: 1 ms .. ~16 s.
+var latency = prometheus.ExponentialBuckets(0.001, 2, 15)
+
+// New registers every metric and Go's runtime collectors on a registry
+// of its own; Watch adds the archive's state once the store is open.
+func New(version string) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	f := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+		m.reg.MustRegister(c)
+		return c
+	}
+	m.archivedFiles = f("walrus_archived_files_total", "Files newly archived, by interface (fuse, rsync, cli) and directory.", "interface", "dir")
+	m.archivedBytes = f("walrus_archived_bytes_total", "Logical bytes of files newly archived.", "interface", "dir")
+	m.rearchived = f("walrus_rearchived_files_total", "Identical re-pushes of files already archived (accepted, nothing stored).", "interface", "dir")
+	m.restoredFiles = f("walrus_restored_files_total", "Files read (restored), by interface and directory.", "interface", "dir")
+	m.restoredBytes = f("walrus_restored_bytes_total", "Bytes read (restored).", "interface", "dir")
+	m.refused = f("walrus_refused_total", "Pushes refused, by interface and reason (exists_different, invalid_wal, other_cluster, no_space, too_large, invalid_name, retry, error).", "interface", "dir", "reason")
+	m.commitSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "walrus_commit_duration_seconds",
+		Help: "Time from a file's last byte to its acknowledgement (fsync and index commit included).", Buckets: latency}, []string{"interface"})
+	m.readSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "walrus_read_duration_seconds",
+		Help: "Time from opening a file for reading to closing it.", Buckets: latency}, []string{"interface"})
+	m.rsyncOpen = prometheus.NewGauge(prometheus.GaugeOpts{Name: "walrus_rsync_connections_open", Help: "rsync gateway connections open now."})
+	m.rsyncTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: "walrus_rsync_connections_total", Help: "rsync gateway connections accepted."})
+	m.rsyncRefused = f("walrus_rsync_connections_refused_total", "rsync gateway connections or module requests refused, by reason (host_denied, auth_failed, unknown_module, max_connections, protocol).", "reason")
+	m.maintRuns = f("walrus_maintenance_runs_total", "Retention and GC runs, by kind (retention, gc) and outcome (ok, error).", "kind", "outcome")
+	m.maintFreed = f("walrus_maintenance_freed_bytes_total", "Bytes freed: logical bytes removed by retention, pack bytes reclaimed by GC.", "kind")
+	m.maintSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "walrus_maintenance_duration_seconds",
+		Help: "Duration of retention and GC runs.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 10)}, []string{"kind"})
+	m.reg.MustRegister(m.commitSeconds, m.readSeconds, m.rsyncOpen, m.rsyncTotal, m.maintSeconds)
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "walrus_build_info", Help: "Always 1; the version label says which walrus.",
+		ConstLabels: prometheus.Labels{"version": version}}, func() float64 { return 1 }))
+	return m
+}
+
+// Watch exports st's state (read at scrape time, at most every 10 s).
+func (m *Metrics) Watch(st *store.Store) {
+	m.reg.MustRegister(&stateCollector{st: st, maxAge: 10 * time.Second})
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: nil})
+}
+
+func label(via string) string {
+	if via == "" {
+		return "other"
+	}
+	return via
+}
+
+// Committed implements store.Observer.
+func (m *Metrics) Committed(ev store.CommitEvent) {
+	if m == nil {
+		return
+	}
+	via := label(ev.Via)
+	switch {
+	case ev.Err != nil:
+		m.refused.WithLabelValues(via, ev.Dir, store.RefusalReason(ev.Err)).Inc()
+	case ev.Existed:
+		m.rearchived.WithLabelValues(via, ev.Dir).Inc()
+	default:
+		m.archivedFiles.WithLabelValues(via, ev.Dir).Inc()
+		m.archivedBytes.WithLabelValues(via, ev.Dir).Add(float64(ev.Size))
+	}
+	if ev.Err == nil {
+		m.commitSeconds.WithLabelValues(via).Observe(ev.Duration.Seconds())
+	}
+}
+
+// Restored implements store.Observer.
+func (m *Metrics) Restored(ev store.ReadEvent) {
+	if m == nil {
+		return
+	}
+	via := label(ev.Via)
+	m.restoredFiles.WithLabelValues(via, ev.Dir).Inc()
+	m.restoredBytes.WithLabelValues(via, ev.Dir).Add(float64(ev.Bytes))
+	m.readSeconds.WithLabelValues(via).Observe(ev.Duration.Seconds())
+}
+
+// ConnOpened, ConnClosed and ConnRefused count rsync gateway connections.
+func (m *Metrics) ConnOpened() {
+	if m != nil {
+		m.rsyncOpen.Inc()
+		m.rsyncTotal.Inc()
+	}
+}
+
+func (m *Metrics) ConnClosed() {
+	if m != nil {
+		m.rsyncOpen.Dec()
+	}
+}
+
+func (m *Metrics) ConnRefused(reason string) {
+	if m != nil {
+		m.rsyncRefused.WithLabelValues(reason).Inc()
+	}
+}
+
+// Maintained records one retention or GC run.
+func (m *Metrics) Maintained(kind string, freed int64, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	m.maintRuns.WithLabelValues(kind, outcome).Inc()
+	m.maintFreed.WithLabelValues(kind).Add(float64(freed))
+	m.maintSeconds.WithLabelValues(kind).Observe(d.Seconds())
+}
+
+// stateCollector reads the archive's state at scrape time (what `walrus
+// status` reads: about a second for a million segments). A scrape when
+// nothing changed since the last one (store.Changes) and less than maxAge
+// passed reuses it; the ages in it are timestamps, so nothing goes stale.
+type stateCollector struct {
+	st     *store.Store
+	maxAge time.Duration
+
+	mu      sync.Mutex
+	at      time.Time
+	changes uint64
+	last    []prometheus.Metric
+}
+
+var (
+	dStoreFiles    = prometheus.NewDesc("walrus_files", "Files archived.", nil, nil)
+	dLogical       = prometheus.NewDesc("walrus_logical_bytes", "Logical bytes of all archived files.", nil, nil)
+	dStored        = prometheus.NewDesc("walrus_stored_bytes", "Live bytes in packs (after dedup and compression).", nil, nil)
+	dDisk          = prometheus.NewDesc("walrus_disk_bytes", "Bytes of pack files on disk, dead bytes included.", nil, nil)
+	dPacks         = prometheus.NewDesc("walrus_packs", "Pack files.", nil, nil)
+	dFree          = prometheus.NewDesc("walrus_free_bytes", "Free bytes on the data directory's filesystem.", nil, nil)
+	dFloor         = prometheus.NewDesc("walrus_free_bytes_floor", "Free bytes below which uploads are refused (the watermark).", nil, nil)
+	dCacheHits     = prometheus.NewDesc("walrus_cache_hits_total", "Block look-ups the decompressed-block cache answered.", nil, nil)
+	dCacheMisses   = prometheus.NewDesc("walrus_cache_misses_total", "Block look-ups the cache did not answer.", nil, nil)
+	dDirLogical    = prometheus.NewDesc("walrus_dir_logical_bytes", "Logical bytes of a directory's files.", []string{"dir"}, nil)
+	dDirStored     = prometheus.NewDesc("walrus_dir_stored_bytes", "Stored bytes attributed to a directory.", []string{"dir"}, nil)
+	dDirSegments   = prometheus.NewDesc("walrus_dir_segments", "Full WAL segments in a directory, all timelines.", []string{"dir"}, nil)
+	dLastArchived  = prometheus.NewDesc("walrus_last_archived_timestamp_seconds", "When the directory's newest segment (by position) was archived, unix time.", []string{"dir"}, nil)
+	dLastEndLSN    = prometheus.NewDesc("walrus_timeline_last_segment_end_lsn_bytes", "End LSN of the last segment archived on a timeline, as a byte position.", []string{"dir", "timeline"}, nil)
+	dTimelineSegs  = prometheus.NewDesc("walrus_timeline_segments", "Segments archived on a timeline.", []string{"dir", "timeline"}, nil)
+	dGaps          = prometheus.NewDesc("walrus_gap_segments", "Segments missing inside a directory's timelines (0 when the WAL is continuous).", []string{"dir"}, nil)
+	dProblems      = prometheus.NewDesc("walrus_continuity_problems", "Continuity problems of a directory (gaps, history contradictions, unreadable history or backup files).", []string{"dir"}, nil)
+	dBackups       = prometheus.NewDesc("walrus_backups", "Base backups (.backup files) of a directory, by whether they are restorable.", []string{"dir", "restorable"}, nil)
+	dNewestBackup  = prometheus.NewDesc("walrus_newest_backup_restorable", "1 if the newest base backup (by stop time) is restorable, 0 if not; absent without backups.", []string{"dir"}, nil)
+	dNewestRestore = prometheus.NewDesc("walrus_newest_restorable_backup_timestamp_seconds", "Stop time of the newest restorable base backup, unix time.", []string{"dir"}, nil)
+	dScrapeErr     = prometheus.NewDesc("walrus_state_scrape_error", "1 if reading the archive's state failed at the last scrape.", nil, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{dStoreFiles, dLogical, dStored, dDisk, dPacks, dFree, dFloor, dCacheHits, dCacheMisses,
+		dDirLogical, dDirStored, dDirSegments, dLastArchived, dLastEndLSN, dTimelineSegs, dGaps, dProblems, dBackups,
+		dNewestBackup, dNewestRestore, dScrapeErr} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	if ch := c.st.Changes(); c.last == nil || ch != c.changes || time.Since(c.at) > c.maxAge {
+		c.last, c.at, c.changes = c.read(context.Background()), time.Now(), ch
+	}
+	ms := c.last
+	c.mu.Unlock()
+	for _, m := range ms {
+		ch <- m
+	}
+}
+
+func (c *stateCollector) read(ctx context.Context) []prometheus.Metric {
+	var out []prometheus.Metric
+	g := func(d *prometheus.Desc, v float64, labels ...string) {
+		out = append(out, prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...))
+	}
+	hits, misses := c.st.CacheStats()
+	out = append(out, prometheus.MustNewConstMetric(dCacheHits, prometheus.CounterValue, float64(hits)),
+		prometheus.MustNewConstMetric(dCacheMisses, prometheus.CounterValue, float64(misses)))
+	if free, floor, ok := c.st.Space(); ok {
+		g(dFree, float64(free))
+		g(dFloor, float64(floor))
+	}
+	rep, err := c.st.StatusReport("*", time.Now())
+	if err != nil {
+		g(dScrapeErr, 1)
+		return out
+	}
+	g(dScrapeErr, 0)
+	g(dStoreFiles, float64(rep.Files))
+	g(dLogical, float64(rep.LogicalBytes))
+	g(dStored, float64(rep.StoredBytes))
+	g(dDisk, float64(rep.DiskBytes))
+	g(dPacks, float64(rep.Packs))
+	for _, d := range rep.Dirs {
+		g(dDirLogical, float64(d.LogicalBytes), d.Name)
+		g(dDirStored, float64(d.StoredBytes), d.Name)
+		g(dDirSegments, float64(d.Segments), d.Name)
+		g(dProblems, float64(len(d.Problems)), d.Name)
+		if d.LastArchived != nil {
+			g(dLastArchived, float64(d.LastArchived.UnixNano())/1e9, d.Name)
+		}
+		var gaps uint64
+		for _, t := range d.Timelines {
+			tli := formatTLI(t.TLI)
+			g(dTimelineSegs, float64(t.Segments), d.Name, tli)
+			if end, ok := endLSN(t.Last, d.SegmentSize); ok {
+				g(dLastEndLSN, float64(end), d.Name, tli)
+			}
+			for _, gp := range t.Gaps {
+				gaps += gp.Count
+			}
+		}
+		g(dGaps, float64(gaps), d.Name)
+		var ok, bad int
+		var newest, newestOK *store.BackupStatus
+		for i := range d.Backups {
+			b := &d.Backups[i]
+			if b.Restorable {
+				ok++
+				if newestOK == nil || b.StopTime.After(newestOK.StopTime) {
+					newestOK = b
+				}
+			} else {
+				bad++
+			}
+			if newest == nil || b.StopTime.After(newest.StopTime) {
+				newest = b
+			}
+		}
+		g(dBackups, float64(ok), d.Name, "true")
+		g(dBackups, float64(bad), d.Name, "false")
+		if newest != nil {
+			v := 0.0
+			if newest.Restorable {
+				v = 1
+			}
+			g(dNewestBackup, v, d.Name)
+		}
+		if newestOK != nil {
+			g(dNewestRestore, float64(newestOK.StopTime.UnixNano())/1e9, d.Name)
+		}
+	}
+	return out
+}
+
+func formatTLI(tli uint32) string {
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 8)
+	for i := 7; i >= 0; i-- {
+		b[i] = hex[tli&0xf]
+		tli >>= 4
+	}
+	return string(b)
+}
+
+// endLSN is the byte position just past segment name.
+func endLSN(name string, segSize uint32) (uint64, bool) {
+	n := wal.ParseName(name)
+	if n.Kind != wal.KindSegment || segSize == 0 {
+		return 0, false
+	}
+	perLog := uint64(1<<32) / uint64(segSize)
+	segNo := uint64(n.Log)*perLog + uint64(n.Seg)
+	return (segNo + 1) * uint64(segSize), true
+}
