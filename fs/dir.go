@@ -290,7 +290,7 @@ func (n *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		}
 		return 0
 	}
-	meta := store.FileMeta{Mode: fi.Mode().Perm(), MTime: fi.ModTime(), Via: "fuse"}
+	meta := store.FileMeta{Mode: fi.Mode().Perm(), MTime: fi.ModTime(), Origin: store.Origin{Interface: "fuse"}}
 	info, err := n.fsys.st.CommitWork(from, to, meta)
 	if err != nil {
 		return n.fsys.fail("rename", from+" -> "+to, err)

@@ -49,7 +49,7 @@ type draft struct {
 func (fsys *fileSystem) newDraft(path string, mode uint32) *draft {
 	return &draft{
 		fsys: fsys, path: path,
-		meta: store.FileMeta{Mode: os.FileMode(mode).Perm(), MTime: time.Now(), Via: "fuse"},
+		meta: store.FileMeta{Mode: os.FileMode(mode).Perm(), MTime: time.Now(), Origin: store.Origin{Interface: "fuse"}},
 	}
 }
 

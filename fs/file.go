@@ -254,7 +254,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		n.setOpening(ctx, h)
 		return h, fuse.FOPEN_DIRECT_IO, 0
 	}
-	r, err := n.fsys.st.OpenVia(info.Path, "fuse")
+	r, err := n.fsys.st.OpenFrom(info.Path, store.Origin{Interface: "fuse"})
 	if err != nil {
 		return nil, 0, n.fsys.fail("open", info.Path, err)
 	}

@@ -277,7 +277,7 @@ func (n *fileNode) checkIn(closing int) {
 	if err != nil {
 		return
 	}
-	meta := store.FileMeta{Mode: fi.Mode().Perm(), MTime: fi.ModTime(), Via: "fuse"}
+	meta := store.FileMeta{Mode: fi.Mode().Perm(), MTime: fi.ModTime(), Origin: store.Origin{Interface: "fuse"}}
 	info, err := n.fsys.st.CommitWork(path, path, meta)
 	n.mu.Lock()
 	n.pending = false // until it is written again

@@ -256,7 +256,7 @@ func (s *session) readAttrs(ndx int32) (*request, error) {
 // receive_data).
 func (s *session) receiveFile(t *target) error {
 	e := t.entry
-	meta := store.FileMeta{Mode: fs.FileMode(e.mode & 0o7777), MTime: time.Unix(e.mtime, int64(e.nsec)), Via: "rsync"}
+	meta := store.FileMeta{Mode: fs.FileMode(e.mode & 0o7777), MTime: time.Unix(e.mtime, int64(e.nsec)), Origin: store.Origin{Interface: "rsync", Peer: s.peer.addr.String()}}
 	u, storeErr := s.srv.st.Create(t.path, meta)
 	w := &uploadWriter{u: u, err: storeErr}
 	read, written := s.in.count(), s.out.count()

@@ -311,7 +311,7 @@ func (s *session) sendFileList(entries []*fileEntry, ioErr int32) error {
 
 // wholeSum computes the -c checksum of a file by reading it.
 func (s *session) wholeSum(e *fileEntry) ([]byte, error) {
-	r, err := s.srv.st.OpenVia(e.storeKey, "rsync")
+	r, err := s.srv.st.OpenFrom(e.storeKey, store.Origin{Interface: "rsync", Peer: s.peer.addr.String()})
 	if err != nil {
 		return make([]byte, checksumLen(s.preCsum)), nil
 	}
@@ -463,7 +463,7 @@ func (s *session) answer(req *request, e *fileEntry) error {
 	if !e.isRegular() {
 		return fmt.Errorf("%w: transfer requested for non-file %q", ErrProtocol, e.name)
 	}
-	r, err := s.srv.st.OpenVia(e.storeKey, "rsync")
+	r, err := s.srv.st.OpenFrom(e.storeKey, store.Origin{Interface: "rsync", Peer: s.peer.addr.String()})
 	if err != nil {
 		s.out.Msg(msgNoSend, appendInt32(nil, req.ndx))
 		s.errorXfer(fmt.Sprintf(`rsync: [sender] send_files failed to open "%s" (in %s): %v`, e.name, s.mod.Name, err))

@@ -21,7 +21,7 @@ import (
 // satisfies it.
 type Store interface {
 	Create(path string, meta store.FileMeta) (*store.Upload, error)
-	OpenVia(path, via string) (*store.Reader, error)
+	OpenFrom(path string, o store.Origin) (*store.Reader, error)
 	Stat(path string) (store.FileInfo, error)
 	IsDir(dir string) (bool, error)
 	List(dir string) ([]store.FileInfo, error)

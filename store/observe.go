@@ -16,7 +16,8 @@ type Observer interface {
 
 // CommitEvent describes one Upload.Commit.
 type CommitEvent struct {
-	Via, Dir, Name string
+	Origin    Origin
+	Dir, Name string
 	Size, Stored   int64 // bytes received; the file's stored footprint
 	Existed        bool  // an identical copy was archived already
 	Err            error // nil: committed; else RefusalReason says why not
@@ -25,7 +26,8 @@ type CommitEvent struct {
 
 // ReadEvent describes the reads of one Reader, from open to close.
 type ReadEvent struct {
-	Via, Dir, Name string
+	Origin    Origin
+	Dir, Name string
 	Bytes          int64
 	Duration       time.Duration
 }
@@ -53,19 +55,19 @@ func RefusalReason(err error) string {
 	return "error"
 }
 
-// OpenVia is Open for an interface named via (see FileMeta.Via): the
-// reader reports what it returned to Config.Observer when it is closed.
-func (s *Store) OpenVia(path, via string) (*Reader, error) {
+// OpenFrom is Open for a reader at origin o: the reader reports what it
+// returned to Config.Observer when it is closed.
+func (s *Store) OpenFrom(path string, o Origin) (*Reader, error) {
 	r, err := s.Open(path)
 	if err == nil {
-		r.via, r.opened = via, time.Now()
+		r.origin, r.opened = o, time.Now()
 	}
 	return r, err
 }
 
 // readStats are a Reader's counters for its ReadEvent.
 type readStats struct {
-	via    string
+	origin Origin
 	opened time.Time
 	bytes  atomic.Int64
 	closed atomic.Bool
@@ -77,7 +79,7 @@ func (r *Reader) report() {
 		return
 	}
 	if n := r.bytes.Load(); n > 0 {
-		o.Restored(ReadEvent{Via: r.via, Dir: r.f.Dir, Name: r.f.Name, Bytes: n, Duration: time.Since(r.opened)})
+		o.Restored(ReadEvent{Origin: r.origin, Dir: r.f.Dir, Name: r.f.Name, Bytes: n, Duration: time.Since(r.opened)})
 	}
 }
 

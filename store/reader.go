@@ -39,7 +39,7 @@ func (r *Reader) Size() int64 { return r.f.Size }
 func (r *Reader) Info() FileInfo { return infoOf(r.f) }
 
 // Close releases the reader (it holds no resources today) and reports its
-// reads to Config.Observer (OpenVia).
+// reads to Config.Observer (OpenFrom).
 func (r *Reader) Close() error {
 	r.report()
 	return nil

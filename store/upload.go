@@ -17,9 +17,16 @@ import (
 type FileMeta struct {
 	Mode  fs.FileMode
 	MTime time.Time
-	// Via names the interface the file came through ("fuse", "rsync",
-	// "cli") for Config.Observer; only Create's is used.
-	Via string
+	// Origin says where the file came from, for Config.Observer; only
+	// Create's is used.
+	Origin Origin
+}
+
+// Origin names the interface a file came through or went out by ("fuse",
+// "rsync", "cli") and, where known, the peer (a client address).
+type Origin struct {
+	Interface string
+	Peer      string
 }
 
 // Upload streams one file into the store. Write the bytes in order, then
@@ -98,7 +105,7 @@ func (s *Store) Create(path string, meta FileMeta) (*Upload, error) {
 // SetMeta replaces the mode and mtime to commit with (cp -p and rsync set
 // them after writing the bytes).
 func (u *Upload) SetMeta(meta FileMeta) {
-	meta.Via = u.meta.Via
+	meta.Origin = u.meta.Origin
 	u.meta = meta
 }
 
@@ -275,7 +282,7 @@ func (u *Upload) Commit() (info FileInfo, err error) {
 	if o := u.s.cfg.Observer; o != nil {
 		start := time.Now()
 		defer func() {
-			o.Committed(CommitEvent{Via: u.meta.Via, Dir: u.dir, Name: u.name, Size: u.size, Stored: info.Stored,
+			o.Committed(CommitEvent{Origin: u.meta.Origin, Dir: u.dir, Name: u.name, Size: u.size, Stored: info.Stored,
 				Existed: err == nil && u.existing != nil, Err: err, Duration: time.Since(start)})
 		}()
 	}

@@ -94,7 +94,7 @@ func (l localArchive) Put(name string, in io.Reader, size int64, meta store.File
 }
 
 func (l localArchive) Get(name string, w io.Writer) (store.FileInfo, error) {
-	r, err := l.s.OpenVia(name, "cli")
+	r, err := l.s.OpenFrom(name, store.Origin{Interface: "cli"})
 	if err != nil {
 		return store.FileInfo{}, err
 	}

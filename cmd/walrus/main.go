@@ -26,7 +26,8 @@ import (
 // globals are flags every subcommand takes.
 type globals struct {
 	Data     string `help:"Data directory of the store." default:"./walrus-data" env:"WALRUS_DATA" type:"path"`
-	LogLevel string `help:"Log level: debug, info, warn, error." default:"warn" enum:"debug,info,warn,error" env:"WALRUS_LOG_LEVEL"`
+	LogLevel  string `help:"Log level: debug, info, warn, error (serve logs one line per transfer at info)." default:"warn" enum:"debug,info,warn,error" env:"WALRUS_LOG_LEVEL"`
+	LogFormat string `help:"Log format: text, json, or auto (text on a terminal, JSON otherwise: journald, files)." default:"auto" enum:"auto,text,json" env:"WALRUS_LOG_FORMAT"`
 
 	stdout io.Writer
 	stderr io.Writer
@@ -96,7 +97,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitError
 	}
 	c.stdout, c.stderr, c.stdin = stdout, stderr, stdin
-	c.log = newLogger(stderr, c.LogLevel)
+	c.log = newLogger(stderr, c.LogLevel, c.LogFormat)
 	if err := kctx.Run(&c.globals); err != nil {
 		fmt.Fprintln(stderr, "walrus:", err)
 		return exitCode(err)
@@ -104,8 +105,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return exitOK
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+func newLogger(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	o := &slog.HandlerOptions{Level: l}
+	if format == "json" || format == "auto" && !isTerminal(w) {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
 }

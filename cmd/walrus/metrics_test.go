@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -74,7 +77,7 @@ func TestMetricsDuringPushesAndPulls(t *testing.T) {
 	testenv.Require(t, testenv.Command("rsync"))
 	home := t.TempDir()
 	rport, hport := freePort(t), freePort(t)
-	startServe(t, "--home", home, "--rsync-listen", fmt.Sprintf("127.0.0.1:%d", rport), "--metrics-listen", fmt.Sprintf("127.0.0.1:%d", hport))
+	srv := startServeEnv(t, []string{"WALRUS_LOG_LEVEL=info", "WALRUS_LOG_FORMAT=json"}, "--home", home, "--rsync-listen", fmt.Sprintf("127.0.0.1:%d", rport), "--metrics-listen", fmt.Sprintf("127.0.0.1:%d", hport))
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", hport)
 	rsyncURL := fmt.Sprintf("rsync://127.0.0.1:%d/", rport)
 	mnt := filepath.Join(home, "pg_archived")
@@ -165,5 +168,34 @@ func TestMetricsDuringPushesAndPulls(t *testing.T) {
 	}
 	if _, ok := value(f, "walrus_last_archived_timestamp_seconds", map[string]string{"dir": ""}); !ok {
 		t.Error("no walrus_last_archived_timestamp_seconds for the root")
+	}
+
+	// One JSON log line per transfer, refusals at WARN with the reason.
+	if err := srv.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var pushes, refused, restores int
+	for _, line := range strings.Split(srv.output(), "\n") {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) != nil {
+			continue
+		}
+		switch {
+		case l["msg"] == "push" && l["interface"] == "rsync" && l["outcome"] == "archived":
+			if l["peer"] != "127.0.0.1" || l["name"] != filepath.Base(p2) || l["bytes"] != float64(1<<20) || l["stored"].(float64) <= 0 {
+				t.Errorf("push line: %v", l)
+			}
+			pushes++
+		case l["msg"] == "push refused":
+			if l["level"] != "WARN" || l["reason"] != "exists_different" || l["peer"] != "127.0.0.1" {
+				t.Errorf("refusal line: %v", l)
+			}
+			refused++
+		case l["msg"] == "restore" && l["interface"] == "rsync":
+			restores++
+		}
+	}
+	if pushes != 1 || refused != 1 || restores != 1 {
+		t.Errorf("transfer log: %d rsync pushes, %d refusals, %d rsync restores; want 1 each:\n%s", pushes, refused, restores, srv.output())
 	}
 }

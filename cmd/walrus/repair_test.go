@@ -139,7 +139,7 @@ func TestCLIRepair(t *testing.T) {
 	}
 	// repair is idempotent: on a healthy store it rebuilds the same index.
 	var out bytes.Buffer
-	if err := repair(context.Background(), repairOptions{data: data, stdout: &out, stderr: &out, log: newLogger(&out, "error")}); err != nil {
+	if err := repair(context.Background(), repairOptions{data: data, stdout: &out, stderr: &out, log: newLogger(&out, "error", "text")}); err != nil {
 		t.Fatalf("repair of a healthy store: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "the old index is kept in") || !strings.Contains(out.String(), " 0 problems") {

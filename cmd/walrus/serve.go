@@ -67,7 +67,7 @@ func (c *serveCmd) Run(ctx context.Context, g *globals) error {
 	}
 	met := metrics.New(versionString())
 	maint.metrics = met
-	st, created, err := openOrCreate(store.Config{Dir: g.Data, Logger: log, CacheBytes: c.CacheSize, Level: c.Level, MinFree: c.MinFree, Observer: met})
+	st, created, err := openOrCreate(store.Config{Dir: g.Data, Logger: log, CacheBytes: c.CacheSize, Level: c.Level, MinFree: c.MinFree, Observer: observers{met, transferLog{log}}})
 	if err != nil {
 		return err
 	}

@@ -46,10 +46,18 @@ func binary(t *testing.T) string {
 }
 
 type serveProc struct {
-	cmd    *exec.Cmd
-	stderr *bytes.Buffer
-	ready  string
-	exited chan error
+	cmd     *exec.Cmd
+	stderr  *bytes.Buffer // complete once scanned is closed
+	scanned chan struct{}
+	ready   string
+	exited  chan error
+}
+
+// output returns everything the server wrote to stderr; call it after
+// stop (it waits for the last line).
+func (p *serveProc) output() string {
+	<-p.scanned
+	return p.stderr.String()
 }
 
 func freePort(t *testing.T) int {
@@ -78,9 +86,10 @@ func startServeEnv(t *testing.T, env []string, args ...string) *serveProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &serveProc{cmd: cmd, stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
+	p := &serveProc{cmd: cmd, stderr: &bytes.Buffer{}, scanned: make(chan struct{}), exited: make(chan error, 1)}
 	readyc := make(chan string, 1)
 	go func() {
+		defer close(p.scanned)
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()

@@ -97,7 +97,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	mode, _ := strconv.ParseUint(q.Get("mode"), 8, 32)
 	mtime, _ := strconv.ParseInt(q.Get("mtime"), 10, 64)
-	meta := store.FileMeta{Mode: os.FileMode(mode), MTime: time.Unix(0, mtime), Via: "cli"}
+	meta := store.FileMeta{Mode: os.FileMode(mode), MTime: time.Unix(0, mtime), Origin: store.Origin{Interface: "cli"}}
 	u, err := s.st.Create(q.Get("name"), meta)
 	if err != nil {
 		s.fail(w, err)
@@ -122,7 +122,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
-	rd, err := s.st.OpenVia(r.URL.Query().Get("name"), "cli")
+	rd, err := s.st.OpenFrom(r.URL.Query().Get("name"), store.Origin{Interface: "cli"})
 	if err != nil {
 		s.fail(w, err)
 		return

@@ -100,7 +100,7 @@ func (m *Metrics) Committed(ev store.CommitEvent) {
 	if m == nil {
 		return
 	}
-	via := label(ev.Via)
+	via := label(ev.Origin.Interface)
 	switch {
 	case ev.Err != nil:
 		m.refused.WithLabelValues(via, ev.Dir, store.RefusalReason(ev.Err)).Inc()
@@ -120,7 +120,7 @@ func (m *Metrics) Restored(ev store.ReadEvent) {
 	if m == nil {
 		return
 	}
-	via := label(ev.Via)
+	via := label(ev.Origin.Interface)
 	m.restoredFiles.WithLabelValues(via, ev.Dir).Inc()
 	m.restoredBytes.WithLabelValues(via, ev.Dir).Add(float64(ev.Bytes))
 	m.readSeconds.WithLabelValues(via).Observe(ev.Duration.Seconds())

@@ -33,10 +33,10 @@ func TestAlertRules(t *testing.T) {
 	m := New("test")
 	m.Watch(st)
 	// One event of every kind, so that every family has a sample.
-	m.Committed(store.CommitEvent{Via: "rsync", Dir: "db1", Size: 1})
-	m.Committed(store.CommitEvent{Via: "rsync", Dir: "db1", Existed: true})
-	m.Committed(store.CommitEvent{Via: "rsync", Dir: "db1", Err: store.ErrExists})
-	m.Restored(store.ReadEvent{Via: "fuse", Dir: "db1", Bytes: 1, Duration: time.Millisecond})
+	m.Committed(store.CommitEvent{Origin: store.Origin{Interface: "rsync"}, Dir: "db1", Size: 1})
+	m.Committed(store.CommitEvent{Origin: store.Origin{Interface: "rsync"}, Dir: "db1", Existed: true})
+	m.Committed(store.CommitEvent{Origin: store.Origin{Interface: "rsync"}, Dir: "db1", Err: store.ErrExists})
+	m.Restored(store.ReadEvent{Origin: store.Origin{Interface: "fuse"}, Dir: "db1", Bytes: 1, Duration: time.Millisecond})
 	m.ConnOpened()
 	m.ConnRefused("auth_failed")
 	m.Maintained("gc", 1, time.Second, nil)
@@ -63,7 +63,7 @@ func TestAlertRules(t *testing.T) {
 	}
 	// The state gauges of a directory appear once it holds a segment.
 	g := walgen.Segment{TLI: 1, SegNo: 1, SysID: 5, SegSize: 1 << 20}
-	u, err := st.Create("db1/"+g.Name(), store.FileMeta{Mode: 0o600, MTime: time.Now(), Via: "cli"})
+	u, err := st.Create("db1/"+g.Name(), store.FileMeta{Mode: 0o600, MTime: time.Now(), Origin: store.Origin{Interface: "cli"}})
 	if err != nil {
 		t.Fatal(err)
 	}
