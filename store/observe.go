@@ -16,20 +16,20 @@ type Observer interface {
 
 // CommitEvent describes one Upload.Commit.
 type CommitEvent struct {
-	Origin    Origin
-	Dir, Name string
-	Size, Stored   int64 // bytes received; the file's stored footprint
-	Existed        bool  // an identical copy was archived already
-	Err            error // nil: committed; else RefusalReason says why not
-	Duration       time.Duration
+	Origin       Origin
+	Dir, Name    string
+	Size, Stored int64 // bytes received; the file's stored footprint
+	Existed      bool  // an identical copy was archived already
+	Err          error // nil: committed; else RefusalReason says why not
+	Duration     time.Duration
 }
 
 // ReadEvent describes the reads of one Reader, from open to close.
 type ReadEvent struct {
 	Origin    Origin
 	Dir, Name string
-	Bytes          int64
-	Duration       time.Duration
+	Bytes     int64
+	Duration  time.Duration
 }
 
 // RefusalReason classifies a commit error for metrics and logs:

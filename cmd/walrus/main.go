@@ -25,7 +25,7 @@ import (
 
 // globals are flags every subcommand takes.
 type globals struct {
-	Data     string `help:"Data directory of the store." default:"./walrus-data" env:"WALRUS_DATA" type:"path"`
+	Data      string `help:"Data directory of the store." default:"./walrus-data" env:"WALRUS_DATA" type:"path"`
 	LogLevel  string `help:"Log level: debug, info, warn, error (serve logs one line per transfer at info)." default:"warn" enum:"debug,info,warn,error" env:"WALRUS_LOG_LEVEL"`
 	LogFormat string `help:"Log format: text, json, or auto (text on a terminal, JSON otherwise: journald, files)." default:"auto" enum:"auto,text,json" env:"WALRUS_LOG_FORMAT"`
 
