@@ -3,6 +3,7 @@ module github.com/walrus-archive/walrus
 go 1.26.8
 
 require (
+	github.com/BurntSushi/toml v1.5.0
 	github.com/alecthomas/kong v1.17.0
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/coreos/go-systemd/v22 v22.5.0

@@ -27,6 +27,7 @@ import (
 type globals struct {
 	Data      string `help:"Data directory of the store." default:"./walrus-data" env:"WALRUS_DATA" type:"path"`
 	LogLevel  string `help:"Log level: debug, info, warn, error (serve logs one line per transfer at info)." default:"warn" enum:"debug,info,warn,error" env:"WALRUS_LOG_LEVEL"`
+	Config    string `help:"Configuration file (TOML, one key per flag: data, mount, rsyncd_conf, ...); flags on the command line override it, and it overrides WALRUS_* variables." type:"path" env:"WALRUS_CONFIG"`
 	LogFormat string `help:"Log format: text, json, or auto (text on a terminal, JSON otherwise: journald, files)." default:"auto" enum:"auto,text,json" env:"WALRUS_LOG_FORMAT"`
 
 	stdout io.Writer
@@ -79,14 +80,23 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}()
 	var c cli
-	parser, err := kong.New(&c,
+	opts := []kong.Option{}
+	if path := configPath(args); path != "" {
+		r, err := loadConfig(path)
+		if err != nil {
+			fmt.Fprintln(stderr, "walrus:", err)
+			return exitError
+		}
+		opts = append(opts, kong.Resolvers(r))
+	}
+	parser, err := kong.New(&c, append(opts,
 		kong.Name("walrus"),
 		kong.Description("walrus: a deduplicating, compressed, WAL-aware PostgreSQL archive."),
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(kongExit(code)) }),
 		kong.UsageOnError(),
 		kong.Vars{"version": versionString()},
-		kong.BindTo(ctx, (*context.Context)(nil)))
+		kong.BindTo(ctx, (*context.Context)(nil)))...)
 	if err != nil {
 		fmt.Fprintln(stderr, "walrus:", err)
 		return exitError

@@ -31,7 +31,7 @@ func (c *serveCmd) maintenanceFor(log *slog.Logger) (*maintenance, error) {
 	if c.RetainBackups > 0 || c.RetainWindow != "" {
 		p, err := policyFromFlags(c.RetainBackups, c.RetainWindow)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("serve: --retain-window/--retain-backups (retain_window, retain_backups): %w", err)
 		}
 		m.policy = p
 	}

@@ -13,6 +13,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sync/errgroup"
 
@@ -49,10 +50,15 @@ type serveCmd struct {
 
 	HTTP string `name:"http" aliases:"metrics-listen" help:"Serve the status page (/) and Prometheus metrics (/metrics) on this address, e.g. 127.0.0.1:9187 (--metrics-listen is the same flag). Empty: none."`
 
+	CheckConfig bool `help:"Check the configuration (flags, environment, --config file, rsyncd.conf, retention) and print the effective one, then exit: 0 if it would start."`
+
 	MemoryLimit int64 `help:"Soft memory limit of the Go runtime in bytes (0: the bound computed from the cache size and cores, see README; negative: none; GOMEMLIMIT wins)."`
 }
 
-func (c *serveCmd) Run(ctx context.Context, g *globals) error {
+func (c *serveCmd) Run(ctx context.Context, g *globals, kctx *kong.Context) error {
+	if c.CheckConfig {
+		return c.checkConfig(g, kctx)
+	}
 	if err := c.applyHome(g); err != nil {
 		return err
 	}
@@ -168,6 +174,20 @@ func readyLine(attrs []any) string {
 }
 
 // applyHome fills in the embedded default set-up under --home.
+// homePaths sets the paths --home implies (flags given win).
+func (c *serveCmd) homePaths(g *globals) {
+	if c.Home == "" {
+		return
+	}
+	g.Data = filepath.Join(c.Home, "data")
+	if c.Mount == "" {
+		c.Mount = filepath.Join(c.Home, "pg_archived")
+	}
+	if c.RsyncdConf == "" {
+		c.RsyncdConf = filepath.Join(c.Home, "rsyncd.conf")
+	}
+}
+
 func (c *serveCmd) applyHome(g *globals) error {
 	if c.Home == "" {
 		return nil

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The sample /etc/walrus/walrus.toml checks clean (with its paths moved
+// into a temporary directory), the effective configuration is printed
+// with the documented precedence, and every kind of bad file gets one
+// line naming what is wrong.
+// runArgs runs walrus with exactly args (no --data: the file's must count).
+func runArgs(args ...string) result {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, nil, &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+func TestConfigFile(t *testing.T) {
+	work := t.TempDir()
+	sample, err := os.ReadFile("../../contrib/etc-walrus/walrus.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsyncd, err := os.ReadFile("../../contrib/etc-walrus/rsyncd.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(work, "pg_archived")
+	move := strings.NewReplacer("/var/lib/walrus", filepath.Join(work, "data"), "/db/pg_archived", mnt,
+		"/etc/walrus/rsyncd.conf", filepath.Join(work, "rsyncd.conf"), "/var/log/walrus-rsyncd.log", filepath.Join(work, "rsyncd.log"))
+	write := func(name, body string) string {
+		p := filepath.Join(work, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("rsyncd.conf", move.Replace(string(rsyncd)))
+	conf := write("walrus.toml", move.Replace(string(sample)))
+
+	t.Setenv("WALRUS_LOG_LEVEL", "debug") // the file's log_level wins over the environment
+	r := runArgs("serve", "--config", conf, "--check-config", "--cache-size", "12345")
+	if r.code != 0 || !strings.Contains(r.stdout, "# configuration OK") {
+		t.Fatalf("check of the sample configuration: %+v", r)
+	}
+	for _, want := range []string{`mount = "` + mnt + `"`, `retain_window = "7d"`, `retain_backups = 2`, `log_level = "info"`,
+		`cache_size = 12345`, `http = "127.0.0.1:9187"`, `data = "` + filepath.Join(work, "data") + `"`} {
+		if !strings.Contains(r.stdout, want+"\n") {
+			t.Errorf("effective configuration lacks %s:\n%s", want, r.stdout)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(work, "data")); !os.IsNotExist(err) {
+		t.Errorf("--check-config created the data directory: %v", err)
+	}
+
+	for _, c := range []struct{ name, body, want string }{
+		{"typo", "mout = \"/x\"\n", "unknown key mout"},
+		{"syntax", "mount = \"/x\"\nretain_window = 7d\n", "line 2"},
+		{"type", "cache_size = \"big\"\nmount = \"" + mnt + "\"\n", "--cache-size: expected a valid 64 bit int"},
+		{"retention", "mount = \"" + mnt + "\"\nretain_window = \"a fortnight\"\n", "retain_window"},
+		{"nothing", "data = \"" + work + "\"\n", "nothing to serve"},
+	} {
+		p := write(c.name+".toml", c.body)
+		r := runArgs("serve", "--config", p, "--check-config")
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%s: exit %d, stderr %q; want a failure naming %q", c.name, r.code, r.stderr, c.want)
+		}
+	}
+	if r := runArgs("serve", "--config", filepath.Join(work, "missing.toml"), "--check-config"); r.code == 0 || !strings.Contains(r.stderr, "missing.toml") {
+		t.Errorf("missing config file: %+v", r)
+	}
+}
