@@ -95,6 +95,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(kongExit(code)) }),
 		kong.UsageOnError(),
+		kong.DefaultEnvars("WALRUS"), // every flag is also WALRUS_<FLAG> (WALRUS_RSYNCD_CONF, ...)
 		kong.Vars{"version": versionString()},
 		kong.BindTo(ctx, (*context.Context)(nil)))...)
 	if err != nil {
