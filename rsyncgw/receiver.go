@@ -29,6 +29,7 @@ type target struct {
 // generate_files; receiver.c recv_files).
 func (s *session) runReceiver(ctx context.Context) error {
 	if s.readOnly {
+		s.srv.opts.Observer.ConnRefused("read_only")
 		return s.abort("ERROR: module is read only", exitSyntax)
 	}
 	if s.args.prune {

@@ -33,6 +33,7 @@ const (
 // sender.c send_files).
 func (s *session) runSender(ctx context.Context) error {
 	if s.writeOnly {
+		s.srv.opts.Observer.ConnRefused("write_only")
 		return s.abort("ERROR: module is write only", exitSyntax)
 	}
 	if err := s.readFilterList(); err != nil {

@@ -68,7 +68,8 @@ type Options struct {
 }
 
 // Observer receives the gateway's connection events. Reasons:
-// max_connections, host_denied, unknown_module, auth_failed.
+// max_connections, host_denied, unknown_module, auth_failed, read_only (a
+// push to a read-only module), write_only.
 type Observer interface {
 	ConnOpened()
 	ConnClosed()

@@ -128,6 +128,9 @@ func TestMetricsDuringPushesAndPulls(t *testing.T) {
 	if err := run("rsync", rsyncURL+"no_such_module/"); err == nil {
 		t.Fatal("unknown module listed")
 	}
+	if err := run("rsync", "-aq", p3, rsyncURL+"wal_fetch/"); err == nil {
+		t.Fatal("push to the read-only wal_fetch accepted")
+	}
 
 	f := scrape(t, url)
 	for _, c := range []struct {
@@ -146,6 +149,7 @@ func TestMetricsDuringPushesAndPulls(t *testing.T) {
 		{"walrus_restored_bytes_total", map[string]string{"interface": "rsync"}, 1 << 20},
 		{"walrus_commit_duration_seconds", map[string]string{"interface": "rsync"}, 2}, // new + identical
 		{"walrus_rsync_connections_refused_total", map[string]string{"reason": "unknown_module"}, 1},
+		{"walrus_rsync_connections_refused_total", map[string]string{"reason": "read_only"}, 1},
 		{"walrus_files", nil, 3},
 		{"walrus_logical_bytes", nil, 3 << 20},
 		{"walrus_dir_segments", map[string]string{"dir": ""}, 3},
@@ -157,8 +161,8 @@ func TestMetricsDuringPushesAndPulls(t *testing.T) {
 			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
 	}
-	if v, _ := value(f, "walrus_rsync_connections_total", nil); v < 5 {
-		t.Errorf("walrus_rsync_connections_total = %v, want at least the 5 rsync runs", v)
+	if v, _ := value(f, "walrus_rsync_connections_total", nil); v < 6 {
+		t.Errorf("walrus_rsync_connections_total = %v, want at least the 6 rsync runs", v)
 	}
 	if v, _ := value(f, "walrus_rsync_connections_open", nil); v != 0 {
 		t.Errorf("walrus_rsync_connections_open = %v after every client exited", v)

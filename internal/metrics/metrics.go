@@ -66,7 +66,7 @@ func New(version string) *Metrics {
 		Help: "Time from opening a file for reading to closing it.", Buckets: latency}, []string{"interface"})
 	m.rsyncOpen = prometheus.NewGauge(prometheus.GaugeOpts{Name: "walrus_rsync_connections_open", Help: "rsync gateway connections open now."})
 	m.rsyncTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: "walrus_rsync_connections_total", Help: "rsync gateway connections accepted."})
-	m.rsyncRefused = f("walrus_rsync_connections_refused_total", "rsync gateway connections or module requests refused, by reason (host_denied, auth_failed, unknown_module, max_connections, protocol).", "reason")
+	m.rsyncRefused = f("walrus_rsync_connections_refused_total", "rsync gateway connections or module requests refused, by reason (host_denied, auth_failed, unknown_module, max_connections, read_only, write_only).", "reason")
 	m.maintRuns = f("walrus_maintenance_runs_total", "Retention and GC runs, by kind (retention, gc) and outcome (ok, error).", "kind", "outcome")
 	m.maintFreed = f("walrus_maintenance_freed_bytes_total", "Bytes freed: logical bytes removed by retention, pack bytes reclaimed by GC.", "kind")
 	m.maintSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "walrus_maintenance_duration_seconds",
