@@ -56,18 +56,19 @@ func TestCompareMount(t *testing.T) {
 		return wall
 	}
 	res := map[string][]time.Duration{}
-	mount := func(prefetch int) (*store.Store, *Server) {
+	mountAt := func(data, mnt string, prefetch int, noLanding bool) (*store.Store, *Server) {
 		// WALRUS_BENCH_LEVEL picks the store's zstd level (default "default").
 		st, err := store.Open(store.Config{Dir: data, Level: os.Getenv("WALRUS_BENCH_LEVEL")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := Mount(st, Options{Mount: mnt, Prefetch: prefetch})
+		srv, err := Mount(st, Options{Mount: mnt, Prefetch: prefetch, NoLanding: noLanding})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return st, srv
 	}
+	mount := func(prefetch int) (*store.Store, *Server) { return mountAt(data, mnt, prefetch, false) }
 	unmount := func(st *store.Store, srv *Server) {
 		srv.Unmount()
 		srv.Wait()
@@ -75,11 +76,28 @@ func TestCompareMount(t *testing.T) {
 		st.Close()
 	}
 
+	// A second mount over its own store streams segments into the store
+	// (NoLanding: the path before landing), interleaved with the landing
+	// mount segment by segment.
+	mnt2, data2 := filepath.Join(base, "mnt2"), filepath.Join(base, "data2")
+	os.MkdirAll(mnt2, 0o755)
+	st2, srv2 := mountAt(data2, mnt2, 0, true)
 	st, srv := mount(0)
+	if !srv.fsys.passthrough.Load() {
+		t.Log("the kernel refused FUSE passthrough: both mounts stream")
+	}
+	// WALRUS_BENCH_PAUSE_INGEST=1 holds the landing store's ingester while
+	// the cps run (what the cp costs without ingest competing for the CPU).
+	resume := func() {}
+	if os.Getenv("WALRUS_BENCH_PAUSE_INGEST") == "1" {
+		resume = st.PauseIngest()
+	}
 	for _, p := range src {
 		name := filepath.Base(p)
 		label = "cp in: mount"
 		res[label] = append(res[label], sh(`cp "$1" "$2"`, p, filepath.Join(mnt, name)))
+		label = "cp in: mount, streaming"
+		res[label] = append(res[label], sh(`cp "$1" "$2"`, p, filepath.Join(mnt2, name)))
 		label = "cp in: plain+sync"
 		res[label] = append(res[label], sh(`cp "$1" "$2" && sync "$2"`, p, filepath.Join(plain, name)))
 		// rsync writes a temp file and renames it: a work file committed
@@ -92,6 +110,29 @@ func TestCompareMount(t *testing.T) {
 		label = "rsync in: plain+sync"
 		res[label] = append(res[label], sh(`rsync -a "$1" "$2" && sync "$2"`, p, filepath.Join(plain, "rsync", name)))
 	}
+	resume()
+	st.WaitIngested()
+	// Server CPU per segment, ingest included: each mount alone, into a
+	// fresh namespace, until the landed files are ingested.
+	for _, m := range []struct {
+		label, mnt string
+		st         *store.Store
+	}{{"cpu: cp in + ingest, landing", mnt, st}, {"cpu: cp in, streaming", mnt2, st2}} {
+		label = "mkdir"
+		sh(`mkdir -p "$1"`, filepath.Join(m.mnt, "cpu"))
+		label = m.label
+		before, _ := selfCPU()
+		start := time.Now()
+		for _, p := range src {
+			sh(`cp "$1" "$2"`, p, filepath.Join(m.mnt, "cpu", filepath.Base(p)))
+		}
+		m.st.WaitIngested()
+		after, _ := selfCPU()
+		fmt.Printf("  %-36s %8.1f ms cpu per segment (%.1f ms wall per segment, ingest included)\n", m.label,
+			ms((after-before)/time.Duration(len(src))), ms(time.Since(start)/time.Duration(len(src))))
+		delete(cpu, label)
+	}
+	unmount(st2, srv2)
 	unmount(st, srv)
 
 	restore := func(l, dir string) {
@@ -139,6 +180,7 @@ func TestCompareMount(t *testing.T) {
 		}
 	}
 	ratio("cp in: mount", "cp in: plain+sync")
+	ratio("cp in: mount, streaming", "cp in: plain+sync")
 	ratio("rsync in: mount", "rsync in: plain+sync")
 	for _, tag := range []string{"prefetch 0", "prefetch 8"} {
 		ratio("cp out: mount cold, "+tag, "cp out: plain cold")

@@ -155,6 +155,9 @@ func (n *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if !isArchiveName(name) {
 		return n.createWork(ctx, path, flags, mode, out)
 	}
+	if n.fsys.lands(name) {
+		return n.createLanding(ctx, path, mode, out)
+	}
 	d := n.fsys.newDraft(path, mode)
 	node := &fileNode{fsys: n.fsys, draft: d}
 	n.fsys.fileAttr(&out.Attr, d.meta.Mode, 0, 0, d.meta.MTime, d.meta.MTime)

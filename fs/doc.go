@@ -53,6 +53,12 @@
 //   - a first write elsewhere (or a truncate) stages in memory, then an
 //     unlinked spill file in Options.StageDir, and commits at close.
 //
+// A WAL segment created through the mount where the kernel takes FUSE
+// passthrough is a landing draft (landing.go): the kernel writes it into
+// a store landing file directly, and close returns the landing commit's
+// outcome (store.LandingFile.Commit: fsynced, validated, durably recorded;
+// the store ingests it in the background). Same visibility and errnos.
+//
 // Visibility: a draft is invisible (lookup ENOENT, absent from readdir) to
 // everyone until it is committed; the writer keeps using its descriptor.
 // CREATE answers it with entry and attribute timeouts of 0 so the kernel

@@ -44,6 +44,8 @@ type draft struct {
 	// then attribute changes go to the archived file (fileNode.Setattr).
 	rewrite, wrote bool
 	info           store.FileInfo
+
+	land *store.LandingFile // landing (landing.go): set at create, never changed
 }
 
 func (fsys *fileSystem) newDraft(path string, mode uint32) *draft {
@@ -63,6 +65,9 @@ func (d *draft) write(p []byte, off int64) error {
 	d.touched, d.wrote = true, true
 	if max := d.fsys.st.Config().MaxFileSize; off+int64(len(p)) > max {
 		return fmt.Errorf("%w: %s: write beyond %d bytes", store.ErrTooLarge, d.path, max)
+	}
+	if d.land != nil {
+		return d.landWrite(p, off)
 	}
 	if d.up == nil && d.buf == nil {
 		if err := d.start(off == 0); err != nil {
@@ -137,6 +142,9 @@ func (d *draft) setErr(err error) error {
 		d.up.Abort()
 		d.up = nil
 	}
+	if d.land != nil {
+		d.land.Abort()
+	}
 	return d.err
 }
 
@@ -148,6 +156,9 @@ func (d *draft) truncate(n int64) error {
 		return err
 	}
 	d.touched, d.wrote = true, true
+	if d.land != nil {
+		return d.landTruncate(n)
+	}
 	switch {
 	case n == d.size:
 		return nil
@@ -185,6 +196,9 @@ func (d *draft) setMeta(mode *uint32, mtime *time.Time) {
 func (d *draft) readAt(p []byte, off int64) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.land != nil {
+		return d.landReadAt(p, off)
+	}
 	if d.buf == nil {
 		if d.up != nil {
 			return 0, errSequential
@@ -198,7 +212,7 @@ func (d *draft) readAt(p []byte, off int64) (int, error) {
 func (d *draft) attrs() (mode os.FileMode, size int64, mtime time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.meta.Mode, d.size, d.meta.MTime
+	return d.meta.Mode, d.landSize(), d.meta.MTime
 }
 
 // commit makes a non-temp draft durable under its own path, once; later
@@ -210,6 +224,7 @@ func (d *draft) commit(force bool) error {
 	if d.done {
 		return d.err
 	}
+	d.touched = d.touched || d.landSize() > 0 // the kernel wrote it (passthrough)
 	if (!d.touched && !force) || (d.rewrite && !d.wrote) {
 		return nil
 	}
@@ -225,6 +240,11 @@ func (d *draft) commit(force bool) error {
 func (d *draft) commitLocked(path string) error {
 	if d.err != nil {
 		return d.err
+	}
+	if d.land != nil {
+		info, err := d.land.Commit(d.meta)
+		d.info = info
+		return err
 	}
 	up := d.up
 	d.up = nil
@@ -260,6 +280,9 @@ func (d *draft) discard() {
 		if d.up != nil {
 			d.up.Abort()
 			d.up = nil
+		}
+		if d.land != nil {
+			d.land.Abort()
 		}
 	}
 	d.freeLocked()

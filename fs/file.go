@@ -32,13 +32,13 @@ type fileNode struct {
 	// file (cp over an archived file). A SETATTR without a file handle
 	// (utimensat, chmod by path: cp -p before its close) goes to it.
 	rewrite *draft
-	// opening is the newest handle opened for writing over the committed
-	// file, and who opened it: O_TRUNC of that open arrives as a SETATTR
-	// without a handle from the same process (truncateAtOpen).
-	opening    openTruncater
-	openingPid uint32
-	opens      int  // open work-file handles
-	pending    bool // a .partial work file written since it was last checked in
+	// opening holds, per process, the newest handle it opened for writing
+	// over the committed file: O_TRUNC of that open arrives as a SETATTR
+	// without a handle from the same process (truncateAtOpen). Per
+	// process, so that concurrent cps over one file each find their own.
+	opening map[uint32]openTruncater
+	opens   int  // open work-file handles
+	pending bool // a .partial work file written since it was last checked in
 
 	// moving serialises what moves the node between work area and store:
 	// check-in, checkout and rename. Taken before mu, never while holding it.
@@ -161,7 +161,10 @@ func (n *fileNode) setOpening(ctx context.Context, h openTruncater) {
 		pid = c.Pid
 	}
 	n.mu.Lock()
-	n.opening, n.openingPid = h, pid
+	if n.opening == nil {
+		n.opening = map[uint32]openTruncater{}
+	}
+	n.opening[pid] = h
 	n.mu.Unlock()
 }
 
@@ -177,10 +180,14 @@ func (n *fileNode) truncateAtOpen(ctx context.Context, in *fuse.SetAttrIn) bool 
 		return false
 	}
 	c, ok := fuse.FromContext(ctx)
+	if !ok {
+		return false
+	}
 	n.mu.Lock()
-	h, pid := n.opening, n.openingPid
+	h := n.opening[c.Pid]
+	delete(n.opening, c.Pid) // one O_TRUNC per open
 	n.mu.Unlock()
-	if h == nil || !ok || c.Pid != pid {
+	if h == nil {
 		return false
 	}
 	return h.truncateAtOpen()

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,6 +20,9 @@ type fileSystem struct {
 	opts   Options
 	log    *slog.Logger
 	budget memBudget
+	// passthrough: the kernel takes FUSE passthrough, so WAL segments
+	// created through the mount land (landing.go). Set once after mount.
+	passthrough atomic.Bool
 }
 
 func joinPath(dir, name string) string {

@@ -67,6 +67,10 @@ type Options struct {
 	// gateway) appear at once.
 	EntryTimeout, AttrTimeout time.Duration
 	Debug                     bool // log every FUSE request (go-fuse's debug output)
+	// NoLanding writes WAL segments created through the mount through
+	// the streaming upload even where the kernel takes FUSE passthrough
+	// (see "Landing" in doc.go).
+	NoLanding bool
 }
 
 func (o Options) withDefaults(dataDir string) (Options, error) {

@@ -43,7 +43,9 @@ func Mount(st *store.Store, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fs: mount %s: %w", opts.Mount, err)
 	}
-	opts.Logger.Info("mounted", "mount", opts.Mount, "read_only", opts.ReadOnly, "allow_other", opts.AllowOther)
+	fsys.initLanding(srv)
+	opts.Logger.Info("mounted", "mount", opts.Mount, "read_only", opts.ReadOnly, "allow_other", opts.AllowOther,
+		"landing", fsys.passthrough.Load())
 	if opts.ReadAhead > 0 {
 		if err := setReadAhead(opts.Mount, opts.ReadAhead>>10); err != nil {
 			opts.Logger.Warn("read-ahead of the mount left at the kernel default", "mount", opts.Mount, "err", err)

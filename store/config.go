@@ -43,7 +43,10 @@ type Config struct {
 	// empty store when Dir holds none. Admin commands set it: a mistyped
 	// data directory must not look like an empty, healthy archive.
 	MustExist bool
-	Logger    *slog.Logger
+	// LandingBytes bounds the bytes of landed files not yet ingested
+	// (see "Landed files" in doc.go); default DefaultLandingBytes.
+	LandingBytes int64
+	Logger       *slog.Logger
 	// Observer receives an event for every commit and every read (metrics);
 	// nil: none. Its methods are called on the committing or reading
 	// goroutine and must not block.
@@ -83,6 +86,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MinFree <= 0 {
 		c.MinFree = DefaultMinFree
+	}
+	if c.LandingBytes <= 0 {
+		c.LandingBytes = DefaultLandingBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -48,6 +48,53 @@
 // untouched. A WAL segment whose system identifier differs from the
 // directory's fails with ErrClusterMismatch.
 //
+// # Landed files
+//
+// A WAL segment written through the FUSE mount lands (landing.go): the
+// kernel writes it, through FUSE passthrough, straight into a plain file
+// landing/tmp/N (CreateLanding), and the store ingests it into the packs
+// in the background. LandingFile.Commit, which close() returns, does in
+// this order:
+//
+//  1. fsync of the file, after setting its mode and mtime (what the file
+//     record would hold);
+//  2. the checks of Upload.Commit (WAL page header, size, another
+//     cluster's system identifier; the same errors);
+//  3. under the name's lock (landing.locks, also taken by an upload's
+//     commit of a new name, by ingest and by Remove): if the index holds
+//     the name, the file goes through an ordinary upload, which compares
+//     (identical: success; different: ErrExists); if the name is landed,
+//     the bytes are compared (the same outcomes); else the file is renamed
+//     to landing/files/NAME (landing/dirs/NS/NAME) and that directory is
+//     fsynced: the durable "landed" record. Only then does close return 0.
+//
+// The first segment of a namespace without a cluster identity is uploaded
+// at once instead (it sets the identity in the index, so a segment of
+// another cluster is refused before it lands). A landed file is a store
+// file in every way but its storage: Stat, Open (reads from the landed
+// file), Names, Walk, Status, DirStatus and retention see it, Remove
+// removes it (and so cancels its ingest), Rmdir counts it, and Create,
+// Rename and SetMeta of its name ingest it first, so an upload compares
+// against it as against any archived file.
+//
+// Ingest (landing.ingest, one at a time, oldest first, on a thread of
+// nice 10) uploads the landed file and commits it, then unlinks it and
+// fsyncs its directory. A crash before the commit leaves it landed; after
+// the commit, before the unlink, the next ingest finds the index holding
+// the name and the upload only compares (identical: success), then
+// unlinks. The unlink is fsynced so that a later removal of the file is not
+// undone by a crash. Open deletes landing/tmp/ (never acknowledged) and
+// takes up every landed file again. Close stops the ingester first; what
+// is landed stays landed.
+//
+// Bounds: CreateLanding asks the space guard for a segment's room (statfs
+// counts landed bytes as used, like every file); past Config.LandingBytes
+// of landed, not ingested bytes, a close ingests its own file before it
+// returns (back-pressure). Not covered: a writer that keeps writing through
+// a duplicate of the descriptor after its close (the kernel keeps the
+// landed file as the backing file until the last release) changes a
+// landed file; cp and PostgreSQL never do.
+//
 // # Read path
 //
 // Readers map offsets to blocks; a block is read from its pack, its record

@@ -2,8 +2,10 @@ package store
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/walrus-archive/walrus/index"
 )
@@ -21,11 +23,15 @@ type Reader struct {
 	strict  bool
 	checked int
 	readStats
+	landed *os.File // a landed file (landing.go): read from it
 }
 
 // Open returns a reader for path.
 func (s *Store) Open(path string) (*Reader, error) {
 	f, err := s.lookup(path)
+	if errors.Is(err, ErrNotFound) {
+		return s.openLanded(path)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -38,10 +44,13 @@ func (r *Reader) Size() int64 { return r.f.Size }
 // Info describes the file.
 func (r *Reader) Info() FileInfo { return infoOf(r.f) }
 
-// Close releases the reader (it holds no resources today) and reports its
-// reads to Config.Observer (OpenFrom).
+// Close releases the reader (the landed file it reads, if any) and
+// reports its reads to Config.Observer (OpenFrom).
 func (r *Reader) Close() error {
 	r.report()
+	if r.landed != nil {
+		return r.landed.Close()
+	}
 	return nil
 }
 
@@ -52,6 +61,11 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	}
 	if off >= r.f.Size {
 		return 0, io.EOF
+	}
+	if r.landed != nil {
+		n, err := r.landed.ReadAt(p[:min(int64(len(p)), r.f.Size-off)], off)
+		r.bytes.Add(int64(n))
+		return n, err
 	}
 	want := len(p)
 	if rest := r.f.Size - off; int64(want) > rest {

@@ -54,6 +54,9 @@ func (s *Store) SetMeta(path string, mode *fs.FileMode, mtime *time.Time) (FileI
 	if err != nil {
 		return FileInfo{}, err
 	}
+	if err := s.settle(joinPath(dir, name)); err != nil {
+		return FileInfo{}, err
+	}
 	o := &setMetaOp{dir: dir, name: name, mode: mode, mtime: mtime}
 	if err := s.submit(o); err != nil {
 		return FileInfo{}, err

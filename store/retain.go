@@ -135,10 +135,13 @@ func (s *Store) removeMany(ctx context.Context, dir string, files []retention.Re
 		for _, f := range files[:n] {
 			op.names = append(op.names, f.Name)
 		}
-		if err := s.submit(op); err != nil {
+		gone, err := s.removeLandedMany(dir, op.names)
+		if err == nil {
+			err = s.submit(op)
+		}
+		if err != nil {
 			return out, err
 		}
-		gone := map[string]bool{}
 		for _, name := range op.removed {
 			gone[name] = true
 		}

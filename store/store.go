@@ -76,6 +76,8 @@ type Store struct {
 	committer sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
+
+	land *landing // landed files (landing.go)
 }
 
 // Open opens the store in cfg.Dir and repairs torn pack tails left by a
@@ -127,9 +129,16 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.pf = newPrefetcher(s)
+	s.land = newLanding(s)
+	if err := s.land.recover(); err != nil {
+		s.packs.closeAll()
+		idx.Close()
+		return nil, err
+	}
 	s.committer.Add(1)
 	go s.runCommitter()
 	s.checkpointLegacy()
+	s.land.start()
 	return s, nil
 }
 
@@ -438,6 +447,10 @@ func (s *Store) repairPack(id uint32, committed int64) error {
 // Uploads not yet committed are lost (they were never acknowledged).
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		// Before closing: a commit submitted after the committer drained
+		// would wait forever. What is landed stays landed: the next Open
+		// ingests it.
+		s.land.shutdown()
 		close(s.closing)
 		s.pf.shutdown()
 		s.gcMu.Lock() // a running GC sees closing and returns
@@ -529,6 +542,9 @@ func infoOf(f *index.File) FileInfo {
 // Stat returns the file at path.
 func (s *Store) Stat(path string) (FileInfo, error) {
 	f, err := s.lookup(path)
+	if errors.Is(err, ErrNotFound) {
+		return s.statLanded(path)
+	}
 	if err != nil {
 		return FileInfo{}, err
 	}
@@ -611,7 +627,10 @@ func (s *Store) DirMeta(dir string) (index.Dir, error) {
 // Names calls fn with every file name in dir in byte order, reading keys
 // only (cheap enough to list 100 000 entries quickly).
 func (s *Store) Names(dir string, fn func(name string) error) error {
-	return s.idx.View(func(x *index.Txn) error { return x.FileNames(strings.Trim(dir, "/"), fn) })
+	dir = strings.Trim(dir, "/")
+	return mergeNames(s.landedNames(dir), func(fn func(string) error) error {
+		return s.idx.View(func(x *index.Txn) error { return x.FileNames(dir, fn) })
+	}, fn)
 }
 
 // List returns the files in dir ("" is the root) in name order.
@@ -629,9 +648,25 @@ func (s *Store) Walk(ctx context.Context, dir string, fn func(FileInfo) error) e
 	if dir != "*" {
 		dir = strings.Trim(dir, "/")
 	}
-	return s.idx.View(func(x *index.Txn) error {
-		return x.Files(ctx, dir, func(f *index.File) error { return fn(infoOf(f)) })
+	landed := s.landedInfos(dir) // merged in path order, as the index yields
+	err := s.idx.View(func(x *index.Txn) error {
+		return x.Files(ctx, dir, func(f *index.File) error {
+			fi := infoOf(f)
+			for len(landed) > 0 && cmpFile(landed[0], fi) <= 0 {
+				if cmpFile(landed[0], fi) < 0 {
+					if err := fn(landed[0]); err != nil {
+						return err
+					}
+				}
+				landed = landed[1:]
+			}
+			return fn(fi)
+		})
 	})
+	for ; err == nil && len(landed) > 0; landed = landed[1:] {
+		err = fn(landed[0])
+	}
+	return err
 }
 
 // Status summarises the archive.
@@ -653,6 +688,8 @@ func (s *Store) Status() (Status, error) {
 			return err
 		}
 		st.Files, st.LogicalBytes = t.Files, t.LogicalBytes
+		lf, lb := s.landedTotals()
+		st.Files, st.LogicalBytes = st.Files+lf, st.LogicalBytes+lb
 		if err := x.Dirs(func(d *index.Dir) error {
 			if d.Name != "" {
 				st.Dirs++
@@ -689,6 +726,9 @@ func (s *Store) Rmdir(dir string) error {
 	if err := checkComponent(dir); err != nil {
 		return err
 	}
+	if s.hasLanded(dir) {
+		return fmt.Errorf("%w: namespace %s has landed files", ErrNotEmpty, dir)
+	}
 	return s.submit(&rmdirOp{dir: dir})
 }
 
@@ -699,7 +739,17 @@ func (s *Store) Remove(path string) error {
 	if err != nil {
 		return err
 	}
-	return s.submit(&removeOp{dir: dir, name: name})
+	unlock := s.land.lock(joinPath(dir, name))
+	defer unlock()
+	landed, err := s.removeLanded(joinPath(dir, name)) // cancels its ingest
+	if err != nil {
+		return err
+	}
+	err = s.submit(&removeOp{dir: dir, name: name})
+	if landed && errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // sortedKeys is a small helper for deterministic iteration in tests and logs.

@@ -52,10 +52,13 @@ type Upload struct {
 	err     error
 	differs bool
 	done    bool
+	landing bool // an ingest of a landed file: the name's lock is held
+	serial  bool // store blocks in the writing goroutine (background ingest)
 }
 
-// Create starts an upload of path ("NAME" or "DIR/NAME").
-func (s *Store) Create(path string, meta FileMeta) (*Upload, error) {
+// create starts an upload of path (Create, in landing.go, settles a
+// landed file of that name first).
+func (s *Store) create(path string, meta FileMeta) (*Upload, error) {
 	dir, name, err := SplitPath(path)
 	if err != nil {
 		return nil, err
@@ -226,6 +229,13 @@ func (u *Upload) dispatch() {
 	}
 	u.s.sem <- struct{}{}
 	u.wg.Add(1)
+	if u.serial { // the background ingester: on its own (low-priority) thread
+		defer u.wg.Done()
+		defer func() { <-u.s.sem }()
+		defer u.s.putBuf(buf)
+		u.storeBlock(i, buf, want)
+		return
+	}
 	go func() {
 		defer u.wg.Done()
 		defer func() { <-u.s.sem }()
@@ -279,7 +289,7 @@ func (u *Upload) Commit() (info FileInfo, err error) {
 	if u.done {
 		return FileInfo{}, ErrClosed
 	}
-	if o := u.s.cfg.Observer; o != nil {
+	if o := u.s.cfg.Observer; o != nil && !u.landing { // a landed file was reported when it landed
 		start := time.Now()
 		defer func() {
 			o.Committed(CommitEvent{Origin: u.meta.Origin, Dir: u.dir, Name: u.name, Size: u.size, Stored: info.Stored,
@@ -327,6 +337,13 @@ func (u *Upload) commit() (FileInfo, error) {
 		return FileInfo{}, err
 	}
 	o := &commitFileOp{file: f, header: u.header, located: u.located}
+	if !u.landing {
+		unlock, err := u.s.gateNew(u.Path()) // a file landed under the name since Create
+		if err != nil {
+			return FileInfo{}, err
+		}
+		defer unlock()
+	}
 	if err := u.s.submit(o); err != nil {
 		return FileInfo{}, err
 	}

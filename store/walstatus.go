@@ -131,8 +131,8 @@ func (s *Store) DirStatus(dir string, now time.Time) (DirStatus, error) {
 		Ratio: ratio(meta.LogicalBytes, meta.StoredBytes), LastSegment: st.LastSegment,
 		Timelines: st.Timelines, Backups: st.Backups, Problems: st.Problems}
 	if ds.LastSegment != "" {
-		if f, err := s.lookup(joinPath(dir, ds.LastSegment)); err == nil {
-			t := time.Unix(0, f.Archived).UTC()
+		if f, err := s.Stat(joinPath(dir, ds.LastSegment)); err == nil {
+			t := f.Archived.UTC()
 			ds.LastArchived, ds.LastAge = &t, now.Sub(t).Seconds()
 		}
 	}
@@ -158,6 +158,9 @@ func (s *Store) scanWAL(dir string, segSize uint32) (*timeline.Archive, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, name := range s.landedNames(strings.Trim(dir, "/")) {
+		a.AddName(name) // landed, not yet ingested (landing.go)
 	}
 	for _, name := range small {
 		data, err := s.readSmallFile(joinPath(dir, name))
