@@ -57,7 +57,8 @@
 // passthrough is a landing draft (landing.go): the kernel writes it into
 // a store landing file directly, and close returns the landing commit's
 // outcome (store.LandingFile.Commit: fsynced, validated, durably recorded;
-// the store ingests it in the background). Same visibility and errnos.
+// the store ingests it in the background). Same visibility and errnos;
+// being a plain file, it takes writes in any order (no ESPIPE).
 //
 // Visibility: a draft is invisible (lookup ENOENT, absent from readdir) to
 // everyone until it is committed; the writer keeps using its descriptor.

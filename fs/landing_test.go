@@ -233,3 +233,23 @@ func TestLandingConcurrentCp(t *testing.T) {
 	}
 	e.st.WaitIngested()
 }
+
+// TestLandingRandomWrites: a landing segment is a plain file: writes in
+// any order, a rewrite behind the end and reading back by its writer work;
+// what is there at close is archived.
+func TestLandingRandomWrites(t *testing.T) {
+	e := landingEnv(t)
+	e.mustRun("cp", e.source("s1", seg(1).Bytes()), e.m(seg(1).Name()))
+	g := seg(2)
+	py := `import os,sys
+data = open(sys.argv[2], "rb").read()
+fd = os.open(sys.argv[1], os.O_RDWR|os.O_CREAT|os.O_TRUNC, 0o600)
+os.pwrite(fd, data[8192:], 8192)
+os.pwrite(fd, b"x" * 100, 0)
+os.pwrite(fd, data[:8192], 0)
+assert os.pread(fd, 8192, 0) == data[:8192]
+os.close(fd)`
+	e.mustRun("python3", "-c", py, e.m(g.Name()), e.source("a", g.Bytes()))
+	e.st.WaitIngested()
+	checkBytes(t, "written out of order", e.stored(g.Name()), g.Bytes())
+}
