@@ -46,6 +46,7 @@ type Config struct {
 	// LandingBytes bounds the bytes of landed files not yet ingested
 	// (see "Landed files" in doc.go); default DefaultLandingBytes.
 	LandingBytes int64
+	ingestPaused bool // tests: Open starts with the ingester paused (landing.paused = 1)
 	Logger       *slog.Logger
 	// Observer receives an event for every commit and every read (metrics);
 	// nil: none. Its methods are called on the committing or reading

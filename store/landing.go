@@ -76,6 +76,9 @@ func newLanding(s *Store) *landing {
 	l := &landing{s: s, root: filepath.Join(s.cfg.Dir, landingDirName), files: map[string]*landedFile{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), failed: map[string]time.Time{}}
 	l.idle = sync.NewCond(&l.mu)
+	if s.cfg.ingestPaused {
+		l.paused = 1
+	}
 	return l
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-archive/walrus/internal/retention"
 	"github.com/walrus-archive/walrus/internal/walgen"
 )
 
@@ -79,8 +80,13 @@ func TestLandingRecovery(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = openTest(t, dir)
-	resume = s.PauseIngest()
+	s = openTest(t, dir, func(c *Config) { c.ingestPaused = true })
+	resume = func() {
+		s.land.mu.Lock()
+		s.land.paused--
+		s.land.mu.Unlock()
+		s.land.wake()
+	}
 	if n := s.Landed(); n != 4 {
 		t.Fatalf("after reopen %d landed, want 4", n)
 	}
@@ -181,5 +187,52 @@ func TestLandingGates(t *testing.T) {
 	}
 	if err := s.Remove("ns/" + c.Name()); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second remove: %v", err)
+	}
+}
+
+// TestLandingBackPressure: past Config.LandingBytes a landing commit
+// ingests its own file before it returns.
+func TestLandingBackPressure(t *testing.T) {
+	s := openTest(t, t.TempDir(), func(c *Config) { c.LandingBytes = 1 })
+	resume := s.PauseIngest() // the background ingester takes nothing
+	defer resume()
+	for i := uint64(1); i <= 3; i++ {
+		g := landSeg(i, 1)
+		if _, err := land(t, s, g.Name(), g.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.Landed(); n != 0 {
+			t.Fatalf("segment %d: %d files landed past the bound", i, n)
+		}
+		if f, err := s.lookup(g.Name()); err != nil || f.Size != int64(len(g.Bytes())) {
+			t.Fatalf("segment %d not ingested inline: %v", i, err)
+		}
+	}
+}
+
+// TestLandingRetention: retention removes landed files like store files
+// and reports them.
+func TestLandingRetention(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	if _, err := land(t, s, landSeg(1, 1).Name(), landSeg(1, 1).Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	resume := s.PauseIngest()
+	defer resume()
+	g := landSeg(2, 1)
+	if _, err := land(t, s, g.Name(), g.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.removeMany(context.Background(), "", []retention.Removal{{Name: landSeg(1, 1).Name()}, {Name: g.Name()}}, 2)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("removed %v, %v; want both", got, err)
+	}
+	for _, n := range []string{landSeg(1, 1).Name(), g.Name()} {
+		if _, err := s.Stat(n); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("%s after retention: %v", n, err)
+		}
+	}
+	if s.Landed() != 0 {
+		t.Fatal("landed file left after retention")
 	}
 }
