@@ -76,9 +76,34 @@ func TestCompareMount(t *testing.T) {
 		st.Close()
 	}
 
-	// A second mount over its own store streams segments into the store
-	// (NoLanding: the path before landing), interleaved with the landing
-	// mount segment by segment.
+	// Sustained: each variant alone on a fresh store, every segment cp'd
+	// back to back (landing: ingest runs behind in the background), then
+	// until everything is ingested; server CPU per segment, ingest
+	// included.
+	for i, v := range []struct {
+		label     string
+		noLanding bool
+	}{{"sustained cp in: mount", false}, {"sustained cp in: mount, streaming", true}} {
+		d, m := filepath.Join(base, fmt.Sprintf("sdata%d", i)), filepath.Join(base, fmt.Sprintf("smnt%d", i))
+		os.MkdirAll(m, 0o755)
+		sst, ssrv := mountAt(d, m, 0, v.noLanding)
+		label = v.label
+		before, _ := selfCPU()
+		start := time.Now()
+		for _, p := range src {
+			res[label] = append(res[label], sh(`cp "$1" "$2"`, p, filepath.Join(m, filepath.Base(p))))
+		}
+		sst.WaitIngested()
+		after, _ := selfCPU()
+		fmt.Printf("  %-36s until ingested: %6.1f ms wall, %6.1f ms server cpu per segment\n", v.label,
+			ms(time.Since(start)/time.Duration(len(src))), ms((after-before)/time.Duration(len(src))))
+		unmount(sst, ssrv)
+	}
+
+	// Per segment, interleaved: the landing mount (its ingest finished
+	// before the next command, untimed), a second mount over its own store
+	// that streams segments into the store (NoLanding: the path before
+	// landing), plain cp + sync.
 	mnt2, data2 := filepath.Join(base, "mnt2"), filepath.Join(base, "data2")
 	os.MkdirAll(mnt2, 0o755)
 	st2, srv2 := mountAt(data2, mnt2, 0, true)
@@ -86,16 +111,12 @@ func TestCompareMount(t *testing.T) {
 	if !srv.fsys.passthrough.Load() {
 		t.Log("the kernel refused FUSE passthrough: both mounts stream")
 	}
-	// WALRUS_BENCH_PAUSE_INGEST=1 holds the landing store's ingester while
-	// the cps run (what the cp costs without ingest competing for the CPU).
-	resume := func() {}
-	if os.Getenv("WALRUS_BENCH_PAUSE_INGEST") == "1" {
-		resume = st.PauseIngest()
-	}
 	for _, p := range src {
 		name := filepath.Base(p)
 		label = "cp in: mount"
 		res[label] = append(res[label], sh(`cp "$1" "$2"`, p, filepath.Join(mnt, name)))
+		label = "ingest"
+		st.WaitIngested()
 		label = "cp in: mount, streaming"
 		res[label] = append(res[label], sh(`cp "$1" "$2"`, p, filepath.Join(mnt2, name)))
 		label = "cp in: plain+sync"
@@ -109,28 +130,6 @@ func TestCompareMount(t *testing.T) {
 		res[label] = append(res[label], sh(`rsync -a "$1" "$2"`, p, filepath.Join(sub, name)))
 		label = "rsync in: plain+sync"
 		res[label] = append(res[label], sh(`rsync -a "$1" "$2" && sync "$2"`, p, filepath.Join(plain, "rsync", name)))
-	}
-	resume()
-	st.WaitIngested()
-	// Server CPU per segment, ingest included: each mount alone, into a
-	// fresh namespace, until the landed files are ingested.
-	for _, m := range []struct {
-		label, mnt string
-		st         *store.Store
-	}{{"cpu: cp in + ingest, landing", mnt, st}, {"cpu: cp in, streaming", mnt2, st2}} {
-		label = "mkdir"
-		sh(`mkdir -p "$1"`, filepath.Join(m.mnt, "cpu"))
-		label = m.label
-		before, _ := selfCPU()
-		start := time.Now()
-		for _, p := range src {
-			sh(`cp "$1" "$2"`, p, filepath.Join(m.mnt, "cpu", filepath.Base(p)))
-		}
-		m.st.WaitIngested()
-		after, _ := selfCPU()
-		fmt.Printf("  %-36s %8.1f ms cpu per segment (%.1f ms wall per segment, ingest included)\n", m.label,
-			ms((after-before)/time.Duration(len(src))), ms(time.Since(start)/time.Duration(len(src))))
-		delete(cpu, label)
 	}
 	unmount(st2, srv2)
 	unmount(st, srv)
@@ -181,6 +180,8 @@ func TestCompareMount(t *testing.T) {
 	}
 	ratio("cp in: mount", "cp in: plain+sync")
 	ratio("cp in: mount, streaming", "cp in: plain+sync")
+	ratio("sustained cp in: mount", "cp in: plain+sync")
+	ratio("sustained cp in: mount, streaming", "cp in: plain+sync")
 	ratio("rsync in: mount", "rsync in: plain+sync")
 	for _, tag := range []string{"prefetch 0", "prefetch 8"} {
 		ratio("cp out: mount cold, "+tag, "cp out: plain cold")
