@@ -190,8 +190,16 @@ func TestLandingRemove(t *testing.T) {
 // TestLandingConcurrentCp: concurrent cps of different content to one
 // name: exactly one wins, the others get EEXIST, the winner's bytes are
 // archived.
-func TestLandingConcurrentCp(t *testing.T) {
-	e := landingEnv(t)
+func TestLandingConcurrentCp(t *testing.T) { concurrentCps(t, landingEnv(t)) }
+
+// TestConcurrentCpStreaming: the same on the streaming path (each loser's
+// O_TRUNC of the archived file must reach its own rewrite: EEXIST at
+// close, never EPERM at open).
+func TestConcurrentCpStreaming(t *testing.T) {
+	concurrentCps(t, mountTest(t, envOption{fs: func(o *Options) { o.NoLanding = true }}))
+}
+
+func concurrentCps(t *testing.T, e *testEnv) {
 	e.mustRun("cp", e.source("s1", seg(1).Bytes()), e.m(seg(1).Name()))
 	const n = 4
 	for round := range 5 {
