@@ -57,7 +57,7 @@ func (s *Store) writeBlock(h index.Hash, raw []byte) (index.Block, error) {
 	// EncodeAll grows dst if the block does not compress into BlockSize;
 	// such a block is stored raw anyway.
 	payload := s.enc.EncodeAll(raw, dst)
-	codec := index.CodecZstd
+	codec := s.ingestCodec
 	if len(payload) >= len(raw) {
 		payload, codec = raw, index.CodecRaw
 	}
@@ -150,8 +150,8 @@ func (s *Store) readBlock(h index.Hash, loc *index.Block) ([]byte, error) {
 		return nil, fmt.Errorf("%w: block %s in pack %d: %w", ErrCorrupt, h, loc.Pack, err)
 	}
 	raw := payload
-	if rec.Codec == index.CodecZstd {
-		raw, err = s.dec.DecodeAll(payload, make([]byte, 0, rec.RawLen))
+	if rec.Codec != index.CodecRaw {
+		raw, err = s.decodePayload(rec.Codec, payload, rec.RawLen)
 		if err != nil {
 			return nil, fmt.Errorf("%w: block %s in pack %d: decompress: %w", ErrCorrupt, h, loc.Pack, err)
 		}

@@ -55,11 +55,15 @@ type Store struct {
 	space *spaceGuard
 	enc   *zstd.Encoder
 	dec   *zstd.Decoder
-	cache *blockCache
-	sem   chan struct{} // bounds blocks being compressed or decompressed at once
-	loads singleflight.Group
-	zero  []byte // BlockSize zero bytes, read-only
-	bufs  sync.Pool
+	// ingestCodec marks the zstd records uploads write (settle.go); st is
+	// the settler's state.
+	ingestCodec index.Codec
+	st          *settler
+	cache       *blockCache
+	sem         chan struct{} // bounds blocks being compressed or decompressed at once
+	loads       singleflight.Group
+	zero        []byte // BlockSize zero bytes, read-only
+	bufs        sync.Pool
 
 	pendingMu     sync.Mutex
 	pending       map[index.Hash]index.Block // appended to a pack, not yet committed
@@ -124,6 +128,11 @@ func Open(cfg Config) (*Store, error) {
 		closing: make(chan struct{}),
 	}
 	if err := s.init(); err != nil {
+		s.packs.closeAll()
+		idx.Close()
+		return nil, err
+	}
+	if err := s.initSettle(); err != nil {
 		s.packs.closeAll()
 		idx.Close()
 		return nil, err
@@ -447,6 +456,7 @@ func (s *Store) repairPack(id uint32, committed int64) error {
 // Uploads not yet committed are lost (they were never acknowledged).
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopSettle() // before closing: its last commit goes through
 		// Before closing: a commit submitted after the committer drained
 		// would wait forever. What is landed stays landed: the next Open
 		// ingests it.
