@@ -687,6 +687,10 @@ type Status struct {
 	DiskBytes    int64 `json:"disk_bytes"`   // pack files on disk, dead bytes included
 	Packs        int   `json:"packs"`
 	Dirs         int   `json:"dirs"`
+	// UnsettledBytes and ColdBytes are the parts of StoredBytes waiting for
+	// the settler and in the cold tier (settle.go).
+	UnsettledBytes int64 `json:"unsettled_bytes"`
+	ColdBytes      int64 `json:"cold_bytes"`
 }
 
 // Status returns the running totals without scanning files.
@@ -715,6 +719,8 @@ func (s *Store) Status() (Status, error) {
 			st.Packs++
 			st.StoredBytes += p.Live
 			st.DiskBytes += p.Committed
+			st.UnsettledBytes += p.Unsettled
+			st.ColdBytes += p.Cold
 			return nil
 		})
 	})
