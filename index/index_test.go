@@ -219,6 +219,9 @@ func TestFilesNewestNameFirst(t *testing.T) {
 	}
 	if want := []string{"\xff\xff\x01", "\xff", "c", "b"}; !slices.Equal(got, want) {
 		t.Fatalf("newest first: %q, want %q", got, want)
+	}
+}
+
 // A pack record written before the codec counters existed decodes with
 // them zero, and one with them set round-trips (TestRecordsRoundTrip).
 func TestPackRecordWithoutCounters(t *testing.T) {

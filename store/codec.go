@@ -96,3 +96,7 @@ func decodeLZMA2Go(payload []byte, rawLen uint32) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// CanWriteCold reports whether this build writes the cold tier (it was
+// built with cgo and liblzma). Every build reads it.
+const CanWriteCold = canEncodeCold
