@@ -112,24 +112,23 @@ func (s *Store) initSettle() error {
 	st.cold = s.cfg.ColdTier == "lzma2" && canEncodeCold
 	s.st = st
 	s.ingestCodec = index.CodecZstd
-	if s.cfg.SettleLevel == "off" {
-		return nil
+	if s.cfg.SettleLevel != "off" {
+		ingest, _ := parseLevel(s.cfg.Level)
+		st.level, _ = parseLevel(s.cfg.SettleLevel)
+		if ingest < st.level {
+			s.ingestCodec = index.CodecZstdIngest
+		}
+		var err error
+		st.enc, err = zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(st.level),
+			zstd.WithEncoderConcurrency(1),
+			zstd.WithEncoderCRC(true),
+			zstd.WithWindowSize(windowFor(s.cfg.BlockSize)))
+		if err != nil {
+			return fmt.Errorf("store: zstd settle encoder: %w", err)
+		}
 	}
-	ingest, _ := parseLevel(s.cfg.Level)
-	st.level, _ = parseLevel(s.cfg.SettleLevel)
-	if ingest < st.level {
-		s.ingestCodec = index.CodecZstdIngest
-	}
-	var err error
-	st.enc, err = zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(st.level),
-		zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderCRC(true),
-		zstd.WithWindowSize(windowFor(s.cfg.BlockSize)))
-	if err != nil {
-		return fmt.Errorf("store: zstd settle encoder: %w", err)
-	}
-	if s.cfg.Settle {
+	if s.cfg.Settle && (st.enc != nil || st.cold) {
 		st.wg.Add(1)
 		go s.runSettler()
 	}
@@ -189,9 +188,12 @@ func (s *Store) runSettler() {
 		if errors.Is(err, ErrClosed) {
 			return
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrNoSpace):
+			s.log.Info("settle: paused: not enough free space for re-encoded blocks", "err", err)
+		case err != nil:
 			s.log.Warn("settle: pass failed; retrying later", "err", err)
-		} else if rep.Settled+rep.Cold > 0 {
+		case rep.Settled+rep.Cold > 0:
 			s.log.Debug("settle: pass done", "settled", rep.Settled, "cold", rep.Cold, "saved", rep.SettledFrom-rep.SettledTo+rep.ColdFrom-rep.ColdTo)
 			continue
 		}
