@@ -55,15 +55,16 @@ type Store struct {
 	space *spaceGuard
 	enc   *zstd.Encoder
 	dec   *zstd.Decoder
+	cache *blockCache
+	sem   chan struct{} // bounds blocks being compressed or decompressed at once
+	loads singleflight.Group
+	zero  []byte // BlockSize zero bytes, read-only
+	bufs  sync.Pool
+
 	// ingestCodec marks the zstd records uploads write (settle.go); st is
 	// the settler's state.
 	ingestCodec index.Codec
 	st          *settler
-	cache       *blockCache
-	sem         chan struct{} // bounds blocks being compressed or decompressed at once
-	loads       singleflight.Group
-	zero        []byte // BlockSize zero bytes, read-only
-	bufs        sync.Pool
 
 	pendingMu     sync.Mutex
 	pending       map[index.Hash]index.Block // appended to a pack, not yet committed
