@@ -25,9 +25,13 @@ const (
 // Config configures a Store. The zero value of every field but Dir means
 // "the default".
 type Config struct {
-	Dir       string // data directory: index/ and packs/ live here
-	BlockSize int    // bytes per block, a multiple of 8 KiB from 64 KiB to 4 MiB
-	Level     string // zstd level blocks are written at on upload (the ingest level): fastest (default), default, better, best
+	Dir         string // data directory: index/ and packs/ live here
+	BlockSize   int    // bytes per block, a multiple of 8 KiB from 64 KiB to 4 MiB
+	Level       string // zstd level blocks are written at on upload (the ingest level): fastest (default), default, better, best
+	PackSize    int64  // roll packs at this size
+	CacheBytes  int64  // bound of the decompressed-block cache
+	Concurrency int    // blocks compressed at once (default GOMAXPROCS)
+	MaxFileSize int64  // larger uploads are refused
 	// SettleLevel is the zstd level the settler re-encodes blocks written
 	// below it at (settle.go): fastest, default, better, best (default) or
 	// off (blocks are settled at the ingest level).
@@ -40,11 +44,7 @@ type Config struct {
 	Settle bool
 	// ColdTier is "lzma2" (default) or "off". The cold tier is written only
 	// by builds with cgo (liblzma); every build reads it.
-	ColdTier    string
-	PackSize    int64 // roll packs at this size
-	CacheBytes  int64 // bound of the decompressed-block cache
-	Concurrency int   // blocks compressed at once (default GOMAXPROCS)
-	MaxFileSize int64 // larger uploads are refused
+	ColdTier string
 	// MinFree is the free space, beyond what the index needs, below which
 	// uploads are refused (ErrNoSpace), so that removals and GC still work
 	// on a full disk (see "Full disk" in doc.go). Default DefaultMinFree.
