@@ -170,7 +170,9 @@ func (s *Store) readBlock(h index.Hash, loc *index.Block) ([]byte, error) {
 //   - a zstd frame written with its content checksum (every frame since
 //     frames carry it: see Store.init) was checked by the decoder against
 //     the XXH64 of what it decoded (zstd's Content_Checksum_flag, bit 2 of
-//     the frame header descriptor after the 4-byte magic).
+//     the frame header descriptor after the 4-byte magic); ingest-level
+//     frames (CodecZstdIngest) alike;
+//   - an LZMA2 payload (the cold tier) has no check of its own: SHA-256.
 //
 // Older zstd frames without the checksum are hashed as before. verify
 // (Reader.strict) always checks SHA-256.
@@ -178,7 +180,7 @@ func decodedChecked(codec index.Codec, payload []byte) bool {
 	switch codec {
 	case index.CodecRaw:
 		return true
-	case index.CodecZstd:
+	case index.CodecZstd, index.CodecZstdIngest:
 		return len(payload) > 4 && payload[4]&(1<<2) != 0
 	}
 	return false
