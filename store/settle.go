@@ -53,7 +53,8 @@ import (
 // (what a restore of that backup no longer needs; PITR to before it does,
 // rarely). A block qualifies when all its references are in one such file
 // (Refs equals its count there), so a block another file shares stays
-// zstd; WAL blocks are almost never shared.
+// zstd; WAL blocks are almost never shared. The background worker
+// recomputes a directory's horizon at most every coldCheckEvery.
 
 const (
 	settleQuiet = 200 * time.Millisecond // after the last upload ended
@@ -84,7 +85,16 @@ type SettleOptions struct {
 	// yield is called before each block (the background worker waits and
 	// paces itself there).
 	yield func() error
+	// coldEvery: a directory's cold horizon (a scan of its names and backup
+	// files) is recomputed at most this often (0: every pass). The
+	// background worker sets coldCheckEvery, so that an archive of a
+	// million segments is not rescanned after every push.
+	coldEvery time.Duration
 }
+
+// coldCheckEvery is how often the background worker looks for a new cold
+// horizon per directory.
+const coldCheckEvery = 10 * time.Minute
 
 // settler is the state of settling. mu lets one pass run at a time; the
 // cursors (guarded by mu) let the background worker resume where it left
@@ -100,15 +110,16 @@ type settler struct {
 	wg      sync.WaitGroup
 
 	mu       sync.Mutex
-	cursor   map[string]string // per directory: the last file examined for unsettled blocks
-	coldDone map[string]uint64 // per directory: segments below this were examined for the cold tier
+	cursor   map[string]string    // per directory: the last file examined for unsettled blocks
+	coldDone map[string]uint64    // per directory: segments below this were examined for the cold tier
+	coldSeen map[string]time.Time // per directory: when its cold horizon was last computed
 }
 
 // initSettle sets the ingest codec and the settle encoder; Open calls it
 // after init.
 func (s *Store) initSettle() error {
 	st := &settler{kick: make(chan struct{}, 1), stop: make(chan struct{}),
-		cursor: map[string]string{}, coldDone: map[string]uint64{}}
+		cursor: map[string]string{}, coldDone: map[string]uint64{}, coldSeen: map[string]time.Time{}}
 	st.cold = s.cfg.ColdTier == "lzma2" && canEncodeCold
 	s.st = st
 	s.ingestCodec = index.CodecZstd
@@ -171,7 +182,7 @@ func (s *Store) runSettler() {
 		s.log.Debug("settle: cannot lower the worker's priority", "err", err)
 	}
 	var paceUntil time.Time
-	opts := SettleOptions{}
+	opts := SettleOptions{coldEvery: coldCheckEvery}
 	for {
 		var blockStart time.Time
 		opts.yield = func() error {
@@ -348,9 +359,16 @@ func (w *settleWork) coldDir(dir string) error {
 	if err != nil || !wal.ValidSegmentSize(meta.SegSize) {
 		return nil // no WAL here (yet), or removed meanwhile
 	}
+	if seen, ok := st.coldSeen[dir]; ok && w.opts.coldEvery > 0 && time.Since(seen) < w.opts.coldEvery {
+		return nil
+	}
 	horizon, err := s.coldHorizon(dir, meta.SegSize)
-	if err != nil || horizon <= st.coldDone[dir] {
+	if err != nil {
 		return err
+	}
+	if horizon <= st.coldDone[dir] {
+		st.coldSeen[dir] = time.Now()
+		return nil
 	}
 	var names []string
 	err = s.Names(dir, func(name string) error {
@@ -391,7 +409,7 @@ func (w *settleWork) coldDir(dir string) error {
 			}
 		}
 	}
-	st.coldDone[dir] = horizon
+	st.coldDone[dir], st.coldSeen[dir] = horizon, time.Now()
 	return nil
 }
 
