@@ -146,14 +146,19 @@ func (s *Store) initSettle() error {
 	return nil
 }
 
-// stopSettle stops the background worker and waits for it; Close calls it
-// before the committer stops, so the worker's last commit completes.
+// stopSettle stops the background worker and any running pass and waits
+// for them; Close calls it before the committer stops, so their last
+// commit completes.
 func (s *Store) stopSettle() {
 	if s.st == nil {
 		return
 	}
 	close(s.st.stop)
 	s.st.wg.Wait()
+	// A pass someone called (Settle) sees stop at its next block and
+	// commits what it queued while the committer still runs.
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
 	if s.st.enc != nil {
 		s.st.enc.Close()
 	}

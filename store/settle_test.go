@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -621,4 +622,35 @@ func TestPureGoReadsColdTier(t *testing.T) {
 			t.Errorf("pure-Go reader: %s reads back %q, want %s", p, got[p], sum)
 		}
 	}
+}
+
+// TestCloseStopsARunningSettle: Close while a Settle pass runs ends the
+// pass (ErrClosed), commits what it had done, and loses nothing.
+func TestCloseStopsARunningSettle(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, settleConfig, func(c *Config) { c.ColdTier = "off" })
+	want := putSettleSegs(t, s, 1, 12)
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	var once bool
+	go func() {
+		_, err := s.Settle(context.Background(), SettleOptions{yield: func() error {
+			if !once {
+				once = true
+				close(started)
+			}
+			return nil
+		}})
+		done <- err
+	}()
+	<-started
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil && !errors.Is(err, ErrClosed) {
+		t.Fatalf("settle during Close: %v", err)
+	}
+	s = openTest(t, dir, settleConfig)
+	checkSettleInvariants(t, s)
+	checkContents(t, s, want)
 }
