@@ -116,7 +116,7 @@ type settler struct {
 }
 
 // initSettle sets the ingest codec and the settle encoder; Open calls it
-// after init.
+// after init (startSettle starts the worker).
 func (s *Store) initSettle() error {
 	st := &settler{kick: make(chan struct{}, 1), stop: make(chan struct{}),
 		cursor: map[string]string{}, coldDone: map[string]uint64{}, coldSeen: map[string]time.Time{}}
@@ -139,11 +139,16 @@ func (s *Store) initSettle() error {
 			return fmt.Errorf("store: zstd settle encoder: %w", err)
 		}
 	}
-	if s.cfg.Settle && (st.enc != nil || st.cold) {
-		st.wg.Add(1)
+	return nil
+}
+
+// startSettle starts the background worker (Config.Settle); Open calls it
+// last, once the committer runs and nothing can fail any more.
+func (s *Store) startSettle() {
+	if s.cfg.Settle && (s.st.enc != nil || s.st.cold) {
+		s.st.wg.Add(1)
 		go s.runSettler()
 	}
-	return nil
 }
 
 // stopSettle stops the background worker and any running pass and waits

@@ -149,6 +149,7 @@ func Open(cfg Config) (*Store, error) {
 	go s.runCommitter()
 	s.checkpointLegacy()
 	s.land.start()
+	s.startSettle()
 	return s, nil
 }
 
