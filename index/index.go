@@ -449,3 +449,31 @@ func (s slogLogger) Infof(f string, a ...any)    { s.l.Debug(trim(f, a)) }
 func (s slogLogger) Debugf(f string, a ...any)   { s.l.Debug(trim(f, a)) }
 
 func trim(f string, a []any) string { return strings.TrimSpace(fmt.Sprintf(f, a...)) }
+
+// FilesAfter calls fn for up to limit file records of dir whose names sort
+// after after ("" : from the first), in name order.
+func (x *Txn) FilesAfter(dir, after string, limit int, fn func(*File) error) error {
+	p := filePrefix(dir)
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = p
+	opts.PrefetchSize = min(limit, 64)
+	it := x.t.NewIterator(opts)
+	defer it.Close()
+	n := 0
+	for it.Seek(append(fileKey(dir, after), 0)); it.ValidForPrefix(p) && n < limit; it.Next() {
+		name := string(it.Item().Key()[len(p):])
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		f, err := decodeFile(dir, name, v)
+		if err != nil {
+			return err
+		}
+		n++
+		if err := fn(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -29,7 +29,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 		Hash: sha256.Sum256([]byte("x")), BlockSize: 1 << 20, Blocks: []Hash{sha256.Sum256([]byte("a")), ZeroHash, sha256.Sum256([]byte("b"))},
 		Stored: 99, HashKind: HashRoot}
 	blk := &Block{Pack: 3, Offset: 1 << 40, RawLen: 1 << 20, StoredLen: 70000, Codec: CodecZstd, Refs: 2}
-	pk := &Pack{ID: 3, Committed: 1 << 30, Live: 12345, Retired: true}
+	pk := &Pack{ID: 3, Committed: 1 << 30, Live: 12345, Retired: true, MaxSeq: 9, Unsettled: 1000, Cold: 2000}
 	dir := &Dir{Name: "c1", SysID: 7300000000000000001, SegSize: 16 << 20, Magic: 0xD110, Version: "15", Created: 9, Segments: 1,
 		Files: 2, LogicalBytes: 17 << 20, StoredBytes: 5000}
 	st := &Stats{Files: 1, LogicalBytes: 16 << 20}
@@ -219,5 +219,27 @@ func TestFilesNewestNameFirst(t *testing.T) {
 	}
 	if want := []string{"\xff\xff\x01", "\xff", "c", "b"}; !slices.Equal(got, want) {
 		t.Fatalf("newest first: %q, want %q", got, want)
+	}
+}
+
+// A pack record written before the codec counters existed decodes with
+// them zero, and one with them set round-trips (TestRecordsRoundTrip).
+func TestPackRecordWithoutCounters(t *testing.T) {
+	old := &Pack{ID: 4, Committed: 100, Live: 50, MaxSeq: 3}
+	b := encodePack(old)
+	got, err := decodePack(4, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(old, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	p := &Pack{}
+	p.AddLive(&Block{StoredLen: 10, Codec: CodecZstdIngest}, 1)
+	p.AddLive(&Block{StoredLen: 20, Codec: CodecLZMA2}, 1)
+	p.AddLive(&Block{StoredLen: 30, Codec: CodecZstd}, 1)
+	p.AddLive(&Block{StoredLen: 10, Codec: CodecZstdIngest}, -1)
+	if p.Live != 20+30+2*RecordHeaderLen || p.Unsettled != 0 || p.Cold != 20+RecordHeaderLen {
+		t.Errorf("AddLive: %+v", p)
 	}
 }

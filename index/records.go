@@ -106,8 +106,18 @@ type Codec uint8
 
 const (
 	CodecRaw  Codec = 0
-	CodecZstd Codec = 1
+	CodecZstd Codec = 1 // a zstd frame, settled (every zstd record written before settling existed)
+	// CodecZstdIngest is a zstd frame written at the fast ingest level: the
+	// store's settler re-encodes it at the settle level (store/settle.go).
+	// It decodes exactly as CodecZstd.
+	CodecZstdIngest Codec = 2
+	// CodecLZMA2 is the cold tier: one dictionary-size byte (the xz LZMA2
+	// filter property) followed by a raw LZMA2 stream (store/codec_lzma.go).
+	CodecLZMA2 Codec = 3
 )
+
+// Unsettled reports whether a block in codec c is waiting for the settler.
+func (c Codec) Unsettled() bool { return c == CodecZstdIngest }
 
 // Block says where one distinct block lives.
 type Block struct {
@@ -141,6 +151,24 @@ type Pack struct {
 	// pack (0: none). GC may retire the pack only when the newest durable
 	// checkpoint covers it (Journal.CkptSeq >= MaxSeq): see store/doc.go.
 	MaxSeq uint64
+	// Unsettled and Cold are the parts of Live held by records in
+	// CodecZstdIngest and CodecLZMA2 (0 in records written before they
+	// existed, which held neither).
+	Unsettled int64
+	Cold      int64
+}
+
+// AddLive adds (sign 1) or removes (sign -1) block b's record from the
+// pack's live bytes and the codec counters they include.
+func (p *Pack) AddLive(b *Block, sign int64) {
+	n := sign * b.RecordLen()
+	p.Live += n
+	switch {
+	case b.Codec.Unsettled():
+		p.Unsettled += n
+	case b.Codec == CodecLZMA2:
+		p.Cold += n
+	}
 }
 
 // Dir is a namespace. WAL fields are set by the first segment committed into it.
@@ -390,6 +418,10 @@ func encodePack(p *Pack) []byte {
 	}
 	e.u8(flags)
 	e.uvar(p.MaxSeq)
+	if p.Unsettled != 0 || p.Cold != 0 {
+		e.svar(p.Unsettled)
+		e.svar(p.Cold)
+	}
 	return e.b
 }
 
@@ -406,6 +438,9 @@ func decodePack(id uint32, b []byte) (*Pack, error) {
 	}
 	if d.err == nil && len(d.b) > 0 {
 		p.MaxSeq = d.uvar()
+	}
+	if d.err == nil && len(d.b) > 0 {
+		p.Unsettled, p.Cold = d.svar(), d.svar()
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: pack %d", d.err, id)

@@ -57,7 +57,7 @@ func (s *Store) writeBlock(h index.Hash, raw []byte) (index.Block, error) {
 	// EncodeAll grows dst if the block does not compress into BlockSize;
 	// such a block is stored raw anyway.
 	payload := s.enc.EncodeAll(raw, dst)
-	codec := index.CodecZstd
+	codec := s.ingestCodec
 	if len(payload) >= len(raw) {
 		payload, codec = raw, index.CodecRaw
 	}
@@ -150,8 +150,8 @@ func (s *Store) readBlock(h index.Hash, loc *index.Block) ([]byte, error) {
 		return nil, fmt.Errorf("%w: block %s in pack %d: %w", ErrCorrupt, h, loc.Pack, err)
 	}
 	raw := payload
-	if rec.Codec == index.CodecZstd {
-		raw, err = s.dec.DecodeAll(payload, make([]byte, 0, rec.RawLen))
+	if rec.Codec != index.CodecRaw {
+		raw, err = s.decodePayload(rec.Codec, payload, rec.RawLen)
 		if err != nil {
 			return nil, fmt.Errorf("%w: block %s in pack %d: decompress: %w", ErrCorrupt, h, loc.Pack, err)
 		}
@@ -170,7 +170,9 @@ func (s *Store) readBlock(h index.Hash, loc *index.Block) ([]byte, error) {
 //   - a zstd frame written with its content checksum (every frame since
 //     frames carry it: see Store.init) was checked by the decoder against
 //     the XXH64 of what it decoded (zstd's Content_Checksum_flag, bit 2 of
-//     the frame header descriptor after the 4-byte magic).
+//     the frame header descriptor after the 4-byte magic); ingest-level
+//     frames (CodecZstdIngest) alike;
+//   - an LZMA2 payload (the cold tier) has no check of its own: SHA-256.
 //
 // Older zstd frames without the checksum are hashed as before. verify
 // (Reader.strict) always checks SHA-256.
@@ -178,7 +180,7 @@ func decodedChecked(codec index.Codec, payload []byte) bool {
 	switch codec {
 	case index.CodecRaw:
 		return true
-	case index.CodecZstd:
+	case index.CodecZstd, index.CodecZstdIngest:
 		return len(payload) > 4 && payload[4]&(1<<2) != 0
 	}
 	return false

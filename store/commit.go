@@ -222,7 +222,7 @@ func (o *commitFileOp) apply(x *index.Txn, now time.Time) error {
 		return err
 	}
 	// All checks passed: from here on only writes.
-	live := map[uint32]int64{} // bytes newly made live, per pack
+	live := map[uint32]index.Pack{} // bytes newly made live, per pack (Live and the codec counters)
 	for _, h := range f.Blocks {
 		if !h.IsZero() {
 			if err := o.reference(x, h, indexed, live); err != nil {
@@ -235,11 +235,11 @@ func (o *commitFileOp) apply(x *index.Txn, now time.Time) error {
 		if err != nil {
 			return err
 		}
-		p.Live += n
+		p.Live, p.Unsettled, p.Cold = p.Live+n.Live, p.Unsettled+n.Unsettled, p.Cold+n.Cold
 		if err := x.PutPack(p); err != nil {
 			return err
 		}
-		dir.StoredBytes += n
+		dir.StoredBytes += n.Live
 	}
 	f.Archived = now.UnixNano()
 	for _, b := range indexed {
@@ -367,7 +367,7 @@ func checkDurable(p *index.Pack, loc *index.Block, path string) error {
 // read by checkLocated (nil: not indexed yet) and is updated, so a block
 // that occurs twice in the file is created once and then counted; bytes a
 // new block makes live are added to live for its pack.
-func (o *commitFileOp) reference(x *index.Txn, h index.Hash, indexed map[index.Hash]*index.Block, live map[uint32]int64) error {
+func (o *commitFileOp) reference(x *index.Txn, h index.Hash, indexed map[index.Hash]*index.Block, live map[uint32]index.Pack) error {
 	if b := indexed[h]; b != nil {
 		b.Refs++
 		return x.PutBlock(h, b)
@@ -375,7 +375,9 @@ func (o *commitFileOp) reference(x *index.Txn, h index.Hash, indexed map[index.H
 	loc := o.located[h] // present: checkLocated made sure
 	loc.Refs = 1
 	indexed[h] = &loc
-	live[loc.Pack] += loc.RecordLen()
+	d := live[loc.Pack]
+	d.AddLive(&loc, 1)
+	live[loc.Pack] = d
 	return x.PutBlock(h, &loc)
 }
 
@@ -481,7 +483,7 @@ func release(x *index.Txn, h index.Hash) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	p.Live -= b.RecordLen()
+	p.AddLive(b, -1)
 	return b.RecordLen(), x.PutPack(p)
 }
 

@@ -27,11 +27,24 @@ const (
 type Config struct {
 	Dir         string // data directory: index/ and packs/ live here
 	BlockSize   int    // bytes per block, a multiple of 8 KiB from 64 KiB to 4 MiB
-	Level       string // zstd level: fastest, default, better, best
+	Level       string // zstd level blocks are written at on upload (the ingest level): fastest (default), default, better, best
 	PackSize    int64  // roll packs at this size
 	CacheBytes  int64  // bound of the decompressed-block cache
 	Concurrency int    // blocks compressed at once (default GOMAXPROCS)
 	MaxFileSize int64  // larger uploads are refused
+	// SettleLevel is the zstd level the settler re-encodes blocks written
+	// below it at (settle.go): fastest, default, better, best (default) or
+	// off (blocks are settled at the ingest level).
+	SettleLevel string
+	// Settle runs the background settler (walrus serve sets it): blocks
+	// written at the ingest level are re-encoded at SettleLevel, and with
+	// ColdTier the WAL behind each directory's newest restorable backup is
+	// moved to the cold tier. Without it, Store.Settle does the same on
+	// demand.
+	Settle bool
+	// ColdTier is "lzma2" (default) or "off". The cold tier is written only
+	// by builds with cgo (liblzma); every build reads it.
+	ColdTier string
 	// MinFree is the free space, beyond what the index needs, below which
 	// uploads are refused (ErrNoSpace), so that removals and GC still work
 	// on a full disk (see "Full disk" in doc.go). Default DefaultMinFree.
@@ -65,10 +78,25 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("store: block size %d invalid: use a multiple of 8 KiB from 64 KiB to 4 MiB", c.BlockSize)
 	}
 	if c.Level == "" {
-		c.Level = "default"
+		c.Level = "fastest"
 	}
 	if _, err := parseLevel(c.Level); err != nil {
 		return c, err
+	}
+	if c.SettleLevel == "" {
+		c.SettleLevel = "best"
+	}
+	if c.SettleLevel != "off" {
+		if _, err := parseLevel(c.SettleLevel); err != nil {
+			return c, fmt.Errorf("%w (settle level: or off)", err)
+		}
+	}
+	switch c.ColdTier {
+	case "":
+		c.ColdTier = "lzma2"
+	case "lzma2", "off":
+	default:
+		return c, fmt.Errorf("store: cold tier %q invalid: use lzma2 or off", c.ColdTier)
 	}
 	if c.PackSize == 0 {
 		c.PackSize = DefaultPackSize

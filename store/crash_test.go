@@ -84,6 +84,11 @@ func TestMain(m *testing.M) {
 		repairChild(dir)
 		return
 	}
+	if dir := os.Getenv("WALRUS_SETTLE_CHILD"); dir != "" {
+		start, _ := strconv.ParseUint(os.Getenv("WALRUS_CRASH_START"), 10, 64)
+		settleCrashChild(dir, start)
+		return
+	}
 	if dir := os.Getenv("WALRUS_CRASH_CHILD"); dir != "" {
 		start, _ := strconv.ParseUint(os.Getenv("WALRUS_CRASH_START"), 10, 64)
 		crashChild(dir, start)

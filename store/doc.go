@@ -10,8 +10,12 @@
 //  1. hashes it (SHA-256); an all-zero block becomes a hole and is not stored;
 //  2. looks the hash up in the index and in the blocks written but not yet
 //     committed (dedup); a known block is only referenced;
-//  3. compresses it with zstd (one shared encoder, bounded concurrency) and
-//     appends a self-describing record to the active pack.
+//  3. compresses it with zstd at the ingest level (Config.Level, fastest by
+//     default; one shared encoder, bounded concurrency) and appends a
+//     self-describing record to the active pack. The settler re-encodes
+//     such records later at the settle level, and the WAL behind each
+//     directory's newest restorable backup with LZMA2, moving them like
+//     GC does (settle.go, codec.go).
 //
 // Upload.Commit then validates the file (WAL page header, size, cluster) and
 // hands a commit request to the committer goroutine, which gathers every

@@ -413,12 +413,12 @@ func (o *gcMoveOp) apply(x *index.Txn, _ time.Time) error {
 		if err := x.PutBlock(m.h, &nb); err != nil {
 			return err
 		}
-		old.Live -= b.RecordLen()
+		old.AddLive(b, -1)
 		np, err := packRecord(x, nb.Pack)
 		if err != nil {
 			return err
 		}
-		np.Live += nb.RecordLen()
+		np.AddLive(&nb, 1)
 		if err := x.PutPack(np); err != nil {
 			return err
 		}

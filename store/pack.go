@@ -82,7 +82,7 @@ func decodeRecordHeader(hdr []byte, maxStored uint32) (recordHeader, error) {
 	if (r.Codec == codecJournal) != (string(hdr[0:4]) == journalMagic) {
 		return r, fmt.Errorf("codec %d in a %q record", r.Codec, hdr[0:4])
 	}
-	if r.Codec != index.CodecRaw && r.Codec != index.CodecZstd && r.Codec != codecJournal {
+	if !validCodec(r.Codec) && r.Codec != codecJournal {
 		return r, fmt.Errorf("unknown codec %d", r.Codec)
 	}
 	return r, nil

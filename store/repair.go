@@ -650,7 +650,7 @@ func (r *rebuilt) account(scans []packScan, packDir string, rep *RepairReport) {
 		}
 		return fileKeyOf(a.Dir, a.Name) < fileKeyOf(b.Dir, b.Name)
 	})
-	live := map[uint32]int64{}
+	live := map[uint32]*index.Pack{}
 	for _, f := range files {
 		d := r.dirs[f.Dir]
 		d.Files++
@@ -670,7 +670,10 @@ func (r *rebuilt) account(scans []packScan, packDir string, rep *RepairReport) {
 			}
 			if b.Refs == 0 {
 				b.dir = f.Dir
-				live[b.Pack] += b.RecordLen()
+				if live[b.Pack] == nil {
+					live[b.Pack] = &index.Pack{}
+				}
+				live[b.Pack].AddLive(&b.Block, 1)
 				d.StoredBytes += b.RecordLen()
 			}
 			b.Refs++
@@ -689,9 +692,13 @@ func (r *rebuilt) account(scans []packScan, packDir string, rep *RepairReport) {
 		if ps.Blocks+ps.Journal == 0 && ps.Size > packHeaderLen {
 			continue // nothing to account for: left unknown, so nothing deletes it (verify reports it)
 		}
-		r.packs = append(r.packs, &index.Pack{ID: ps.ID, Committed: committed, Live: live[ps.ID], MaxSeq: r.maxSeq(ps.ID)})
-		rep.LiveBytes += live[ps.ID]
-		rep.DeadBytes += max(0, ps.End-packHeaderLen) - live[ps.ID]
+		l := live[ps.ID]
+		if l == nil {
+			l = &index.Pack{}
+		}
+		r.packs = append(r.packs, &index.Pack{ID: ps.ID, Committed: committed, Live: l.Live, Unsettled: l.Unsettled, Cold: l.Cold, MaxSeq: r.maxSeq(ps.ID)})
+		rep.LiveBytes += l.Live
+		rep.DeadBytes += max(0, ps.End-packHeaderLen) - l.Live
 	}
 	rep.Dirs = len(r.dirs)
 	rep.Problems = append(rep.Problems, r.problems...)

@@ -61,6 +61,11 @@ type Store struct {
 	zero  []byte // BlockSize zero bytes, read-only
 	bufs  sync.Pool
 
+	// ingestCodec marks the zstd records uploads write (settle.go); st is
+	// the settler's state.
+	ingestCodec index.Codec
+	st          *settler
+
 	pendingMu     sync.Mutex
 	pending       map[index.Hash]index.Block // appended to a pack, not yet committed
 	prefetchAsked atomic.Uint64              // Prefetch calls for segments (PrefetchRequests)
@@ -128,6 +133,11 @@ func Open(cfg Config) (*Store, error) {
 		idx.Close()
 		return nil, err
 	}
+	if err := s.initSettle(); err != nil {
+		s.packs.closeAll()
+		idx.Close()
+		return nil, err
+	}
 	s.pf = newPrefetcher(s)
 	s.land = newLanding(s)
 	if err := s.land.recover(); err != nil {
@@ -139,6 +149,7 @@ func Open(cfg Config) (*Store, error) {
 	go s.runCommitter()
 	s.checkpointLegacy()
 	s.land.start()
+	s.startSettle()
 	return s, nil
 }
 
@@ -447,6 +458,7 @@ func (s *Store) repairPack(id uint32, committed int64) error {
 // Uploads not yet committed are lost (they were never acknowledged).
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopSettle() // before closing: its last commit goes through
 		// Before closing: a commit submitted after the committer drained
 		// would wait forever. What is landed stays landed: the next Open
 		// ingests it.
@@ -677,6 +689,10 @@ type Status struct {
 	DiskBytes    int64 `json:"disk_bytes"`   // pack files on disk, dead bytes included
 	Packs        int   `json:"packs"`
 	Dirs         int   `json:"dirs"`
+	// UnsettledBytes and ColdBytes are the parts of StoredBytes waiting for
+	// the settler and in the cold tier (settle.go).
+	UnsettledBytes int64 `json:"unsettled_bytes"`
+	ColdBytes      int64 `json:"cold_bytes"`
 }
 
 // Status returns the running totals without scanning files.
@@ -705,6 +721,8 @@ func (s *Store) Status() (Status, error) {
 			st.Packs++
 			st.StoredBytes += p.Live
 			st.DiskBytes += p.Committed
+			st.UnsettledBytes += p.Unsettled
+			st.ColdBytes += p.Cold
 			return nil
 		})
 	})

@@ -102,6 +102,7 @@ func (s *Store) create(path string, meta FileMeta) (*Upload, error) {
 			return nil, err
 		}
 	}
+	s.uploadStarted()
 	return u, nil
 }
 
@@ -428,6 +429,7 @@ func (u *Upload) Abort() {
 // commit they are in the index; after an abort nobody should newly refer to
 // them (a concurrent upload that already did keeps its location).
 func (u *Upload) forget() {
+	defer u.s.uploadEnded()
 	u.s.pendingMu.Lock()
 	defer u.s.pendingMu.Unlock()
 	for h := range u.located {

@@ -24,14 +24,18 @@ import (
 // directory, timelines, gaps, backups and the last archived segment. Its JSON
 // form is documented in the README and kept stable.
 type StatusReport struct {
-	Files        int64       `json:"files"`
-	LogicalBytes int64       `json:"logical_bytes"`
-	StoredBytes  int64       `json:"stored_bytes"` // live bytes in packs
-	DiskBytes    int64       `json:"disk_bytes"`   // pack bytes committed, dead bytes included
-	Packs        int         `json:"packs"`
-	Ratio        float64     `json:"ratio"` // logical / stored
-	Time         time.Time   `json:"time"`
-	Dirs         []DirStatus `json:"dirs"`
+	Files        int64 `json:"files"`
+	LogicalBytes int64 `json:"logical_bytes"`
+	StoredBytes  int64 `json:"stored_bytes"` // live bytes in packs
+	DiskBytes    int64 `json:"disk_bytes"`   // pack bytes committed, dead bytes included
+	Packs        int   `json:"packs"`
+	// UnsettledBytes and ColdBytes: the parts of StoredBytes waiting for
+	// the settler, and in the cold tier (settle.go).
+	UnsettledBytes int64       `json:"unsettled_bytes"`
+	ColdBytes      int64       `json:"cold_bytes"`
+	Ratio          float64     `json:"ratio"` // logical / stored
+	Time           time.Time   `json:"time"`
+	Dirs           []DirStatus `json:"dirs"`
 }
 
 // DirStatus is the WAL view of one directory (one PostgreSQL cluster).
@@ -74,7 +78,8 @@ func (s *Store) StatusReport(dir string, now time.Time) (StatusReport, error) {
 		return StatusReport{}, err
 	}
 	rep := StatusReport{Files: st.Files, LogicalBytes: st.LogicalBytes, StoredBytes: st.StoredBytes,
-		DiskBytes: st.DiskBytes, Packs: st.Packs, Ratio: ratio(st.LogicalBytes, st.StoredBytes), Time: now, Dirs: []DirStatus{}}
+		DiskBytes: st.DiskBytes, Packs: st.Packs, Ratio: ratio(st.LogicalBytes, st.StoredBytes), Time: now, Dirs: []DirStatus{},
+		UnsettledBytes: st.UnsettledBytes, ColdBytes: st.ColdBytes}
 	dirs, err := s.statusDirs(strings.Trim(dir, "/"))
 	if err != nil {
 		return rep, err

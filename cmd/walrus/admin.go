@@ -49,6 +49,10 @@ func (c *statusCmd) Run(g *globals) error {
 func printStatus(w io.Writer, rep store.StatusReport) error {
 	fmt.Fprintf(w, "archive: %d files, %s logical, %s stored (%.1fx), %s on disk in %d packs\n",
 		rep.Files, humanBytes(rep.LogicalBytes), humanBytes(rep.StoredBytes), rep.Ratio, humanBytes(rep.DiskBytes), rep.Packs)
+	if rep.UnsettledBytes > 0 || rep.ColdBytes > 0 {
+		fmt.Fprintf(w, "  of the stored bytes: %s unsettled (ingest level, waiting for the settler), %s in the cold tier\n",
+			humanBytes(rep.UnsettledBytes), humanBytes(rep.ColdBytes))
+	}
 	for _, d := range rep.Dirs {
 		fmt.Fprintln(w)
 		printDirStatus(w, d, rep.Time)

@@ -39,7 +39,10 @@ type serveCmd struct {
 	RsyncListen string `name:"rsync-listen" help:"Listen address of the rsync gateway (overrides the config's address and port)."`
 	ArchiveRoot string `help:"Directory that module paths in rsyncd.conf are relative to (default: the mount point, else /db/pg_archived)."`
 	CacheSize   int64  `help:"Bytes of decompressed blocks kept in memory." default:"268435456"`
-	Level       string `help:"zstd level for new blocks: fastest, default, better, best." default:"default" enum:"fastest,default,better,best"`
+	Level       string `help:"zstd level uploads are compressed at (the ingest level; the settler re-encodes them later): fastest, default, better, best." default:"fastest" enum:"fastest,default,better,best"`
+	SettleLevel string `help:"zstd level the background settler re-encodes blocks written below it at: fastest, default, better, best, or off." default:"best" enum:"fastest,default,better,best,off"`
+	Settle      bool   `help:"Run the background settler (lowest CPU priority, pauses while uploads are in progress). --no-settle turns it off." default:"true" negatable:""`
+	ColdTier    string `help:"Re-encode the WAL older than each directory's newest restorable backup with LZMA2 (about 30% smaller than zstd, slower to read): lzma2 or off. Needs a build with cgo (liblzma); every build reads it." default:"lzma2" enum:"lzma2,off"`
 	MinFree     int64  `name:"min-free" help:"Refuse uploads (ENOSPC, exit 8) while the data directory's filesystem has less free space than this beyond the index's own reserve, so that rm, retain and gc keep working." default:"67108864"`
 
 	// Periodic retention and GC (maintain.go).
@@ -73,7 +76,8 @@ func (c *serveCmd) Run(ctx context.Context, g *globals, kctx *kong.Context) erro
 	}
 	met := metrics.New(versionString())
 	maint.metrics = met
-	st, created, err := openOrCreate(store.Config{Dir: g.Data, Logger: log, CacheBytes: c.CacheSize, Level: c.Level, MinFree: c.MinFree, Observer: observers{met, transferLog{log}}})
+	st, created, err := openOrCreate(store.Config{Dir: g.Data, Logger: log, CacheBytes: c.CacheSize, Level: c.Level, MinFree: c.MinFree, Observer: observers{met, transferLog{log}},
+		SettleLevel: c.SettleLevel, Settle: c.Settle, ColdTier: c.ColdTier})
 	if err != nil {
 		return err
 	}
