@@ -153,7 +153,9 @@ func TryStart(t testing.TB, home string, extra ...string) (*Server, error) {
 func start(t testing.TB, home string, extra []string) (*Server, error) {
 	s := &Server{Home: home, Data: filepath.Join(home, "data"), Mount: filepath.Join(home, "pg_archived"),
 		Rsync: freeAddr(t), t: t, log: &lockedBuffer{}, exited: make(chan struct{})}
-	args := append([]string{"serve", "--home", home, "--rsync-listen", s.Rsync, "--allow-other"}, extra...)
+	// Text logs: tests read lines of them (Output); JSON is what serve
+	// writes to a pipe by default.
+	args := append([]string{"--log-format", "text", "serve", "--home", home, "--rsync-listen", s.Rsync, "--allow-other"}, extra...)
 	s.cmd = exec.Command(Binary(t), args...)
 	pr, pw := io.Pipe()
 	s.cmd.Stderr = pw
