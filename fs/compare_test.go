@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/walrus-archive/walrus/internal/walgen"
 	"github.com/walrus-archive/walrus/store"
+	"github.com/walrus-archive/walrus/test/bench/rusage"
 )
 
 // TestCompareMount times, per segment, the mount against a plain directory
@@ -44,15 +44,15 @@ func TestCompareMount(t *testing.T) {
 	var label string
 	sh := func(script string, args ...string) time.Duration {
 		t.Helper()
-		before, flt := selfCPU()
+		before := rusage.Self()
 		start := time.Now()
 		if o, err := exec.Command("sh", append([]string{"-c", script, "sh"}, args...)...).CombinedOutput(); err != nil {
 			t.Fatalf("%s %v: %v\n%s", script, args, err, o)
 		}
 		wall := time.Since(start)
-		after, flt2 := selfCPU()
-		cpu[label] = append(cpu[label], after-before)
-		faults[label] += flt2 - flt
+		used := rusage.Self().Sub(before)
+		cpu[label] = append(cpu[label], used.CPU)
+		faults[label] += used.MinFlt
 		return wall
 	}
 	res := map[string][]time.Duration{}
@@ -208,14 +208,6 @@ func mean(v []time.Duration) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// selfCPU is this process's user+sys time and minor page faults
-// (getrusage RUSAGE_SELF).
-func selfCPU() (time.Duration, int64) {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Minflt
-}
 
 // benchSegments copies up to 16 segments ($WALRUS_BENCH_SEGMENTS) from
 // $WALRUS_WALCACHE into dir, or writes 16 synthetic 16 MiB segments there.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/walrus-archive/walrus/internal/testenv"
+	"github.com/walrus-archive/walrus/test/bench/rusage"
 )
 
 // TestCompareStockDaemon measures walrus against a stock `rsync --daemon`
@@ -28,8 +29,8 @@ import (
 // empty stock directory, and every pull writes a file that does not exist
 // yet (as restore_command's %p), so both servers do the same work. Bytes
 // on the wire are what the client's --stats counts (file data, protocol
-// framing and file lists). It prints a table and asserts nothing about
-// time. Run it with
+// framing and file lists); cpu is the server's user+sys per file. It
+// prints a table and asserts nothing about time. Run it with
 //
 //	WALRUS_BENCH=1 [WALRUS_WALCACHE=test/testdata/walcache] go test -tags bench ./rsyncgw -run CompareStock -v
 //
@@ -46,7 +47,7 @@ func TestCompareStockDaemon(t *testing.T) {
 		logical += fi.Size()
 	}
 	fmt.Printf("\n%d files, %d bytes (rsync %s, %d CPUs)\n", len(segs), logical, rsyncVersion(), runtime.NumCPU())
-	fmt.Printf("%-31s %11s %11s %7s %14s %14s %7s\n", "", "walrus", "stock", "ratio", "wire walrus", "wire stock", "ratio")
+	fmt.Printf("%-31s %11s %11s %7s %14s %14s %7s %11s %11s\n", "", "walrus", "stock", "ratio", "wire walrus", "wire stock", "ratio", "cpu walrus", "cpu stock")
 	for _, r := range []struct{ label, args string }{
 		{"", ""}, {" -z (zstd)", "-z"}, {" --zc=zlib", "--zc=zlib"}, {" --zc=lz4", "--zc=lz4"},
 	} {
@@ -60,22 +61,37 @@ func compareRow(t *testing.T, segs []string, label string, zargs []string) {
 	e := startServer(t, "[wal]\n\tpath = /db/pg_archived\n\tread only = false\n",
 		func(o *Options) { o.Logger = quiet })
 	plain := t.TempDir()
-	stock := startStockDaemon(t, plain)
+	stock, stockPid := startStockDaemon(t, plain)
 	var push, pull [2]measure
 	out := t.TempDir()
-	for _, src := range segs {
-		name := filepath.Base(src)
-		push[0].add(t, e, with(zargs, "-a", "--stats", src, "rsync://HOST/wal/"+name), "Total bytes sent")
-		push[1].add(t, e, with(zargs, "-a", "--stats", src, "rsync://"+stock+"/wal/"+name), "Total bytes sent")
+	// Server CPU: the gateway serves in this process (rusage.Self around
+	// each call; the rsync client is a child and not counted), the stock
+	// daemon in its own, whose reaped connection handlers are summed over
+	// the phase (rusage.Proc).
+	phase := func(ms *[2]measure, each func(src string, m *[2]measure)) {
+		before := stockUsage(t, stockPid)
+		for _, src := range segs {
+			each(src, ms)
+		}
+		ms[1].cpu += stockUsage(t, stockPid).Sub(before).CPU
 	}
-	for _, src := range segs {
+	phase(&push, func(src string, m *[2]measure) {
+		name := filepath.Base(src)
+		self := rusage.Self()
+		m[0].add(t, e, with(zargs, "-a", "--stats", src, "rsync://HOST/wal/"+name), "Total bytes sent")
+		m[0].cpu += rusage.Self().Sub(self).CPU
+		m[1].add(t, e, with(zargs, "-a", "--stats", src, "rsync://"+stock+"/wal/"+name), "Total bytes sent")
+	})
+	phase(&pull, func(src string, m *[2]measure) {
 		name := filepath.Base(src)
 		dst := filepath.Join(out, name)
-		pull[0].add(t, e, with(zargs, "-a", "--stats", "rsync://HOST/wal/"+name, dst), "Total bytes received")
+		self := rusage.Self()
+		m[0].add(t, e, with(zargs, "-a", "--stats", "rsync://HOST/wal/"+name, dst), "Total bytes received")
+		m[0].cpu += rusage.Self().Sub(self).CPU
 		os.Remove(dst)
-		pull[1].add(t, e, with(zargs, "-a", "--stats", "rsync://"+stock+"/wal/"+name, dst), "Total bytes received")
+		m[1].add(t, e, with(zargs, "-a", "--stats", "rsync://"+stock+"/wal/"+name, dst), "Total bytes received")
 		os.Remove(dst)
-	}
+	})
 	printRow("median push per file"+label, push)
 	printRow("median pull per file"+label, pull)
 	if len(zargs) == 0 {
@@ -93,6 +109,19 @@ func compareRow(t *testing.T, segs []string, label string, zargs []string) {
 type measure struct {
 	times []time.Duration
 	wire  int64
+	cpu   time.Duration // server user+sys over all calls
+}
+
+// stockUsage reads the stock daemon's usage once its connection handlers
+// have exited and been reaped (their time is counted only then).
+func stockUsage(t *testing.T, pid int) rusage.Usage {
+	t.Helper()
+	testenv.WaitFor(t, "the stock daemon's handlers to exit", 30*time.Second, func() bool { return !rusage.Children(pid) })
+	u, err := rusage.Proc(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 func (m *measure) add(t *testing.T, e *testEnv, args []string, stat string) {
@@ -107,8 +136,10 @@ func (m *measure) add(t *testing.T, e *testEnv, args []string, stat string) {
 
 func printRow(what string, m [2]measure) {
 	mw, ms := median(m[0].times), median(m[1].times)
-	fmt.Printf("%-31s %11v %11v %7.2f %14d %14d %7.3f\n", what, mw.Round(time.Millisecond/10), ms.Round(time.Millisecond/10),
-		float64(mw)/float64(ms), m[0].wire, m[1].wire, float64(m[0].wire)/float64(m[1].wire))
+	n := time.Duration(len(m[0].times))
+	fmt.Printf("%-31s %11v %11v %7.2f %14d %14d %7.3f %11v %11v\n", what, mw.Round(time.Millisecond/10), ms.Round(time.Millisecond/10),
+		float64(mw)/float64(ms), m[0].wire, m[1].wire, float64(m[0].wire)/float64(m[1].wire),
+		(m[0].cpu / n).Round(time.Millisecond/10), (m[1].cpu / n).Round(time.Millisecond/10))
 }
 
 // benchSegments returns the files to push: WAL from $WALRUS_WALCACHE, or
@@ -146,8 +177,8 @@ func benchSegments(t *testing.T) []string {
 }
 
 // startStockDaemon runs `rsync --daemon --no-detach` on a free loopback
-// port serving dir as module "wal"; it returns host:port.
-func startStockDaemon(t *testing.T, dir string) string {
+// port serving dir as module "wal"; it returns host:port and its pid.
+func startStockDaemon(t *testing.T, dir string) (string, int) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +201,7 @@ func startStockDaemon(t *testing.T, dir string) string {
 	testenv.WaitFor(t, "the stock rsync daemon", 10*time.Second, func() bool {
 		return exec.Command("rsync", "rsync://"+addr+"/").Run() == nil
 	})
-	return addr
+	return addr, cmd.Process.Pid
 }
 
 func median(d []time.Duration) time.Duration {

@@ -244,9 +244,9 @@ func TestStatusMemory(t *testing.T) {
 	fmt.Println("|---|---:|---:|---:|")
 	for _, args := range [][]string{{"status", "--json"}, {"verify"}} {
 		r := runMeasured(t, bin, dir, args...)
-		if r.exit != 0 {
-			t.Errorf("walrus %s: exit %d\n%s", strings.Join(args, " "), r.exit, r.stdout)
+		if r.Exit != 0 {
+			t.Errorf("walrus %s: exit %d\n%s", strings.Join(args, " "), r.Exit, r.Stdout)
 		}
-		fmt.Printf("| `%s` | %.3f | %.3f | %.1f |\n", strings.Join(args, " "), r.wall.Seconds(), r.cpu.Seconds(), float64(r.rss)/(1<<20))
+		fmt.Printf("| `%s` | %.3f | %.3f | %.1f |\n", strings.Join(args, " "), r.Wall.Seconds(), r.CPU.Seconds(), float64(r.MaxRSS)/(1<<20))
 	}
 }
