@@ -4,7 +4,8 @@
 #   make build   build bin/walrus
 #   make test    the whole test suite (race detector on), as CI runs it;
 #                makes the real WAL corpus first (once, about 30 s)
-#   make bench   measurement harnesses on real WAL (makes the corpus first)
+#   make bench   measurement harnesses on real WAL (makes the corpus first),
+#                then make compare (the summary of every path against its peer)
 #   make lint    gofmt + go vet
 #   make corpus  generate real PostgreSQL WAL into $(WALCACHE)
 
@@ -34,6 +35,7 @@ bench: build corpus
 		-run 'Test(StoreBench|StatusMemory|StatusScale|Compare.*)$$' ./test/bench/ ./fs/ ./rsyncgw/ 2>&1 \
 		| grep -v '^=== \|^--- \|^PASS\|^ok \|level=WARN' | tee $(BENCHOUT)/bench.md
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./store/
+	$(MAKE) compare
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
@@ -46,8 +48,14 @@ clean:
 # make demo     walrus end to end in about a minute: a throwaway PostgreSQL archives
 #               through the rsync gateway, is restored by PITR through the mount,
 #               and walrus status is printed (test/demo.sh; root, FUSE, PostgreSQL 15)
-# make compare  walrus vs a stock rsync daemon and pgBackRest on real WAL made in the
-#               same run, plus a sustained pgbench run; writes $(BENCHOUT)/compare.md
+# make compare  every path of issue 12 against its peer in the same run (walrus vs a stock
+#               rsync daemon, a plain directory and pgBackRest on real WAL made in the run:
+#               push, cp into the mount, cold/warm restore, rsync pull, stored bytes, PITR,
+#               sustained pgbench, status on 1 000 000 synthetic segments), one summary table
+#               with ratios, targets and CPU per segment; writes $(BENCHOUT)/compare.md.
+#               About 15-20 minutes on 2 cores. Knobs: WALRUS_COMPARE_SEGMENTS (60),
+#               WALRUS_COMPARE_SECONDS (sustained run, 60), WALRUS_COMPARE_PITR_ROUNDS (2),
+#               WALRUS_COMPARE_STATUS_SEGMENTS (1000000)
 # make soak     fault injection at length: SIGKILL cycles under mixed load
 #               (WALRUS_SOAK_CYCLES, default 50), damage to the data directory,
 #               64 concurrent rsync clients (latency and peak RSS), full-disk
@@ -69,4 +77,4 @@ compare: build
 	@command -v pgbackrest >/dev/null || apt-get install -y -qq pgbackrest >/dev/null
 	mkdir -p $(BENCHOUT)
 	WALRUS_BENCH=1 WALRUS_BIN=$(CURDIR)/bin/walrus WALRUS_COMPARE_OUT=$(BENCHOUT)/compare.md \
-		$(GO) test -tags bench -count=1 -timeout 30m -v -run '^TestCompare$$' ./test/compare/
+		$(GO) test -tags bench -count=1 -timeout 45m -v -run '^TestCompare$$' ./test/compare/
