@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/walrus-archive/walrus/store"
 	"github.com/walrus-archive/walrus/test/bench"
 	"github.com/walrus-archive/walrus/test/bench/rusage"
 )
@@ -84,7 +85,9 @@ func (r *report) archivers(c *corpus, peers []*peer, res map[*peer]*timings) {
 		len(c.segments), segMiB, float64(c.bytes)/(1<<20))
 	fmt.Fprintf(&r.header, "TPC-B-like transactions 4:1 with 1000-row range updates, as mkwal.sh makes). One command per segment, as the postgres\n")
 	fmt.Fprintf(&r.header, "user, as `archive_command`/`restore_command` run them. Cold restores follow a restart of walrus (a fresh server: empty\n")
-	fmt.Fprintf(&r.header, "block cache, prefetch 8, walrus serve's default) and a dropped page cache; warm restores are a second pass in the same order.\n\n")
+	fmt.Fprintf(&r.header, "block cache, prefetch 8, walrus serve's default) and a dropped page cache; warm restores are a second pass in the same order\n")
+	fmt.Fprintf(&r.header, "(walrus's block cache holds %d MiB, so on a corpus larger than that the second pass finds its packs in the page cache, not its\n", store.DefaultCache>>20)
+	fmt.Fprintf(&r.header, "decoded blocks in the block cache; `make bench`'s TestCompareMount measures a warm pass that fits).\n\n")
 
 	cmp := func(path string, w, p *peer, pick func(*timings) *phase, target string, limit float64) {
 		a, b := median(pick(res[w]).wall), median(pick(res[p]).wall)
