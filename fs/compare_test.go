@@ -88,15 +88,15 @@ func TestCompareMount(t *testing.T) {
 		os.MkdirAll(m, 0o755)
 		sst, ssrv := mountAt(d, m, 0, v.noLanding)
 		label = v.label
-		before, _ := selfCPU()
+		before := rusage.Self()
 		start := time.Now()
 		for _, p := range src {
 			res[label] = append(res[label], sh(`cp "$1" "$2"`, p, filepath.Join(m, filepath.Base(p))))
 		}
 		sst.WaitIngested()
-		after, _ := selfCPU()
+		cpu := rusage.Self().Sub(before).CPU
 		fmt.Printf("  %-36s until ingested: %6.1f ms wall, %6.1f ms server cpu per segment\n", v.label,
-			ms(time.Since(start)/time.Duration(len(src))), ms((after-before)/time.Duration(len(src))))
+			ms(time.Since(start)/time.Duration(len(src))), ms(cpu/time.Duration(len(src))))
 		unmount(sst, ssrv)
 	}
 
