@@ -197,6 +197,7 @@ type peer struct {
 	stored  func() int64                    // bytes the archive occupies
 	restart func(t *testing.T)              // before restores: a fresh process (cold cache)
 	server  func() int                      // pid of the server process behind it (0: none)
+	drain   func(t *testing.T)              // waits until work acknowledged but still running in the background is done
 	note    string
 }
 
@@ -261,6 +262,7 @@ func startPeers(t *testing.T, c *corpus) []*peer {
 			stored:  func() int64 { return wr.Status().DiskBytes },
 			restart: restart(&wr),
 			server:  func() int { return wr.Pid() },
+			drain:   func(t *testing.T) { waitIngested(t, wr.Data) },
 			note:    "pack bytes on disk (`walrus status` disk_bytes)",
 		},
 		{
@@ -271,6 +273,7 @@ func startPeers(t *testing.T, c *corpus) []*peer {
 			stored:  func() int64 { return wm.Status().DiskBytes },
 			restart: restart(&wm),
 			server:  func() int { return wm.Pid() },
+			drain:   func(t *testing.T) { waitIngested(t, wm.Data) },
 			note:    "pack bytes on disk (`walrus status` disk_bytes)",
 		},
 		{
@@ -392,6 +395,9 @@ func measure(t *testing.T, c *corpus, peers []*peer) map[*peer]*timings {
 			}
 		}
 		for _, p := range peers {
+			if p.drain != nil {
+				p.drain(t)
+			}
 			which(res[p]).serverCPU = serverUsage(t, p).Sub(before[p]).CPU
 		}
 	}
@@ -416,6 +422,26 @@ func measure(t *testing.T, c *corpus, peers []*peer) map[*peer]*timings {
 		})
 	}
 	return res
+}
+
+// waitIngested waits until the store in data holds no landed file (a
+// segment cp'd into the mount is acknowledged once landed and ingested into
+// the packs in the background: store/landing.go's DATA/landing/files and
+// landing/dirs), so the server's CPU and the bytes stored include the
+// ingest. walrus status has no field for this; the directory is the signal.
+func waitIngested(t *testing.T, data string) {
+	pgcluster.Eventually(t, 10*time.Minute, "walrus to ingest its landed files", func() (bool, string) {
+		n := 0
+		for _, sub := range []string{"files", "dirs"} {
+			filepath.WalkDir(filepath.Join(data, "landing", sub), func(_ string, d os.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() {
+					n++
+				}
+				return nil
+			})
+		}
+		return n == 0, fmt.Sprintf("%d landed files", n)
+	})
 }
 
 // settledStoredBytes is the hook for the settled storage ratio: the bytes

@@ -87,7 +87,9 @@ func (r *report) archivers(c *corpus, peers []*peer, res map[*peer]*timings) {
 	fmt.Fprintf(&r.header, "user, as `archive_command`/`restore_command` run them. Cold restores follow a restart of walrus (a fresh server: empty\n")
 	fmt.Fprintf(&r.header, "block cache, prefetch 8, walrus serve's default) and a dropped page cache; warm restores are a second pass in the same order\n")
 	fmt.Fprintf(&r.header, "(walrus's block cache holds %d MiB, so on a corpus larger than that the second pass finds its packs in the page cache, not its\n", store.DefaultCache>>20)
-	fmt.Fprintf(&r.header, "decoded blocks in the block cache; `make bench`'s TestCompareMount measures a warm pass that fits).\n\n")
+	fmt.Fprintf(&r.header, "decoded blocks in the block cache; `make bench`'s TestCompareMount measures a warm pass that fits). A push through the mount\n")
+	fmt.Fprintf(&r.header, "returns once the segment has landed (fsynced, durable) and is ingested into the packs in the background; its server CPU\n")
+	fmt.Fprintf(&r.header, "is read once nothing is left landed, so it includes the ingest.\n\n")
 
 	cmp := func(path string, w, p *peer, pick func(*timings) *phase, target string, limit float64) {
 		a, b := median(pick(res[w]).wall), median(pick(res[p]).wall)
