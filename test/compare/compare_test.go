@@ -5,6 +5,7 @@ package compare
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -66,6 +67,9 @@ func TestCompare(t *testing.T) {
 
 	rep.phase("PITR")
 	rep.pitr(c, measurePITR(t, c, peers, envInt("WALRUS_COMPARE_PITR_ROUNDS", 2)))
+
+	rep.phase("settle")
+	rep.storage(peers, res, settledStoredBytes(t, peerNamed(peers, walrusRsync), time.Duration(envInt("WALRUS_COMPARE_SETTLE_SECONDS", 600))*time.Second))
 
 	rep.phase("sustained")
 	rep.sustained(sustained(t, envInt("WALRUS_COMPARE_SECONDS", 60)))
@@ -198,6 +202,7 @@ type peer struct {
 	restart func(t *testing.T)              // before restores: a fresh process (cold cache)
 	server  func() int                      // pid of the server process behind it (0: none)
 	drain   func(t *testing.T)              // waits until work acknowledged but still running in the background is done
+	totals  func() storeTotals              // walrus: the store's totals (nil: not walrus)
 	note    string
 }
 
@@ -259,22 +264,24 @@ func startPeers(t *testing.T, c *corpus) []*peer {
 			push:    func(seg string) []string { return []string{"rsync", "-aq", seg, wr.StoreURL(filepath.Base(seg))} },
 			pull:    func(name, dst string) []string { return []string{"rsync", "-a", wr.FetchURL(name), dst} },
 			restore: func(string) string { return "rsync -a " + wr.FetchURL("%f") + " %p" },
-			stored:  func() int64 { return wr.Status().DiskBytes },
+			stored:  func() int64 { return totalsOf(wr).StoredBytes },
+			totals:  func() storeTotals { return totalsOf(wr) },
 			restart: restart(&wr),
 			server:  func() int { return wr.Pid() },
 			drain:   func(t *testing.T) { waitIngested(t, wr.Data) },
-			note:    "pack bytes on disk (`walrus status` disk_bytes)",
+			note:    "the bytes of its live records (`walrus status` stored_bytes)",
 		},
 		{
 			name:    walrusMount,
 			push:    func(seg string) []string { return []string{"cp", seg, filepath.Join(wm.Mount, filepath.Base(seg))} },
 			pull:    func(name, dst string) []string { return []string{"cp", filepath.Join(wm.Mount, name), dst} },
 			restore: func(string) string { return "cp " + wm.Mount + "/%f %p" },
-			stored:  func() int64 { return wm.Status().DiskBytes },
+			stored:  func() int64 { return totalsOf(wm).StoredBytes },
+			totals:  func() storeTotals { return totalsOf(wm) },
 			restart: restart(&wm),
 			server:  func() int { return wm.Pid() },
 			drain:   func(t *testing.T) { waitIngested(t, wm.Data) },
-			note:    "pack bytes on disk (`walrus status` disk_bytes)",
+			note:    "the bytes of its live records (`walrus status` stored_bytes)",
 		},
 		{
 			name: plainName,
@@ -345,7 +352,11 @@ type phase struct {
 func (p *phase) clientPer() time.Duration { return p.client / time.Duration(max(1, len(p.wall))) }
 func (p *phase) serverPer() time.Duration { return p.serverCPU / time.Duration(max(1, len(p.wall))) }
 
-type timings struct{ push, cold, warm phase }
+type timings struct {
+	push, cold, warm phase
+	ingest           int64 // bytes stored right after the pushes (walrus: before the settler's re-encoding)
+	unsettled        int64 // walrus: the part of ingest still at the ingest level then
+}
 
 // serverUsage reads the usage of the server behind p once the handlers it
 // forked have been reaped (a stock daemon's connection children count only
@@ -403,6 +414,12 @@ func measure(t *testing.T, c *corpus, peers []*peer) map[*peer]*timings {
 	}
 	pass(func(r *timings) *phase { return &r.push }, func(_ int, seg string, p *peer, ph *phase) { run(ph, p.push(seg)) })
 	for _, p := range peers {
+		res[p].ingest = p.stored()
+		if p.totals != nil {
+			res[p].unsettled = p.totals().UnsettledBytes
+		}
+	}
+	for _, p := range peers {
 		if p.restart != nil {
 			p.restart(t)
 		}
@@ -444,20 +461,48 @@ func waitIngested(t *testing.T, data string) {
 	})
 }
 
-// settledStoredBytes is the hook for the settled storage ratio: the bytes
-// walrus stores once background recompression has rewritten what it
-// ingested at a fast level. Background settling is not on main yet, so it
-// reports ok false and the report shows the ingest ratio. When it lands,
-// wait here for the store to settle (the way it offers: a CLI command, a
-// status field) and return the pack bytes on disk then.
-func settledStoredBytes(t *testing.T, p *peer) (n int64, ok bool) {
-	return 0, false
+// storeTotals are the byte totals of `walrus status --json`.
+type storeTotals struct {
+	StoredBytes    int64 `json:"stored_bytes"`
+	DiskBytes      int64 `json:"disk_bytes"`
+	UnsettledBytes int64 `json:"unsettled_bytes"` // at the ingest level, waiting for the settler
+	ColdBytes      int64 `json:"cold_bytes"`      // in the cold tier
 }
 
-// coldTierBytes is the hook for the cold tier (WAL older than the newest
-// restorable backup, stored denser): not on main yet, so ok is false.
-func coldTierBytes(t *testing.T, p *peer) (n int64, ok bool) {
-	return 0, false
+func totalsOf(w *walrusproc.Server) storeTotals {
+	var st storeTotals
+	out, _, err := w.CLI("status", "--json")
+	if err == nil {
+		err = json.Unmarshal([]byte(out), &st)
+	}
+	if err != nil {
+		panic(fmt.Sprintf("walrus status --json: %v", err))
+	}
+	return st
+}
+
+// settled is walrus's storage once the background settler has re-encoded
+// what it ingested at the ingest level (unsettled_bytes 0), or as it stood
+// when the wait ran out.
+type settled struct {
+	storeTotals
+	ok   bool          // nothing left unsettled
+	wait time.Duration // how long it took
+}
+
+// settledStoredBytes waits (up to limit) until walrus's settler has
+// re-encoded everything ingested at the ingest level and reports the store
+// then. The settler runs at the lowest CPU priority and pauses while
+// uploads are in progress, so it has been at work since the pushes.
+func settledStoredBytes(t *testing.T, p *peer, limit time.Duration) settled {
+	start := time.Now()
+	for {
+		st := p.totals()
+		if st.UnsettledBytes == 0 || time.Since(start) > limit {
+			return settled{storeTotals: st, ok: st.UnsettledBytes == 0, wait: time.Since(start)}
+		}
+		time.Sleep(time.Second) // poll interval of a wait with a deadline
+	}
 }
 
 // dropCaches empties the kernel's page cache so restores read cold, as a

@@ -19,10 +19,11 @@ import (
 // report is the Markdown report: one summary table of every path of issue
 // 12 against its peer in the same run, then the detail behind each row.
 type report struct {
-	header bytes.Buffer
-	rows   []row
-	detail bytes.Buffer
-	loads  []string // "phase load" at the start of each phase
+	header    bytes.Buffer
+	rows      []row
+	storageAt int // where the stored-bytes rows go
+	detail    bytes.Buffer
+	loads     []string // "phase load" at the start of each phase
 }
 
 // row is a line of the summary. ratio is NaN where there is no peer.
@@ -111,32 +112,11 @@ func (r *report) archivers(c *corpus, peers []*peer, res map[*peer]*timings) {
 	cmp("rsync pull (cold)", wr, stock, cold, "report", 0)
 	cmp("rsync pull (warm)", wr, stock, warm, "report", 0)
 
+	r.storageAt = len(r.rows)
 	stored := map[*peer]int64{}
 	for _, p := range peers {
-		stored[p] = p.stored()
+		stored[p] = res[p].ingest
 	}
-	mb := func(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
-	ingest := float64(stored[wr]) / float64(stored[pgbr])
-	r.add(row{path: "stored bytes at ingest", walrus: mb(stored[wr]), peer: pgbr.name + " " + mb(stored[pgbr]), ratio: ingest,
-		target: "report (≤ 0.95× once settled)", met: "—", cpuWalrus: "—", cpuPeer: "—"})
-	settled := row{path: "stored bytes, settled after background recompression", peer: pgbr.name + " " + mb(stored[pgbr]),
-		ratio: math.NaN(), target: "≤ 0.95×", cpuWalrus: "—", cpuPeer: "—"}
-	if n, ok := settledStoredBytes(nil, wr); ok {
-		settled.walrus, settled.ratio = mb(n), float64(n)/float64(stored[pgbr])
-		settled.met = verdict(settled.ratio, 0.95)
-	} else {
-		settled.walrus = "not measured: main has no background settling yet (hook `settledStoredBytes`); at ingest " + fmt.Sprintf("%.3f×", ingest)
-		settled.met = "not measured"
-	}
-	r.add(settled)
-	tier := row{path: "stored bytes, cold tier", peer: pgbr.name + " " + mb(stored[pgbr]), ratio: math.NaN(), target: "≤ 0.7×", cpuWalrus: "—", cpuPeer: "—"}
-	if n, ok := coldTierBytes(nil, wr); ok {
-		tier.walrus, tier.ratio = mb(n), float64(n)/float64(stored[pgbr])
-		tier.met = verdict(tier.ratio, 0.7)
-	} else {
-		tier.walrus, tier.met = "not measured: main has no cold tier yet (hook `coldTierBytes`)", "not measured"
-	}
-	r.add(tier)
 
 	w := &r.detail
 	fmt.Fprintf(w, "## Archive and restore, per segment\n\n")
@@ -158,6 +138,42 @@ func (r *report) archivers(c *corpus, peers []*peer, res map[*peer]*timings) {
 		fmt.Fprintf(w, "%s: %s", p.name, p.note)
 	}
 	fmt.Fprintf(w, ".\n\n")
+}
+
+// storage adds the stored-bytes rows: at ingest (right after the pushes),
+// settled (after the background settler), and the cold tier.
+func (r *report) storage(peers []*peer, res map[*peer]*timings, st settled) {
+	wr, pgbr := peerNamed(peers, walrusRsync), peerNamed(peers, pgbrName)
+	mb := func(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+	base := res[pgbr].ingest
+	pg := pgbr.name + " " + mb(base)
+	none := "—"
+	ingest := res[wr].ingest
+	rows := []row{{path: "stored bytes at ingest", walrus: fmt.Sprintf("%s (%s unsettled)", mb(ingest), mb(res[wr].unsettled)), peer: pg,
+		ratio: float64(ingest) / float64(base), target: "report", met: none, cpuWalrus: none, cpuPeer: none}}
+	x := row{path: "stored bytes, settled after background recompression", peer: pg, target: "≤ 0.95×", cpuWalrus: none, cpuPeer: none,
+		walrus: fmt.Sprintf("%s after %.0f s", mb(st.StoredBytes), st.wait.Seconds()), ratio: float64(st.StoredBytes) / float64(base)}
+	if st.ok {
+		x.met = verdict(x.ratio, 0.95)
+	} else {
+		x.walrus += fmt.Sprintf(", %s still unsettled", mb(st.UnsettledBytes))
+		x.met = "not settled in time"
+	}
+	rows = append(rows, x)
+	tier := row{path: "stored bytes, cold tier", peer: pg, ratio: math.NaN(), target: "≤ 0.7×", cpuWalrus: none, cpuPeer: none, met: "not measured"}
+	if st.ColdBytes > 0 && st.ColdBytes == st.StoredBytes {
+		tier.walrus, tier.ratio = mb(st.ColdBytes), float64(st.ColdBytes)/float64(base)
+		tier.met = verdict(tier.ratio, 0.7)
+	} else {
+		tier.walrus = fmt.Sprintf("%s of %s cold: the tier takes WAL behind the newest restorable backup, and this corpus's only backup precedes it",
+			mb(st.ColdBytes), mb(st.StoredBytes))
+	}
+	rows = append(rows, tier)
+	r.rows = slices.Insert(r.rows, r.storageAt, rows...)
+	fmt.Fprintf(&r.detail, "## Stored bytes\n\nwalrus via rsync: %d bytes stored right after the pushes (%d of them at the ingest level); %d once the settler\n",
+		ingest, res[wr].unsettled, st.StoredBytes)
+	fmt.Fprintf(&r.detail, "had run (waited %.0f s after the restores and PITR; %d unsettled, %d cold, %d pack bytes on disk). pgBackRest: %d bytes.\n\n",
+		st.wait.Seconds(), st.UnsettledBytes, st.ColdBytes, st.DiskBytes, base)
 }
 
 func (r *report) pitr(c *corpus, res []*pitrResult) {
