@@ -56,6 +56,7 @@ type session struct {
 	user          string // the authenticated user, "" without auth
 	exitCode      int    // what the client was told to exit with
 	transferring  bool   // the arguments were accepted
+	exitLogged    bool   // logExit wrote the session's last lines
 	totalSize     int64  // bytes of the files in the file list
 }
 
@@ -652,8 +653,15 @@ func (s *session) abort(text string, code int) error {
 // finish half-closes the connection and reads until the client closes its
 // side, bounded, so that our close never resets data the client still
 // has to read.
+//
+// The daemon log's last lines of the session are written before the
+// close, as stock rsync writes them before its process exits: a client
+// that has exited finds them in the log.
 func (s *session) finish() {
 	s.out.Flush()
+	if s.mod != nil {
+		s.logExit()
+	}
 	if cw, ok := s.nc.Conn.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
@@ -712,9 +720,10 @@ func (s *session) logRequestLine(dir, request string) {
 
 // logExit ends a session's daemon log like rsync: log.c log_exit.
 func (s *session) logExit() {
-	if !s.transferring {
+	if !s.transferring || s.exitLogged {
 		return
 	}
+	s.exitLogged = true
 	s.dlog.printf("sent %d bytes  received %d bytes  total size %d", s.nc.written.Load(), s.nc.read.Load(), s.totalSize)
 	if s.exitCode != 0 {
 		s.dlog.warnf("rsync error: %s (code %d)", exitCodeName(s.exitCode), s.exitCode)

@@ -87,6 +87,7 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		}
 	}
 	r.bytes.Add(int64(n))
+	r.s.readActivity()
 	if n < want {
 		return n, io.EOF
 	}

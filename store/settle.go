@@ -45,8 +45,9 @@ import (
 //
 // It never slows pushes down noticeably: the background worker runs on an
 // OS thread at the lowest CPU priority (nice 19), waits while any upload is
-// in progress and for settleQuiet after the last one ended, and sleeps as
-// long as each block took, so it uses at most half of one core.
+// in progress and for settleQuiet after the last one ended or the last
+// read of a file (restores: Reader.ReadAt), and sleeps as long as each
+// block took, so it uses at most half of one core.
 //
 // Which blocks are cold: per directory, the segments and .partial files
 // whose segment number is below the start of the newest restorable backup
@@ -57,7 +58,7 @@ import (
 // recomputes a directory's horizon at most every coldCheckEvery.
 
 const (
-	settleQuiet = 200 * time.Millisecond // after the last upload ended
+	settleQuiet = 200 * time.Millisecond // after the last upload ended or read
 	settleIdle  = 30 * time.Second       // between passes that found nothing
 	settleBatch = 16                     // moves per index transaction
 	settleFiles = 32                     // file records read per index view
@@ -166,6 +167,15 @@ func (s *Store) stopSettle() {
 	defer s.st.mu.Unlock()
 	if s.st.enc != nil {
 		s.st.enc.Close()
+	}
+}
+
+// readActivity tells the settler that a client is reading (a restore must
+// run at memory speed, not share the CPU with recompression): it waits
+// settleQuiet after the last read, as after the last upload.
+func (s *Store) readActivity() {
+	if s.st != nil {
+		s.st.last.Store(time.Now().UnixNano())
 	}
 }
 
