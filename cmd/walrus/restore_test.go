@@ -18,21 +18,30 @@ import (
 // the wrong directory for the end of the archive, finished recovery at the
 // end of the base backup's own WAL and promoted, without the rows written
 // after the backup.
-func TestRestoreCommandOnWrongDataAbortsRecovery(t *testing.T) {
+// archivedAfterBackup runs a PostgreSQL 15 primary that archives with
+// walrus put into a fresh store: a base backup, then a table of 1000 rows
+// in a segment archived after it (seg).
+func archivedAfterBackup(t *testing.T) (bin, work, data string, primary *pgcluster.Cluster, backup, seg string) {
+	t.Helper()
 	testenv.RequirePostgres(t)
-	bin := binary(t)
-	work := pgcluster.TempDir(t)
-	data := filepath.Join(work, "data")
+	bin = binary(t)
+	work = pgcluster.TempDir(t)
+	data = filepath.Join(work, "data")
 	pgcluster.Run(t, work, bin, "--data", data, "init")
-	primary := pgcluster.Init(t, "primary", pgcluster.Options{Conf: []string{
+	primary = pgcluster.Init(t, "primary", pgcluster.Options{Conf: []string{
 		"archive_mode = on",
 		fmt.Sprintf("archive_command = '%s --data %s put %%f %%p'", bin, data),
 	}})
 	primary.Start()
-	backup := primary.BaseBackup("base")
+	backup = primary.BaseBackup("base")
 	primary.Query("create table after_backup as select generate_series(1, 1000) as i")
-	seg, _ := primary.SwitchWAL()
+	seg, _ = primary.SwitchWAL()
 	primary.WaitArchived(60*time.Second, seg)
+	return bin, work, data, primary, backup, seg
+}
+
+func TestRestoreCommandOnWrongDataAbortsRecovery(t *testing.T) {
+	bin, work, data, _, backup, _ := archivedAfterBackup(t)
 
 	wrong := filepath.Join(work, "dta")
 	bad := pgcluster.FromBackup(t, "wrong", backup, fmt.Sprintf("restore_command = '%s --data %s get %%f %%p'", bin, wrong))
@@ -65,20 +74,7 @@ func TestRestoreCommandOnWrongDataAbortsRecovery(t *testing.T) {
 // for the end of the archive, finished recovery before it and promoted,
 // without the rows it held.
 func TestRestoreCommandOnCorruptSegmentAbortsRecovery(t *testing.T) {
-	testenv.RequirePostgres(t)
-	bin := binary(t)
-	work := pgcluster.TempDir(t)
-	data := filepath.Join(work, "data")
-	pgcluster.Run(t, work, bin, "--data", data, "init")
-	primary := pgcluster.Init(t, "primary", pgcluster.Options{Conf: []string{
-		"archive_mode = on",
-		fmt.Sprintf("archive_command = '%s --data %s put %%f %%p'", bin, data),
-	}})
-	primary.Start()
-	backup := primary.BaseBackup("base")
-	primary.Query("create table after_backup as select generate_series(1, 1000) as i")
-	seg, _ := primary.SwitchWAL()
-	primary.WaitArchived(60*time.Second, seg)
+	bin, work, data, primary, backup, seg := archivedAfterBackup(t)
 	primary.Stop("fast")
 
 	// The last segment archived is the last file put into the newest pack:
