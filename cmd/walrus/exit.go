@@ -53,8 +53,8 @@ func getExit(code int) int {
 func isGet(args []string) bool {
 	for i := 0; i < len(args); i++ {
 		switch a := args[i]; {
-		case a == "--data" || a == "--log-level":
-			i++ // its value
+		case a == "--data" || a == "--log-level" || a == "--log-format" || a == "--config":
+			i++ // its value (the global flags that take one)
 		case strings.HasPrefix(a, "-"):
 		default:
 			return a == "get"

@@ -132,6 +132,7 @@ func TestGetExitCodes(t *testing.T) {
 		{[]string{"get", "x", "y"}, true},
 		{[]string{"--data", "/srv/w", "get", "x"}, true},
 		{[]string{"--data=/srv/w", "--log-level", "info", "get", "--bogus"}, true},
+		{[]string{"--config", "/etc/walrus/walrus.toml", "--log-format", "json", "get", "x", "y"}, true},
 		{[]string{"put", "get", "-"}, false},
 		{[]string{"--data", "get", "put", "x"}, false},
 	} {
