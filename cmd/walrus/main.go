@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -67,9 +68,14 @@ type kongExit int
 
 // run parses args and runs one subcommand; it returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
-	if isGet(args) {
-		defer func() { code = getExit(code) }()
-	}
+	// get's exit codes (getExit): by the parsed command, or, when the
+	// arguments do not parse, by a scan of them.
+	get := isGet(args)
+	defer func() {
+		if get {
+			code = getExit(code)
+		}
+	}()
 	defer func() {
 		if r := recover(); r != nil {
 			k, ok := r.(kongExit)
@@ -107,6 +113,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, "walrus:", err)
 		return exitError
 	}
+	get = strings.HasPrefix(kctx.Command(), "get ")
 	c.stdout, c.stderr, c.stdin = stdout, stderr, stdin
 	c.log = newLogger(stderr, c.LogLevel, c.LogFormat)
 	if err := kctx.Run(&c.globals); err != nil {
