@@ -11,6 +11,7 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -251,7 +252,7 @@ func (c *stateCollector) read(ctx context.Context) []prometheus.Metric {
 		}
 		var gaps uint64
 		for _, t := range d.Timelines {
-			tli := formatTLI(t.TLI)
+			tli := fmt.Sprintf("%08X", t.TLI)
 			g(dTimelineSegs, float64(t.Segments), d.Name, tli)
 			if end, ok := endLSN(t.Last, d.SegmentSize); ok {
 				g(dLastEndLSN, float64(end), d.Name, tli)
@@ -293,23 +294,15 @@ func (c *stateCollector) read(ctx context.Context) []prometheus.Metric {
 	return out
 }
 
-func formatTLI(tli uint32) string {
-	const hex = "0123456789ABCDEF"
-	b := make([]byte, 8)
-	for i := 7; i >= 0; i-- {
-		b[i] = hex[tli&0xf]
-		tli >>= 4
-	}
-	return string(b)
-}
-
 // endLSN is the byte position just past segment name.
 func endLSN(name string, segSize uint32) (uint64, bool) {
 	n := wal.ParseName(name)
-	if n.Kind != wal.KindSegment || segSize == 0 {
+	if n.Kind != wal.KindSegment || !wal.ValidSegmentSize(segSize) {
 		return 0, false
 	}
-	perLog := uint64(1<<32) / uint64(segSize)
-	segNo := uint64(n.Log)*perLog + uint64(n.Seg)
-	return (segNo + 1) * uint64(segSize), true
+	segNo, err := n.SegNo(segSize)
+	if err != nil {
+		return 0, false
+	}
+	return uint64(wal.SegmentStart(segNo+1, segSize)), true
 }
