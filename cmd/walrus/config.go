@@ -143,11 +143,7 @@ func (c *serveCmd) checkConfig(g *globals, kctx *kong.Context) error {
 		} else if cfg, err := rsyncgw.ParseConfig(c.RsyncdConf); err != nil {
 			bad("%v", err)
 		} else {
-			root := c.ArchiveRoot
-			if root == "" {
-				root = c.Mount
-			}
-			if _, err := rsyncgw.NewServer(cfg, nil, rsyncgw.Options{Listen: c.RsyncListen, ArchiveRoot: root, Logger: g.log}); err != nil {
+			if _, err := rsyncgw.NewServer(cfg, nil, rsyncgw.Options{Listen: c.RsyncListen, ArchiveRoot: c.archiveRoot(), Logger: g.log}); err != nil {
 				bad("%v", err)
 			}
 		}

@@ -178,6 +178,14 @@ func readyLine(attrs []any) string {
 }
 
 // applyHome fills in the embedded default set-up under --home.
+// archiveRoot is what rsyncd.conf module paths are relative to.
+func (c *serveCmd) archiveRoot() string {
+	if c.ArchiveRoot != "" {
+		return c.ArchiveRoot
+	}
+	return c.Mount // "": rsyncgw's DefaultArchiveRoot
+}
+
 // homePaths sets the paths --home implies (flags given win).
 func (c *serveCmd) homePaths(g *globals) {
 	if c.Home == "" {
@@ -244,11 +252,7 @@ func (c *serveCmd) startRsync(st *store.Store, log *slog.Logger, met *metrics.Me
 	if err != nil {
 		return nil, nil, err
 	}
-	root := c.ArchiveRoot
-	if root == "" {
-		root = c.Mount
-	}
-	srv, err := rsyncgw.NewServer(cfg, st, rsyncgw.Options{Listen: c.RsyncListen, ArchiveRoot: root, Logger: log, Observer: met})
+	srv, err := rsyncgw.NewServer(cfg, st, rsyncgw.Options{Listen: c.RsyncListen, ArchiveRoot: c.archiveRoot(), Logger: log, Observer: met})
 	if err != nil {
 		return nil, nil, err
 	}
