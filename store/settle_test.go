@@ -214,20 +214,13 @@ func TestBackgroundSettlerSettlesAndStops(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, settleConfig, func(c *Config) { c.Settle = true })
 	want := putSettleSegs(t, s, 1, 4)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	testenv.WaitFor(t, "the background settler to settle every block", 2*time.Minute, func() bool {
 		st, err := s.Status()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.UnsettledBytes == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("background settler left %d unsettled bytes after 2 minutes", st.UnsettledBytes)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition, not synchronising
-	}
+		return st.UnsettledBytes == 0
+	})
 	checkSettleInvariants(t, s)
 	checkContents(t, s, want)
 	if err := s.Close(); err != nil {
