@@ -301,9 +301,6 @@ func (u *Upload) Commit() (info FileInfo, err error) {
 }
 
 func (u *Upload) commit() (FileInfo, error) {
-	if u.done {
-		return FileInfo{}, ErrClosed
-	}
 	if len(u.buf) > 0 {
 		u.dispatch()
 	}
