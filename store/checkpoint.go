@@ -43,7 +43,7 @@ func (w *checkpointWriter) add(e jentry) error {
 
 func (w *checkpointWriter) write(r *jrecord) error {
 	payload := r.encode()
-	id, _, err := w.s.pw.appendJournal(payload)
+	id, _, err := w.s.pw.appendJournal(payload, true)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,13 @@ func (s *Store) unpinForGC(ctx context.Context, cands []*index.Pack) ([]*index.P
 	}
 	free, pinned := unpinned(j, cands)
 	if pinned > 0 && pinned >= 2*cost {
-		if err := s.checkpoint(ctx); err != nil {
+		// Appends never take the reserve file (forData); GC may, to get
+		// a full disk back, so it makes the room first.
+		err := s.space.forIndex(cost)
+		if err == nil {
+			err = s.checkpoint(ctx)
+		}
+		if err != nil {
 			s.log.Warn("gc: no checkpoint written; packs holding journal records newer than the last one are kept", "err", err)
 			return free, nil
 		}

@@ -86,14 +86,15 @@ func (s *Store) runCommitter() {
 //  3. answer the requests.
 func (s *Store) commitBatch(batch []*commitReq) {
 	dirty := s.pw.takeDirty()
-	if err := s.space.forIndex(0); err != nil {
+	mayRelease := frees(batch)
+	if err := s.spaceForBatch(mayRelease); err != nil {
 		s.pw.restoreDirty(dirty)
 		s.answer(batch, func(int) error { return err })
 		return
 	}
 	results := make([]error, len(batch))
 	now := time.Now()
-	jb := &journalBatch{time: now}
+	jb := &journalBatch{time: now, mayRelease: mayRelease}
 	err := s.idx.Update(func(x *index.Txn) error {
 		// Pack ends first: the ops check the blocks they name against them.
 		if err := recordPackEnds(x, dirty); err != nil {
@@ -140,6 +141,37 @@ func (s *Store) commitBatch(batch []*commitReq) {
 	}
 	s.changes.Add(1)
 	s.answer(batch, func(i int) error { return results[i] })
+}
+
+// freesSpace marks the ops that may take the reserve file on a full disk
+// (spaceGuard.forIndex): removals and GC (its moves and the checkpoint
+// that unpins packs for it), which exist to get out of it.
+type freesSpace interface{ freesSpace() }
+
+func (*removeOp) freesSpace()      {}
+func (*removeFilesOp) freesSpace() {}
+func (*rmdirOp) freesSpace()       {}
+func (*gcMoveOp) freesSpace()      {}
+func (*checkpointOp) freesSpace()  {} // it unpins packs for GC
+
+// frees reports whether batch holds an op that frees space.
+func frees(batch []*commitReq) bool {
+	for _, req := range batch {
+		if _, ok := req.op.(freesSpace); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// spaceForBatch checks the room for a batch's index transaction: a batch
+// with a removal or a GC move may take the reserve file, one of uploads and
+// background work may not (they fail with ErrNoSpace and are retried).
+func (s *Store) spaceForBatch(mayRelease bool) error {
+	if mayRelease {
+		return s.space.forIndex(0)
+	}
+	return s.space.forData(0)
 }
 
 // syncPack fsyncs pack id.

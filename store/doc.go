@@ -208,10 +208,15 @@
 //     FUSE, exit 8 from the CLI, the message in rsync's error) says what to
 //     do. An identical re-push is never refused: it stores nothing;
 //   - the reserve file (ReserveFileName, about 1.25 N, fallocated): when the
-//     filesystem fills anyway (another program, work files), the first index
-//     write that finds less than N free deletes it and goes on, so removals
-//     and GC still commit on a filesystem filled to the last block. It is
-//     allocated again before uploads resume.
+//     filesystem fills anyway (another program, work files), the first
+//     removal or GC write that finds less than N free deletes it and goes
+//     on, so removals and GC still commit on a filesystem filled to the last
+//     block. Nothing else may delete it (spaceGuard.forData: pack appends,
+//     upload commits, background rewrites fail with ErrNoSpace instead):
+//     the space it gives back goes to whoever writes next, usually the
+//     program that filled the disk, and a reserve spent on an upload is not
+//     there for the rm that follows. It is allocated again before uploads
+//     resume.
 //
 // No failure sticks: the writer cuts a pack back after a failed write, and
 // the next push after space returns succeeds without a restart (see

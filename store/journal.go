@@ -379,14 +379,21 @@ func blocksFor(size int64, blockSize uint32) uint64 {
 
 // appendJournal frames payload as a journal record and appends it to the
 // active pack; like a block, it is durable only after the pack's fsync.
-func (w *packWriter) appendJournal(payload []byte) (uint32, int64, error) {
-	return w.append(sha256.Sum256(payload), len(payload), codecJournal, payload)
+// Journal records of a batch that frees space (freesSpace), and of
+// checkpoints, may take the reserve file: mayRelease.
+func (w *packWriter) appendJournal(payload []byte, mayRelease bool) (uint32, int64, error) {
+	room := w.space.forData
+	if mayRelease {
+		room = w.space.forIndex
+	}
+	return w.appendChecked(sha256.Sum256(payload), len(payload), codecJournal, payload, room)
 }
 
 // journalBatch gathers the entries of one group commit's ops.
 type journalBatch struct {
-	time    time.Time
-	entries []jentry
+	time       time.Time
+	entries    []jentry
+	mayRelease bool // the batch frees space: its records may take the reserve file
 }
 
 // journaled is implemented by ops that change file or namespace records;
@@ -497,7 +504,7 @@ func (s *Store) commitJournal(x *index.Txn, b *journalBatch, dirty map[uint32]in
 		s.seq++ // consumed even if the transaction fails: a seq is never reused
 		for _, r := range b.records(seq, j.LastSeq, j.Covered) {
 			payload := r.encode()
-			id, off, err := s.pw.appendJournal(payload)
+			id, off, err := s.pw.appendJournal(payload, b.mayRelease)
 			if err != nil {
 				return err
 			}

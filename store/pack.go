@@ -138,12 +138,19 @@ func (w *packWriter) takeDirty() map[uint32]int64 {
 // append writes one record and returns its location. The bytes are not yet
 // durable: the committer fsyncs the packs a batch touched before it commits
 // the index. A record is refused when writing it would leave the index less
-// than the free space it needs (spaceGuard.forIndex).
+// than the free space it needs (spaceGuard.forData: an append never takes
+// the reserve file; GC checks with forIndex before it copies).
 func (w *packWriter) append(h index.Hash, rawLen int, codec index.Codec, payload []byte) (id uint32, off int64, err error) {
+	return w.appendChecked(h, rawLen, codec, payload, w.space.forData)
+}
+
+// appendChecked is append with the space check given: journal records of
+// a removal or GC batch may take the reserve file (spaceGuard.forIndex).
+func (w *packWriter) appendChecked(h index.Hash, rawLen int, codec index.Codec, payload []byte, room func(int64) error) (id uint32, off int64, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := int64(recordHeaderLen + len(payload))
-	if err := w.space.forIndex(n); err != nil {
+	if err := room(n); err != nil {
 		return 0, 0, err
 	}
 	if w.pf == nil || w.size+n > w.maxSize && w.size > packHeaderLen {

@@ -190,8 +190,18 @@ func (g *spaceGuard) reserveSize() int64 {
 // leave the index less free space than it needs. Before refusing it deletes
 // the reserve file, which exists for exactly this moment: the filesystem
 // filled up anyway (other writers, work files) and a removal must still be
-// able to commit.
-func (g *spaceGuard) forIndex(n int64) error {
+// able to commit. Only what frees space or must run to stay consistent
+// calls it (removals, GC, Open, Close); everything else calls forData.
+func (g *spaceGuard) forIndex(n int64) error { return g.check(n, true) }
+
+// forData is forIndex for writes that do not free space: pack appends and
+// the commits of uploads and background work. They never delete the
+// reserve file: space it gave back would go to whoever writes next (the
+// program that filled the disk, usually), and rm, retain and gc would then
+// fail on the full disk they are meant to clear.
+func (g *spaceGuard) forData(n int64) error { return g.check(n, false) }
+
+func (g *spaceGuard) check(n int64, release bool) error {
 	free, ok := g.free()
 	if !ok {
 		return nil
@@ -200,7 +210,7 @@ func (g *spaceGuard) forIndex(n int64) error {
 	if free-n >= need {
 		return nil
 	}
-	if g.releaseReserve() {
+	if release && g.releaseReserve() {
 		if free, ok = g.free(); !ok || free-n >= need {
 			return nil
 		}
@@ -208,6 +218,11 @@ func (g *spaceGuard) forIndex(n int64) error {
 	what := "an index write"
 	if n > 0 {
 		what = "writing " + inMiB(n)
+	}
+	if !release {
+		return &noSpaceError{fmt.Sprintf("%v: %s has %s free; %s would leave less than the %s walrus's index needs "+
+			"to write safely (its reserve file is kept for rm, retain and gc): remove or retain files and run walrus gc, or add space",
+			ErrNoSpace, g.dir, inMiB(free), what, inMiB(need))}
 	}
 	return &noSpaceError{fmt.Sprintf("%v: %s has %s free; %s would leave less than the %s walrus's index needs "+
 		"to write safely, and its reserve file is used up: free space on this filesystem",

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-archive/walrus/index"
 	"github.com/walrus-archive/walrus/internal/testenv"
 )
 
@@ -367,5 +368,49 @@ func TestReserveRestoredAfterLostRace(t *testing.T) {
 	testenv.Fill(t, filler, 0)
 	if err := s.Remove("second"); err != nil {
 		t.Fatalf("rm on a full disk: %v", err)
+	}
+}
+
+// Only what frees space may take the reserve file. An upload whose blocks
+// are written when the disk fills, a background rewrite, a pack append:
+// each is refused with ErrNoSpace and leaves the reserve alone. Deleting it
+// for them handed its space to whoever wrote next (here, as in the e2e
+// test that found it, the program that filled the disk goes on writing),
+// and then rm failed on the full disk that it is meant to clear.
+func TestOnlyRemovalsTakeTheReserve(t *testing.T) {
+	root := testenv.SmallFS(t, 128<<20)
+	s := openTest(t, filepath.Join(root, "data"), smallPacks)
+	mustPut(t, s, "keep", randomBytes(256<<10, 1))
+	if s.space.reserveShort() != 0 {
+		t.Fatal("no reserve file to begin with")
+	}
+	u, err := s.Create("late", FileMeta{Mode: 0o600, MTime: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Write(randomBytes(2*s.cfg.BlockSize, 2)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "the upload's two blocks in a pack", 10*time.Second, func() bool {
+		s.pendingMu.Lock()
+		defer s.pendingMu.Unlock()
+		return len(s.pending) == 2
+	})
+	testenv.Fill(t, filepath.Join(root, "filler"), 0)
+
+	if _, _, err := s.pw.append(index.Hash{1}, 10, index.CodecRaw, make([]byte, 10)); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("pack append on a full disk: %v, want ErrNoSpace", err)
+	}
+	_, err = u.Commit()
+	checkNoSpace(t, err)
+	if _, err := os.Stat(filepath.Join(root, "data", ReserveFileName)); err != nil {
+		t.Fatalf("the reserve file went for an upload or an append: %v", err)
+	}
+	testenv.Fill(t, filepath.Join(root, "filler2"), 0) // the other writer goes on
+	if err := s.Remove("keep"); err != nil {
+		t.Fatalf("rm on a full disk: %v", err)
+	}
+	if _, err := s.GC(context.Background(), GCOptions{}); err != nil {
+		t.Fatalf("gc on a full disk: %v", err)
 	}
 }
