@@ -206,7 +206,10 @@
 //     floor and N: rm, retain and gc work when uploads are refused, and the
 //     refusal (ErrNoSpace, which also matches syscall.ENOSPC: ENOSPC through
 //     FUSE, exit 8 from the CLI, the message in rsync's error) says what to
-//     do. An identical re-push is never refused: it stores nothing;
+//     do. An identical re-push is never refused: it stores nothing. A
+//     landing file (written by the kernel, never checked per write) claims
+//     a whole segment at CreateLanding; until it is closed every check
+//     counts what it may still write as taken (spaceGuard.claimLanding);
 //   - the reserve file (ReserveFileName, about 1.25 N, fallocated): when the
 //     filesystem fills anyway (another program, work files), the first
 //     removal or GC write that finds less than N free deletes it and goes

@@ -401,13 +401,14 @@ func (s *Store) Landed() int {
 // straight into File, see package fs). Commit makes it durable and
 // archived; Abort discards it.
 type LandingFile struct {
-	l    *landing
-	path string
-	dir  string
-	name string
-	tmp  string
-	f    *os.File
-	done bool
+	l       *landing
+	path    string
+	dir     string
+	name    string
+	tmp     string
+	f       *os.File
+	unclaim func() // gives back its claim on free space
+	done    bool
 
 	size              int64 // at commit
 	existed, uploaded bool  // for the observer
@@ -436,11 +437,6 @@ func (s *Store) CreateLanding(path string, perm fs.FileMode) (*LandingFile, erro
 	if expect == 0 {
 		expect = 16 << 20
 	}
-	// The kernel writes the bytes without asking: the room for a whole
-	// segment must be there before the first one.
-	if err := s.space.forUpload(expect); err != nil {
-		return nil, err
-	}
 	l := s.land
 	tmpDir := filepath.Join(l.root, "tmp")
 	if err := s.ensureWorkDir(tmpDir); err != nil {
@@ -450,11 +446,19 @@ func (s *Store) CreateLanding(path string, perm fs.FileMode) (*LandingFile, erro
 	l.seq++
 	tmp := filepath.Join(tmpDir, strconv.FormatUint(l.seq, 10))
 	l.mu.Unlock()
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	// The kernel writes the bytes without asking: the room for a whole
+	// segment must be there before the first one, and stays claimed
+	// until the file is closed (spaceGuard.claimLanding).
+	f, release, err := s.space.claimLanding(expect, func() (*os.File, error) {
+		return os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	})
+	if errors.Is(err, ErrNoSpace) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: create landing file for %s: %w", path, err)
 	}
-	return &LandingFile{l: l, path: joinPath(dir, name), dir: dir, name: name, tmp: tmp, f: f}, nil
+	return &LandingFile{l: l, path: joinPath(dir, name), dir: dir, name: name, tmp: tmp, f: f, unclaim: release}, nil
 }
 
 // File is the open landing file (read-write). Its owner writes the bytes
@@ -479,6 +483,7 @@ func (lf *LandingFile) Abort() {
 		return
 	}
 	lf.done = true
+	lf.unclaim()
 	lf.f.Close()
 	os.Remove(lf.tmp)
 }

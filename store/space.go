@@ -60,6 +60,14 @@ type spaceGuard struct {
 	reserved  int64     // bytes allocated to the reserve file (0: none)
 	failed    time.Time // last failed attempt to allocate it
 	noReserve bool      // the filesystem cannot preallocate
+
+	// Landing files are written by the kernel without asking (FUSE
+	// passthrough): the room for a whole segment is claimed when one is
+	// created and counted as taken until it is closed. claimGate makes
+	// check-and-claim one step; claimMu guards claims.
+	claimGate sync.Mutex
+	claimMu   sync.Mutex
+	claims    map[*os.File]int64
 }
 
 func newSpaceGuard(cfg Config) *spaceGuard {
@@ -82,7 +90,48 @@ func (g *spaceGuard) free() (int64, bool) {
 		}
 		return 0, false
 	}
-	return int64(st.Bavail) * st.Bsize, true
+	return int64(st.Bavail)*st.Bsize - g.unwritten(), true
+}
+
+// unwritten is what the open landing files may still write of their
+// claims.
+func (g *spaceGuard) unwritten() int64 {
+	g.claimMu.Lock()
+	defer g.claimMu.Unlock()
+	var n int64
+	for f, claim := range g.claims {
+		if fi, err := f.Stat(); err == nil {
+			claim -= fi.Size()
+		}
+		n += max(0, claim)
+	}
+	return n
+}
+
+// claimLanding checks room for n bytes as forUpload does and, if there is
+// room, creates a file with create and claims n bytes of free space for
+// it until release is called: two landing files created together do not
+// both count the same free bytes.
+func (g *spaceGuard) claimLanding(n int64, create func() (*os.File, error)) (f *os.File, release func(), err error) {
+	g.claimGate.Lock()
+	defer g.claimGate.Unlock()
+	if err := g.forUpload(n); err != nil {
+		return nil, nil, err
+	}
+	if f, err = create(); err != nil {
+		return nil, nil, err
+	}
+	g.claimMu.Lock()
+	if g.claims == nil {
+		g.claims = map[*os.File]int64{}
+	}
+	g.claims[f] = n
+	g.claimMu.Unlock()
+	return f, func() {
+		g.claimMu.Lock()
+		delete(g.claims, f)
+		g.claimMu.Unlock()
+	}, nil
 }
 
 // indexNeed returns the free space the index must keep (index.SpaceNeeded),

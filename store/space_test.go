@@ -414,3 +414,52 @@ func TestOnlyRemovalsTakeTheReserve(t *testing.T) {
 		t.Fatalf("gc on a full disk: %v", err)
 	}
 }
+
+// The kernel writes a landing file without asking walrus (FUSE
+// passthrough), so each CreateLanding claims a whole segment's room until
+// the file is closed. Without the claim, every create checked the same
+// free bytes: twenty segments promised on a 128 MiB filesystem, whose
+// writes then took the room the index needs (badger faults there).
+func TestLandingFilesClaimTheirRoom(t *testing.T) {
+	root := testenv.SmallFS(t, 128<<20)
+	s := openTest(t, filepath.Join(root, "data"), smallPacks)
+	var open []*LandingFile
+	defer func() {
+		for _, lf := range open {
+			lf.Abort()
+		}
+	}()
+	for i := range 20 {
+		lf, err := s.CreateLanding(fmt.Sprintf("0000000100000000000000%02X", i+1), 0o600)
+		if err != nil {
+			checkNoSpace(t, err)
+			break
+		}
+		open = append(open, lf)
+	}
+	if len(open) == 0 || len(open) == 20 {
+		t.Fatalf("%d landing files of 16 MiB created on a 128 MiB filesystem", len(open))
+	}
+	seg := make([]byte, 16<<20)
+	for _, lf := range open { // the kernel writes each whole segment
+		if _, err := lf.File().WriteAt(seg, 0); err != nil {
+			t.Fatalf("writing a landing file whose room was claimed: %v", err)
+		}
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(root, &st); err != nil {
+		t.Fatal(err)
+	}
+	if free, need := int64(st.Bavail)*st.Bsize, s.space.indexNeed()+s.cfg.MinFree; free < need {
+		t.Fatalf("%d landing files written: %d bytes free, below the %d the index and MinFree need", len(open), free, need)
+	}
+	for _, lf := range open {
+		lf.Abort()
+	}
+	open = nil
+	if lf, err := s.CreateLanding("000000010000000000000030", 0o600); err != nil {
+		t.Fatalf("create after the landing files were closed: %v", err)
+	} else {
+		lf.Abort()
+	}
+}
