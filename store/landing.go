@@ -843,16 +843,20 @@ func (s *Store) removeLandedMany(dir string, names []string) (map[string]bool, e
 // hasLanded reports whether files are landed in namespace dir.
 func (s *Store) hasLanded(dir string) bool { return len(s.landedNames(dir)) > 0 }
 
-// landedTotals counts the landed files the index does not hold yet.
-func (s *Store) landedTotals() (files, bytes int64) {
+// landedTotals counts the landed files the index does not hold yet, and
+// those of them whose last ingest failed.
+func (s *Store) landedTotals() (files, bytes, failing int64) {
 	l := s.land
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, lf := range l.files {
+	for p, lf := range l.files {
 		if _, err := s.lookup(lf.path); err != nil {
 			files++
 			bytes += lf.size
+			if _, ok := l.failed[p]; ok {
+				failing++
+			}
 		}
 	}
-	return files, bytes
+	return files, bytes, failing
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/walrus-archive/walrus/internal/retention"
+	"github.com/walrus-archive/walrus/internal/testenv"
 	"github.com/walrus-archive/walrus/internal/walgen"
 )
 
@@ -234,5 +235,48 @@ func TestLandingRetention(t *testing.T) {
 	}
 	if s.Landed() != 0 {
 		t.Fatal("landed file left after retention")
+	}
+}
+
+// TestLandingStatus: Status counts landed files and those whose ingest
+// fails (here: the disk filled after they landed), and both drop to zero
+// once space returns and the ingester took them.
+func TestLandingStatus(t *testing.T) {
+	root := testenv.SmallFS(t, 128<<20)
+	s := openTest(t, filepath.Join(root, "data"), smallPacks)
+	if _, err := land(t, s, landSeg(1, 1).Name(), landSeg(1, 1).Bytes()); err != nil { // inline: sets the cluster
+		t.Fatal(err)
+	}
+	resume := s.PauseIngest()
+	var want int64
+	for i := uint64(2); i <= 3; i++ {
+		b := landSeg(i, 1).Bytes()
+		if _, err := land(t, s, landSeg(i, 1).Name(), b); err != nil {
+			t.Fatal(err)
+		}
+		want += int64(len(b))
+	}
+	st, err := s.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LandedFiles != 2 || st.LandedBytes != want || st.LandedFailing != 0 || st.Files != 3 {
+		t.Fatalf("status with two landed files: %+v", st)
+	}
+	filler := filepath.Join(root, "filler")
+	testenv.Fill(t, filler, 0)
+	resume()
+	testenv.WaitFor(t, "both landed files to fail their ingest on the full disk", time.Minute, func() bool {
+		st, err = s.Status()
+		return err == nil && st.LandedFailing == 2
+	})
+	os.Remove(filler)
+	s.land.mu.Lock()
+	clear(s.land.failed) // retry now rather than after landRetry
+	s.land.mu.Unlock()
+	s.land.wake()
+	s.WaitIngested()
+	if st, err = s.Status(); err != nil || st.LandedFiles != 0 || st.LandedFailing != 0 || st.Files != 3 {
+		t.Fatalf("status after the ingest: %+v, %v", st, err)
 	}
 }

@@ -693,6 +693,12 @@ type Status struct {
 	// the settler and in the cold tier (settle.go).
 	UnsettledBytes int64 `json:"unsettled_bytes"`
 	ColdBytes      int64 `json:"cold_bytes"`
+	// Landed files (counted in Files and LogicalBytes) are acknowledged
+	// and wait in DATA/landing to be ingested into the packs
+	// (landing.go); LandedFailing of them failed their last ingest.
+	LandedFiles   int64 `json:"landed_files"`
+	LandedBytes   int64 `json:"landed_bytes"`
+	LandedFailing int64 `json:"landed_failing"`
 }
 
 // Status returns the running totals without scanning files.
@@ -704,8 +710,8 @@ func (s *Store) Status() (Status, error) {
 			return err
 		}
 		st.Files, st.LogicalBytes = t.Files, t.LogicalBytes
-		lf, lb := s.landedTotals()
-		st.Files, st.LogicalBytes = st.Files+lf, st.LogicalBytes+lb
+		st.LandedFiles, st.LandedBytes, st.LandedFailing = s.landedTotals()
+		st.Files, st.LogicalBytes = st.Files+st.LandedFiles, st.LogicalBytes+st.LandedBytes
 		if err := x.Dirs(func(d *index.Dir) error {
 			if d.Name != "" {
 				st.Dirs++

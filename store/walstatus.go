@@ -31,11 +31,15 @@ type StatusReport struct {
 	Packs        int   `json:"packs"`
 	// UnsettledBytes and ColdBytes: the parts of StoredBytes waiting for
 	// the settler, and in the cold tier (settle.go).
-	UnsettledBytes int64       `json:"unsettled_bytes"`
-	ColdBytes      int64       `json:"cold_bytes"`
-	Ratio          float64     `json:"ratio"` // logical / stored
-	Time           time.Time   `json:"time"`
-	Dirs           []DirStatus `json:"dirs"`
+	UnsettledBytes int64 `json:"unsettled_bytes"`
+	ColdBytes      int64 `json:"cold_bytes"`
+	// Landed files: acknowledged, waiting to be ingested (Status).
+	LandedFiles   int64       `json:"landed_files"`
+	LandedBytes   int64       `json:"landed_bytes"`
+	LandedFailing int64       `json:"landed_failing"`
+	Ratio         float64     `json:"ratio"` // logical / stored
+	Time          time.Time   `json:"time"`
+	Dirs          []DirStatus `json:"dirs"`
 }
 
 // DirStatus is the WAL view of one directory (one PostgreSQL cluster).
@@ -79,7 +83,8 @@ func (s *Store) StatusReport(dir string, now time.Time) (StatusReport, error) {
 	}
 	rep := StatusReport{Files: st.Files, LogicalBytes: st.LogicalBytes, StoredBytes: st.StoredBytes,
 		DiskBytes: st.DiskBytes, Packs: st.Packs, Ratio: ratio(st.LogicalBytes, st.StoredBytes), Time: now, Dirs: []DirStatus{},
-		UnsettledBytes: st.UnsettledBytes, ColdBytes: st.ColdBytes}
+		UnsettledBytes: st.UnsettledBytes, ColdBytes: st.ColdBytes,
+		LandedFiles: st.LandedFiles, LandedBytes: st.LandedBytes, LandedFailing: st.LandedFailing}
 	dirs, err := s.statusDirs(strings.Trim(dir, "/"))
 	if err != nil {
 		return rep, err

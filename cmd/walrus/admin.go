@@ -53,6 +53,13 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 		fmt.Fprintf(w, "  of the stored bytes: %s unsettled (ingest level, waiting for the settler), %s in the cold tier\n",
 			humanBytes(rep.UnsettledBytes), humanBytes(rep.ColdBytes))
 	}
+	if rep.LandedFiles > 0 {
+		fmt.Fprintf(w, "  landed: %d files (%s) acknowledged and waiting to be ingested into the packs", rep.LandedFiles, humanBytes(rep.LandedBytes))
+		if rep.LandedFailing > 0 {
+			fmt.Fprintf(w, "; the last ingest of %d failed (retried; the log says why)", rep.LandedFailing)
+		}
+		fmt.Fprintln(w)
+	}
 	for _, d := range rep.Dirs {
 		fmt.Fprintln(w)
 		printDirStatus(w, d, rep.Time)

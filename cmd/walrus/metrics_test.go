@@ -173,6 +173,11 @@ func TestMetricsDuringPushesAndPulls(t *testing.T) {
 	if _, ok := value(f, "walrus_last_archived_timestamp_seconds", map[string]string{"dir": ""}); !ok {
 		t.Error("no walrus_last_archived_timestamp_seconds for the root")
 	}
+	for _, name := range []string{"walrus_landed_files", "walrus_landed_bytes", "walrus_landed_failing_files"} {
+		if v, ok := value(f, name, nil); !ok || v < 0 {
+			t.Errorf("%s = %v (present %v)", name, v, ok)
+		}
+	}
 
 	// One JSON log line per transfer, refusals at WARN with the reason.
 	if err := srv.stop(t, syscall.SIGTERM); err != nil {

@@ -181,6 +181,9 @@ var (
 	dStored        = prometheus.NewDesc("walrus_stored_bytes", "Live bytes in packs (after dedup and compression).", nil, nil)
 	dDisk          = prometheus.NewDesc("walrus_disk_bytes", "Bytes of pack files on disk, dead bytes included.", nil, nil)
 	dPacks         = prometheus.NewDesc("walrus_packs", "Pack files.", nil, nil)
+	dLandedFiles   = prometheus.NewDesc("walrus_landed_files", "Files acknowledged through the mount and waiting to be ingested into the packs.", nil, nil)
+	dLandedBytes   = prometheus.NewDesc("walrus_landed_bytes", "Bytes of the landed files waiting to be ingested.", nil, nil)
+	dLandedFailing = prometheus.NewDesc("walrus_landed_failing_files", "Landed files whose last ingest failed (retried; the log says why).", nil, nil)
 	dFree          = prometheus.NewDesc("walrus_free_bytes", "Free bytes on the data directory's filesystem.", nil, nil)
 	dFloor         = prometheus.NewDesc("walrus_free_bytes_floor", "Free bytes below which uploads are refused (the watermark).", nil, nil)
 	dCacheHits     = prometheus.NewDesc("walrus_cache_hits_total", "Block look-ups the decompressed-block cache answered.", nil, nil)
@@ -200,7 +203,7 @@ var (
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dStoreFiles, dLogical, dStored, dDisk, dPacks, dFree, dFloor, dCacheHits, dCacheMisses,
+	for _, d := range []*prometheus.Desc{dStoreFiles, dLogical, dStored, dDisk, dPacks, dLandedFiles, dLandedBytes, dLandedFailing, dFree, dFloor, dCacheHits, dCacheMisses,
 		dDirLogical, dDirStored, dDirSegments, dLastArchived, dLastEndLSN, dTimelineSegs, dGaps, dProblems, dBackups,
 		dNewestBackup, dNewestRestore, dScrapeErr} {
 		ch <- d
@@ -242,6 +245,9 @@ func (c *stateCollector) read(ctx context.Context) []prometheus.Metric {
 	g(dStored, float64(rep.StoredBytes))
 	g(dDisk, float64(rep.DiskBytes))
 	g(dPacks, float64(rep.Packs))
+	g(dLandedFiles, float64(rep.LandedFiles))
+	g(dLandedBytes, float64(rep.LandedBytes))
+	g(dLandedFailing, float64(rep.LandedFailing))
 	for _, d := range rep.Dirs {
 		g(dDirLogical, float64(d.LogicalBytes), d.Name)
 		g(dDirStored, float64(d.StoredBytes), d.Name)

@@ -268,7 +268,7 @@ func startPeers(t *testing.T, c *corpus) []*peer {
 			totals:  func() storeTotals { return totalsOf(wr) },
 			restart: restart(&wr),
 			server:  func() int { return wr.Pid() },
-			drain:   func(t *testing.T) { waitIngested(t, wr.Data) },
+			drain:   func(t *testing.T) { waitIngested(t, wr) },
 			note:    "the bytes of its live records (`walrus status` stored_bytes)",
 		},
 		{
@@ -280,7 +280,7 @@ func startPeers(t *testing.T, c *corpus) []*peer {
 			totals:  func() storeTotals { return totalsOf(wm) },
 			restart: restart(&wm),
 			server:  func() int { return wm.Pid() },
-			drain:   func(t *testing.T) { waitIngested(t, wm.Data) },
+			drain:   func(t *testing.T) { waitIngested(t, wm) },
 			note:    "the bytes of its live records (`walrus status` stored_bytes)",
 		},
 		{
@@ -441,23 +441,14 @@ func measure(t *testing.T, c *corpus, peers []*peer) map[*peer]*timings {
 	return res
 }
 
-// waitIngested waits until the store in data holds no landed file (a
-// segment cp'd into the mount is acknowledged once landed and ingested into
-// the packs in the background: store/landing.go's DATA/landing/files and
-// landing/dirs), so the server's CPU and the bytes stored include the
-// ingest. walrus status has no field for this; the directory is the signal.
-func waitIngested(t *testing.T, data string) {
+// waitIngested waits until walrus holds no landed file (a segment cp'd
+// into the mount is acknowledged once landed and ingested into the packs
+// in the background, store/landing.go), so the server's CPU and the bytes
+// stored include the ingest.
+func waitIngested(t *testing.T, w *walrusproc.Server) {
 	pgcluster.Eventually(t, 10*time.Minute, "walrus to ingest its landed files", func() (bool, string) {
-		n := 0
-		for _, sub := range []string{"files", "dirs"} {
-			filepath.WalkDir(filepath.Join(data, "landing", sub), func(_ string, d os.DirEntry, err error) error {
-				if err == nil && d.Type().IsRegular() {
-					n++
-				}
-				return nil
-			})
-		}
-		return n == 0, fmt.Sprintf("%d landed files", n)
+		tot := totalsOf(w)
+		return tot.LandedFiles == 0, fmt.Sprintf("%d landed files, %d failing their ingest", tot.LandedFiles, tot.LandedFailing)
 	})
 }
 
@@ -467,6 +458,8 @@ type storeTotals struct {
 	DiskBytes      int64 `json:"disk_bytes"`
 	UnsettledBytes int64 `json:"unsettled_bytes"` // at the ingest level, waiting for the settler
 	ColdBytes      int64 `json:"cold_bytes"`      // in the cold tier
+	LandedFiles    int64 `json:"landed_files"`    // acknowledged, not yet ingested
+	LandedFailing  int64 `json:"landed_failing"`  // of those, failing their ingest
 }
 
 func totalsOf(w *walrusproc.Server) storeTotals {
