@@ -66,8 +66,14 @@ func startServer(t testing.TB, conf string, mod ...func(*Options)) *testEnv {
 // startServerWith serves the store through wrap (fault injection).
 func startServerWith(t testing.TB, conf string, wrap func(*store.Store) Store, mod ...func(*Options)) *testEnv {
 	t.Helper()
+	return startServerAt(t, t.TempDir(), conf, wrap, mod...)
+}
+
+// startServerAt serves a store in dir.
+func startServerAt(t testing.TB, dir, conf string, wrap func(*store.Store) Store, mod ...func(*Options)) *testEnv {
+	t.Helper()
 	requireRsync(t)
-	st, err := store.Open(store.Config{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	st, err := store.Open(store.Config{Dir: dir, Logger: slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,6 +365,32 @@ func TestInvalidPushesRefused(t *testing.T) {
 		if _, err := e.st.Stat(name); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("refused push left %s behind (%v)", name, err)
 		}
+	}
+}
+
+// TestFullDiskPush: a push into a full archive names the cause and the
+// way out, and the next push after space returns succeeds (PostgreSQL's
+// archiver retries the same segment; nothing to restart).
+func TestFullDiskPush(t *testing.T) {
+	root := testenv.SmallFS(t, 256<<20)
+	e := startServerAt(t, filepath.Join(root, "data"), baseConf, func(s *store.Store) Store { return s })
+	e.put(segment(1).Name(), segment(1).Bytes())
+	filler := filepath.Join(root, "filler")
+	testenv.Fill(t, filler, 0)
+	seg := segment(2)
+	src := e.writeFile(seg.Name(), seg.Bytes())
+	out, code := e.rsync("-aq", src, "rsync://HOST/wal_store/"+seg.Name())
+	expectExit(t, out, code, exitPartial, `refused "`, "out of disk space", "walrus retain")
+	if _, err := e.st.Stat(seg.Name()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused push left %s behind (%v)", seg.Name(), err)
+	}
+	os.Remove(filler)
+	out, code = e.rsync("-aq", src, "rsync://HOST/wal_store/"+seg.Name())
+	if code != 0 {
+		t.Fatalf("push after space returned: exit %d\n%s", code, out)
+	}
+	if !bytes.Equal(e.stored(seg.Name()), seg.Bytes()) {
+		t.Fatal("the segment pushed after space returned reads back different")
 	}
 }
 
