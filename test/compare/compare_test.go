@@ -71,6 +71,9 @@ func TestCompare(t *testing.T) {
 	rep.phase("settle")
 	rep.storage(peers, res, settledStoredBytes(t, peerNamed(peers, walrusRsync), time.Duration(envInt("WALRUS_COMPARE_SETTLE_SECONDS", 600))*time.Second))
 
+	rep.phase("cold tier")
+	rep.coldTier(coldTier(t, c, peerNamed(peers, walrusRsync), time.Duration(envInt("WALRUS_COMPARE_SETTLE_SECONDS", 600))*time.Second))
+
 	rep.phase("sustained")
 	rep.sustained(sustained(t, envInt("WALRUS_COMPARE_SECONDS", 60)))
 
@@ -102,7 +105,12 @@ type corpus struct {
 	bytes    int64
 	pgbrConf string // pgBackRest configuration with a stanza on this cluster
 	backup   string // pg_basebackup taken before the workload
-	checksum string // what the cluster held when its last segment was archived
+	// endBackup is the .backup file of a base backup taken at the end of
+	// the workload. It is pushed to walrus only after the settled storage
+	// is measured: then the WAL before it is behind the newest restorable
+	// backup, which is what the cold tier takes.
+	endBackup string
+	checksum  string // what the cluster held when its last segment was archived
 }
 
 var segmentName = regexp.MustCompile(`^[0-9A-F]{24}$`)
@@ -144,6 +152,13 @@ func makeCorpus(t *testing.T, n int) *corpus {
 	for count() < n {
 		pg.Pgbench("-n", "-c", "4", "-j", "2", "-T", "5", "-b", "tpcb-like@4", "-f", script+"@1")
 	}
+	pg.BaseBackup("end", "-X", "none") // waits until its WAL and .backup file are archived
+	backups, _ := filepath.Glob(filepath.Join(c.dir, "*.backup"))
+	slices.Sort(backups)
+	if len(backups) < 2 {
+		t.Fatalf("corpus: %d .backup files archived after two base backups", len(backups))
+	}
+	c.endBackup = backups[len(backups)-1]
 	c.checksum = pg.Query(checksumSQL)
 	last, _ := pg.SwitchWAL()
 	pg.WaitArchived(5*time.Minute, last)
@@ -496,6 +511,63 @@ func settledStoredBytes(t *testing.T, p *peer, limit time.Duration) settled {
 		}
 		time.Sleep(time.Second) // poll interval of a wait with a deadline
 	}
+}
+
+// coldResult is walrus's cold tier once the settler took the WAL behind
+// the newest restorable backup, against pgBackRest's bytes of the same
+// segments.
+type coldResult struct {
+	totals    storeTotals
+	segments  int   // corpus segments before the end backup's start
+	pgbrBytes int64 // pgBackRest's repository files of those segments
+	ok        bool  // the cold bytes stopped growing within the limit
+	wait      time.Duration
+	cpu       time.Duration // server CPU while it re-encoded
+}
+
+// coldTier pushes the end backup's .backup file to walrus (through rsync,
+// as PostgreSQL would have), which makes every segment before its start
+// WAL behind the newest restorable backup, and waits (up to limit) until
+// the settler has moved them to the cold tier: cold bytes stop growing
+// while nothing is unsettled.
+func coldTier(t *testing.T, c *corpus, p *peer, limit time.Duration) coldResult {
+	name := filepath.Base(c.endBackup)
+	start := name[:24]
+	var res coldResult
+	repo := filepath.Join(filepath.Dir(c.pgbrConf), "repo", "archive")
+	for _, seg := range c.segments {
+		if filepath.Base(seg) >= start {
+			continue
+		}
+		res.segments++
+		files, _ := filepath.Glob(filepath.Join(repo, "walrus", "*", filepath.Base(seg)[:16], filepath.Base(seg)+"-*"))
+		for _, f := range files {
+			res.pgbrBytes += must(os.Stat(f)).Size()
+		}
+	}
+	before := serverUsage(t, p)
+	argv := p.push(c.endBackup)
+	if out, err := pgcluster.Command(pgcluster.TempDir(t), argv[0], argv[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("push %s: %v\n%s", name, err, out)
+	}
+	began, last, stable := time.Now(), int64(-1), time.Now()
+	for {
+		st := p.totals()
+		if st.ColdBytes != last {
+			last, stable = st.ColdBytes, time.Now()
+		}
+		if st.ColdBytes > 0 && st.UnsettledBytes == 0 && time.Since(stable) > 15*time.Second {
+			res.totals, res.ok, res.wait = st, true, time.Since(began)
+			break
+		}
+		if time.Since(began) > limit {
+			res.totals, res.wait = st, time.Since(began)
+			break
+		}
+		time.Sleep(time.Second) // poll interval of a wait with a deadline
+	}
+	res.cpu = serverUsage(t, p).Sub(before).CPU
+	return res
 }
 
 // dropCaches empties the kernel's page cache so restores read cold, as a
