@@ -1,0 +1,146 @@
+package backendtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/walrus-archive/walrus/internal/testenv"
+)
+
+// VersityGW is a versitygw S3 gateway on a posix directory, started for
+// one test.
+type VersityGW struct {
+	Endpoint          string // 127.0.0.1:port
+	AccessKey, Secret string
+	Root              string // the posix directory: bucket b's object k is Root/b/k
+}
+
+// FindVersityGW returns the versitygw binary's path: on PATH, in $GOBIN,
+// or in ~/go/bin ("" if none). .ci/run installs it into /usr/local/bin.
+func FindVersityGW() string {
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p
+	}
+	var dirs []string
+	if d := os.Getenv("GOBIN"); d != "" {
+		dirs = append(dirs, d)
+	}
+	if d := os.Getenv("GOPATH"); d != "" {
+		dirs = append(dirs, filepath.Join(d, "bin"))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, "go", "bin"))
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, "versitygw")
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return ""
+}
+
+// StartVersityGW starts versitygw on a new posix directory and a free
+// port on 127.0.0.1, waits until it answers, and stops it at cleanup.
+// Without the binary the test skips (fails under CI=true).
+func StartVersityGW(t testing.TB) *VersityGW {
+	t.Helper()
+	bin := FindVersityGW()
+	if bin == "" {
+		testenv.Require(t, "versitygw (GOBIN=/usr/local/bin go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)")
+	}
+	g := &VersityGW{AccessKey: "walrustest", Secret: "walrustestsecret", Root: t.TempDir()}
+	for attempt := 0; ; attempt++ {
+		g.Endpoint = freePort(t)
+		cmd := exec.Command(bin, "--access", g.AccessKey, "--secret", g.Secret,
+			"--port", g.Endpoint, "--quiet", "posix", g.Root)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("starting versitygw: %v", err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		if err := g.waitReady(exited); err != nil {
+			cmd.Process.Kill()
+			<-exited
+			if attempt < 3 { // the free port was taken in between: try another
+				continue
+			}
+			t.Fatalf("versitygw did not start: %v\n%s", err, out.String())
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			<-exited
+		})
+		return g
+	}
+}
+
+// waitReady polls until the gateway answers a ListBuckets, it exits, or
+// 30 s pass.
+func (g *VersityGW) waitReady(exited <-chan error) error {
+	cl, err := g.client()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := cl.ListBuckets(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case werr := <-exited:
+			return fmt.Errorf("exited: %v (last request: %v)", werr, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer after 30s: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+func (g *VersityGW) client() (*minio.Client, error) {
+	return minio.New(g.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(g.AccessKey, g.Secret, ""), MaxRetries: 1})
+}
+
+// NewBucket creates a bucket of a new name and returns the name.
+func (g *VersityGW) NewBucket(t testing.TB) string {
+	t.Helper()
+	cl, err := g.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("bucket-%03d", bucketSeq.Add(1))
+	if err := cl.MakeBucket(context.Background(), name, minio.MakeBucketOptions{}); err != nil {
+		t.Fatalf("creating bucket %s: %v", name, err)
+	}
+	return name
+}
+
+var bucketSeq atomic.Int64
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

@@ -1,0 +1,2 @@
+// Package backend is the storage contract for walrus's packs.
+package backend
