@@ -103,6 +103,39 @@ func TestS3Conformance(t *testing.T) {
 	}
 }
 
+// TestS3TwoGatewaysRace races PutIfAbsent through two versitygw
+// processes on one posix directory. With the shared lock file (the
+// default) exactly one writer wins every round; with
+// --disable-object-lock-file each process only excludes its own writers,
+// and the test reports how often both processes' writers won (it
+// asserts only that the object is a winner's).
+func TestS3TwoGatewaysRace(t *testing.T) {
+	for _, c := range []struct {
+		args   []string
+		atomic bool
+	}{{nil, true}, {[]string{"--disable-object-lock-file"}, false}} {
+		t.Run(fmt.Sprintf("lockfile=%v", c.atomic), func(t *testing.T) {
+			root := t.TempDir()
+			g1 := &s3Env{gw: backendtest.StartVersityGWOn(t, root, c.args...)}
+			g2 := &s3Env{gw: backendtest.StartVersityGWOn(t, root, c.args...)}
+			cfg := g1.config(t)
+			b1, err := backend.NewS3(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Endpoint = g2.gw.Endpoint
+			b2, err := backend.NewS3(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			multi, none := backendtest.Race(t, []backend.Backend{b1, b2}, "race2/", 200, 8)
+			if none > 0 || c.atomic && multi > 0 {
+				t.Errorf("%d rounds with several winners, %d with none", multi, none)
+			}
+		})
+	}
+}
+
 func TestStackedS3Conformance(t *testing.T) {
 	env := newS3Env(t)
 	backendtest.Run(t, func(t *testing.T) backend.Backend {
@@ -282,6 +315,40 @@ func testTamper(t *testing.T, env tamperEnv) {
 	if err := enc.ReadAt(ctx, "victim", got, 0); err != nil || !bytes.Equal(got, fresh) {
 		t.Errorf("read after replacement by another writer: %v (equal %v)", err, bytes.Equal(got, fresh))
 	}
+}
+
+// TestOutageRetried: calls during a bucket outage (the gateway killed:
+// connection refused, a transient error) are retried with backoff and
+// succeed once it is back; a call whose attempts run out fails with a
+// transient error naming the cause.
+func TestOutageRetried(t *testing.T) {
+	env := newS3Env(t)
+	s3 := env.backend(t)
+	reg := prometheus.NewRegistry()
+	m, err := backend.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	env.gw.Stop()
+	short := backend.Stack(s3, backend.StackOptions{Attempts: 2, BackoffBase: time.Millisecond})
+	if _, err := short.Stat(ctx, "x"); !backend.IsTransient(err) {
+		t.Fatalf("Stat during an outage, attempts exhausted = %v; want a transient error", err)
+	}
+	b := backend.Stack(s3, backend.StackOptions{Attempts: 1000, BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond, Observer: m})
+	data := backendtest.Data(1, 100000)
+	done := make(chan error, 1)
+	go func() { done <- b.Put(ctx, "during-outage", bytes.NewReader(data), int64(len(data))) }()
+	backendtestWait(t, func() bool { return counter(t, reg, "put", "transient") >= 3 })
+	env.gw.Restart(t)
+	if err := <-done; err != nil {
+		t.Fatalf("Put across an outage: %v", err)
+	}
+	got, err := backendtest.ReadAll(ctx, b, "during-outage")
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("reading back: %v", err)
+	}
+	t.Logf("put: %v transient failures, then %v ok", counter(t, reg, "put", "transient"), counter(t, reg, "put", "ok"))
 }
 
 // blackHole accepts connections and never answers: a server that stopped

@@ -254,22 +254,41 @@ func testPutIfAbsent(t *testing.T, b backend.Backend) {
 // testPutIfAbsentRace runs rounds of concurrent PutIfAbsent on one name
 // and counts the winners of each.
 func testPutIfAbsentRace(t *testing.T, b backend.Backend, o Options) {
+	multi, none := Race(t, []backend.Backend{b}, "race/", o.Races, o.RaceWriters)
+	if none > 0 {
+		t.Errorf("%d rounds had no winner", none)
+	}
+	if multi > 0 && !o.WeakConditionalCreate {
+		t.Errorf("%d of %d rounds had more than one winner: conditional create is not atomic", multi, o.Races)
+	}
+}
+
+// Race runs rounds of writers concurrent PutIfAbsent calls on one name
+// per round (prefix + round), writer w through backends[w%len(backends)],
+// and returns how many rounds had more than one winner and how many had
+// none. Whatever the count, it fails t if a call failed with anything but
+// ErrExist, or if the object read back afterwards is not the content of a
+// writer that was told it won.
+func Race(t *testing.T, backends []backend.Backend, prefix string, rounds, writers int) (multi, none int) {
 	ctx := context.Background()
-	var multi, none int
-	for round := range o.Races {
-		name := fmt.Sprintf("race/%d", round)
+	for round := range rounds {
+		name := fmt.Sprintf("%s%d", prefix, round)
+		content := func(w int) []byte {
+			// 64 KiB: long enough for the uploads to overlap.
+			return append([]byte(fmt.Sprintf("writer %d of round %d\n", w, round)), make([]byte, 64<<10)...)
+		}
 		var wg sync.WaitGroup
 		var wins atomic.Int32
-		winners := make([]bool, o.RaceWriters)
-		errs := make([]error, o.RaceWriters)
+		winners := make([]bool, writers)
+		errs := make([]error, writers)
 		start := make(chan struct{})
-		for w := range o.RaceWriters {
+		for w := range writers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				data := []byte(fmt.Sprintf("writer %d of round %d", w, round))
+				data := content(w)
 				<-start
-				err := b.PutIfAbsent(ctx, name, bytes.NewReader(data), int64(len(data)))
+				err := backends[w%len(backends)].PutIfAbsent(ctx, name, bytes.NewReader(data), int64(len(data)))
 				if err == nil {
 					wins.Add(1)
 					winners[w] = true
@@ -285,13 +304,13 @@ func testPutIfAbsentRace(t *testing.T, b backend.Backend, o Options) {
 				t.Fatalf("round %d: PutIfAbsent failed with neither nil nor ErrExist: %v", round, err)
 			}
 		}
-		got, err := ReadAll(ctx, b, name)
+		got, err := ReadAll(ctx, backends[0], name)
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		var w, r int
-		if _, err := fmt.Sscanf(string(got), "writer %d of round %d", &w, &r); err != nil || r != round || w >= o.RaceWriters {
-			t.Fatalf("round %d: object holds %q, no writer's content", round, got)
+		if _, err := fmt.Sscanf(string(got), "writer %d of round %d\n", &w, &r); err != nil || r != round || w >= writers || !bytes.Equal(got, content(w)) {
+			t.Fatalf("round %d: object holds %.40q (%d bytes), no writer's content", round, got, len(got))
 		}
 		if !winners[w] {
 			t.Errorf("round %d: object holds writer %d's content, but writer %d got ErrExist", round, w, w)
@@ -303,13 +322,8 @@ func testPutIfAbsentRace(t *testing.T, b backend.Backend, o Options) {
 			multi++
 		}
 	}
-	t.Logf("%d rounds of %d concurrent PutIfAbsent: %d with more than one winner, %d with none", o.Races, o.RaceWriters, multi, none)
-	if none > 0 {
-		t.Errorf("%d rounds had no winner", none)
-	}
-	if multi > 0 && !o.WeakConditionalCreate {
-		t.Errorf("%d of %d rounds had more than one winner: conditional create is not atomic", multi, o.Races)
-	}
+	t.Logf("%d rounds of %d concurrent PutIfAbsent through %d endpoint(s): %d with more than one winner, %d with none", rounds, writers, len(backends), multi, none)
+	return multi, none
 }
 
 func list(t testing.TB, b backend.Backend, prefix string) []string {

@@ -24,6 +24,11 @@ type VersityGW struct {
 	Endpoint          string // 127.0.0.1:port
 	AccessKey, Secret string
 	Root              string // the posix directory: bucket b's object k is Root/b/k
+
+	bin       string
+	posixArgs []string
+	cmd       *exec.Cmd  // nil while stopped
+	exited    chan error // cmd.Wait's result
 }
 
 // FindVersityGW returns the versitygw binary's path: on PATH, in $GOBIN,
@@ -53,38 +58,71 @@ func FindVersityGW() string {
 
 // StartVersityGW starts versitygw on a new posix directory and a free
 // port on 127.0.0.1, waits until it answers, and stops it at cleanup.
-// Without the binary the test skips (fails under CI=true).
-func StartVersityGW(t testing.TB) *VersityGW {
+// posixArgs are extra options of the posix backend. Without the binary
+// the test skips (fails under CI=true).
+func StartVersityGW(t testing.TB, posixArgs ...string) *VersityGW {
+	t.Helper()
+	return StartVersityGWOn(t, t.TempDir(), posixArgs...)
+}
+
+// StartVersityGWOn is StartVersityGW on the posix directory root (two
+// gateways may share one, as several gateway processes would).
+func StartVersityGWOn(t testing.TB, root string, posixArgs ...string) *VersityGW {
 	t.Helper()
 	bin := FindVersityGW()
 	if bin == "" {
 		testenv.Require(t, "versitygw (GOBIN=/usr/local/bin go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)")
 	}
-	g := &VersityGW{AccessKey: "walrustest", Secret: "walrustestsecret", Root: t.TempDir()}
+	g := &VersityGW{AccessKey: "walrustest", Secret: "walrustestsecret", Root: root, bin: bin, posixArgs: posixArgs}
+	t.Cleanup(g.Stop)
 	for attempt := 0; ; attempt++ {
 		g.Endpoint = freePort(t)
-		cmd := exec.Command(bin, "--access", g.AccessKey, "--secret", g.Secret,
-			"--port", g.Endpoint, "--quiet", "posix", g.Root)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("starting versitygw: %v", err)
+		err := g.start()
+		if err == nil {
+			return g
 		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		if err := g.waitReady(exited); err != nil {
-			cmd.Process.Kill()
-			<-exited
-			if attempt < 3 { // the free port was taken in between: try another
-				continue
-			}
-			t.Fatalf("versitygw did not start: %v\n%s", err, out.String())
+		if attempt == 3 { // before that: the free port may have been taken in between
+			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			<-exited
-		})
-		return g
+	}
+}
+
+// start runs the gateway on g.Endpoint and waits until it answers.
+func (g *VersityGW) start() error {
+	args := []string{"--access", g.AccessKey, "--secret", g.Secret, "--port", g.Endpoint, "--quiet", "posix"}
+	cmd := exec.Command(g.bin, append(append(args, g.posixArgs...), g.Root)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting versitygw: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if err := g.waitReady(exited); err != nil {
+		cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("versitygw did not start: %v\n%s", err, out.String())
+	}
+	g.cmd, g.exited = cmd, exited
+	return nil
+}
+
+// Stop kills the gateway (an outage); Restart brings it back on the same
+// address and directory.
+func (g *VersityGW) Stop() {
+	if g.cmd == nil {
+		return
+	}
+	g.cmd.Process.Kill()
+	<-g.exited
+	g.cmd = nil
+}
+
+// Restart starts a stopped gateway again on its address.
+func (g *VersityGW) Restart(t testing.TB) {
+	t.Helper()
+	if err := g.start(); err != nil {
+		t.Fatal(err)
 	}
 }
 
