@@ -259,6 +259,14 @@ func testTamper(t *testing.T, env tamperEnv) {
 		expectRejected(c.what, "victim", c.check)
 	}
 
+	// An empty object is one empty sealed chunk: a flipped tag byte fails
+	// even a zero-length read.
+	backendtest.Put(t, enc, "empty", nil)
+	flipFile("empty", 40)
+	if err := backend.NewEncrypted(env.raw, testKey).ReadAt(ctx, "empty", nil, 0); !errors.Is(err, backend.ErrTampered) {
+		t.Errorf("zero-length read of a damaged empty object = %v; want ErrTampered", err)
+	}
+
 	// Swapped objects: a's bytes under b's name and b's under a's.
 	a, b := put("a"), put("b")
 	backendtest.Put(t, env.raw, "a", b)

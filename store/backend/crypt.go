@@ -283,10 +283,13 @@ func (e *Encrypted) readAt(ctx context.Context, name string, p []byte, off int64
 	if off < 0 || off+int64(len(p)) > h.plain {
 		return shortError(name, off, int64(len(p)), h.plain)
 	}
-	if len(p) == 0 {
-		return nil
-	}
 	first, last := off/chunkSize, (off+int64(len(p))-1)/chunkSize
+	if len(p) == 0 {
+		// Nothing to copy, but success must still mean authentic: open
+		// the chunk off is in (an empty object's one empty chunk).
+		first = min(off/chunkSize, h.numChunks-1)
+		last = first
+	}
 	start := cryptHeaderSize + first*sealedChunk
 	end := min(cryptHeaderSize+(last+1)*sealedChunk, h.stored)
 	buf := make([]byte, end-start)
@@ -306,6 +309,9 @@ func (e *Encrypted) readAt(ctx context.Context, name string, p []byte, off int64
 			return errStaleHeader
 		}
 		plains = append(plains, plain)
+	}
+	if len(p) == 0 {
+		return nil
 	}
 	n := copy(p, plains[0][off-first*chunkSize:])
 	for _, plain := range plains[1:] {

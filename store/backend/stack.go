@@ -80,6 +80,10 @@ func (o StackOptions) withDefaults() StackOptions {
 // its own first attempt succeeded and only the reply was lost; a caller
 // claiming a name must store something that identifies it and read it
 // back to tell (issue 15).
+//
+// Encrypted goes over the stack, NewEncrypted(Stack(s3, o), key): each
+// request it makes (Stat, header, chunk range) is then retried, timed and
+// counted on its own, and a retried Put re-sends the same ciphertext.
 func Stack(b Backend, o StackOptions) Backend {
 	o = o.withDefaults()
 	return &stacked{b: b, o: o, slots: make(chan struct{}, o.Connections)}
@@ -229,7 +233,10 @@ func (s *stacked) observe(method string, f func() error) error {
 	return err
 }
 
-// Observer receives one event per backend request attempt.
+// Observer receives one event per attempt of a call on the backend below
+// the stack: one request for Put, PutIfAbsent, ReadAt, Stat and Delete on
+// S3 (ReadAt past the end adds a HEAD), one event per List however many
+// pages (LIST requests) it took.
 type Observer interface {
 	Observe(method, outcome string, d time.Duration)
 }
