@@ -68,10 +68,17 @@
 //     backend/posix): an acknowledged PUT can be lost if its host crashes.
 //     Fine for tests; a production bucket must be a store that is durable
 //     on acknowledgement (AWS S3, MinIO, Ceph RGW, ...).
-//   - ListObjectsV2 honours max-keys (paging is tested at 7 keys a page);
-//     ranged GETs, HEAD, DELETE of a missing key (204) and 412 on a
-//     conditional conflict behave as on AWS for everything the suite
-//     checks.
+//   - As on AWS: a conditional conflict is 412 PreconditionFailed; a GET
+//     range that starts inside the object and ends past it returns the
+//     bytes there are (206, Content-Range "bytes 90-99/100"), one starting
+//     at or past the end is 416 InvalidRange (S3.ReadAt turns both into
+//     ErrShort); HEAD and GET of a missing key are 404 NoSuchKey; DELETE
+//     of a missing key succeeds; ListObjectsV2 honours max-keys (paging is
+//     tested at 7 keys a page).
+//   - A multipart upload with If-None-Match: * (as minio-go v7.4.1 sends
+//     it) replaced an existing key without complaint: conditional create
+//     is only enforced on a single PUT. S3 therefore never uses multipart
+//     (objects up to 5 GiB, one PUT).
 //   - It keeps private files whose names start with "." (.sgwtmp temporary
 //     links, .vgwlocks); Backend names never start a component with ".".
 //

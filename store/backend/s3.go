@@ -26,8 +26,9 @@ import (
 // Retry decorator (Stack), which knows which errors are worth retrying.
 
 // maxSinglePut is the largest object sent as one PUT (S3's limit): larger
-// objects would need a multipart upload, whose conditional create is less
-// widely supported; packs are far smaller.
+// objects would need a multipart upload, and conditional create through
+// minio-go's multipart path is not enforced by versitygw (doc.go); packs
+// are far smaller.
 const maxSinglePut = 5 << 30
 
 // S3Config configures an S3 backend.
