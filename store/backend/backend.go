@@ -31,8 +31,11 @@ type Backend interface {
 	// Put stores size bytes read from r (r.ReadAt in [0, size)) as object
 	// name, replacing an existing object of that name. The object appears
 	// whole or not at all: a reader, a Stat or a List never sees a partial
-	// object under name, and a failed or cancelled Put leaves the previous
-	// object (or none) in place. When Put returns nil the object is durable
+	// object under name. A Put that fails or is cancelled before its
+	// source was read to the end leaves the previous object (or none) in
+	// place; one cancelled or failing after that (the reply lost) may have
+	// taken effect, whole: the caller cannot know, and must read back or
+	// retry. When Put returns nil the object is durable
 	// (Local: fsynced, directory included; S3: acknowledged by the server).
 	// r may be read more than once (a retry re-reads it) and must not
 	// change during the call.

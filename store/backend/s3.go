@@ -158,7 +158,8 @@ func (s *S3) put(ctx context.Context, name string, r io.ReaderAt, size int64, ex
 	if exclusive {
 		opts.SetMatchETagExcept("*")
 	}
-	_, err = s.client.PutObject(ctx, s.cfg.Bucket, key, io.NewSectionReader(r, 0, size), size, opts)
+	body := &ctxReader{ctx: ctx, SectionReader: io.NewSectionReader(r, 0, size)}
+	_, err = s.client.PutObject(ctx, s.cfg.Bucket, key, body, size, opts)
 	if err != nil {
 		err = s.classify(err)
 		if exclusive && errors.Is(err, errPrecondition) {
@@ -167,6 +168,39 @@ func (s *S3) put(ctx context.Context, name string, r io.ReaderAt, size int64, ex
 		return fmt.Errorf("backend: put %q: %w", name, err)
 	}
 	return nil
+}
+
+// ctxReader is a request body that stops delivering bytes once ctx is
+// done. net/http aborts a cancelled request asynchronously, and a body
+// that kept flowing could still reach the server whole and be committed
+// after Put returned the cancellation; with this, a Put cancelled before
+// its last byte was read never completes. (Cancelled after that, the
+// server may or may not have committed it: the caller cannot know.)
+type ctxReader struct {
+	ctx context.Context
+	*io.SectionReader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.SectionReader.Read(p)
+	if cerr := c.ctx.Err(); cerr != nil {
+		return 0, cerr
+	}
+	return n, err
+}
+
+func (c *ctxReader) ReadAt(p []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.SectionReader.ReadAt(p, off)
+	if cerr := c.ctx.Err(); cerr != nil {
+		return 0, cerr
+	}
+	return n, err
 }
 
 // ReadAt implements Backend: one ranged GET. S3 answers a range that

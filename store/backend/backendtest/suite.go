@@ -215,7 +215,8 @@ func testAtomicCreate(t *testing.T, b backend.Backend) {
 	}
 	mustRead(t, b, "atomic/new", data)
 
-	// A cancelled replacing Put leaves the old object whole.
+	// A replacing Put cancelled before its source was read to the end
+	// leaves the old object whole.
 	old := Data(4, 1000)
 	Put(t, b, "atomic/old", old)
 	cctx, cancel := context.WithCancel(ctx)
