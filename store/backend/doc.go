@@ -62,8 +62,8 @@
 //     gateway processes sharing one directory, an flock on
 //     .vgwlocks/<bucket>/<shard>. Measured (TestS3TwoGatewaysRace, 200
 //     rounds of 8 writers over two gateways on one directory): 0 rounds
-//     with two winners; with --disable-object-lock-file, a few rounds in
-//     200 had two (4 in one run), as its help warns.
+//     with two winners; with --disable-object-lock-file, 2 to 4 rounds in
+//     200 had two (three runs), as its help warns.
 //   - It never fsyncs object data or directories (no Sync/Fsync in
 //     backend/posix): an acknowledged PUT can be lost if its host crashes.
 //     Fine for tests; a production bucket must be a store that is durable
