@@ -156,8 +156,8 @@ func TestEncryptedS3Conformance(t *testing.T) {
 	}, versitygwOptions)
 }
 
-// tamperCase damages the stored (encrypted) object "victim" through the
-// raw backend or the file holding it.
+// tamperEnv reaches the stored (encrypted) objects under the decorator:
+// the raw backend, and the file a stored object lives in.
 type tamperEnv struct {
 	raw  backend.Backend
 	file func(name string) string // path of the stored object's file
