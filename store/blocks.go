@@ -65,11 +65,23 @@ func (s *Store) writeBlock(h index.Hash, raw []byte) (index.Block, error) {
 	if err != nil {
 		return index.Block{}, err
 	}
+	s.writeback(id, off, int64(recordHeaderLen+len(payload)))
 	loc := index.Block{Pack: id, Offset: off, RawLen: uint32(len(raw)), StoredLen: uint32(len(payload)), Codec: codec}
 	s.pendingMu.Lock()
 	s.pending[h] = loc
 	s.pendingMu.Unlock()
 	return loc, nil
+}
+
+// writeback starts writing a record an upload just appended to the disk
+// (startWriteback: advice; the commit's fsync is what makes it durable).
+func (s *Store) writeback(id uint32, off, n int64) {
+	pf, err := s.packs.get(id)
+	if err != nil {
+		return
+	}
+	defer s.packs.release(pf)
+	startWriteback(pf.f, off, n)
 }
 
 // block returns the decompressed, verified content of block h. It is shared

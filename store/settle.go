@@ -116,6 +116,17 @@ type settler struct {
 	coldSeen map[string]time.Time // per directory: when its cold horizon was last computed
 }
 
+// ingestUnsettled reports whether blocks written by uploads are marked
+// CodecZstdIngest, i.e. re-encoded at the settle level later.
+func ingestUnsettled(cfg Config) bool {
+	if cfg.SettleLevel == "off" {
+		return false
+	}
+	ingest, _ := parseLevel(cfg.Level)
+	settle, _ := parseLevel(cfg.SettleLevel)
+	return ingest < settle
+}
+
 // initSettle sets the ingest codec and the settle encoder; Open calls it
 // after init (startSettle starts the worker).
 func (s *Store) initSettle() error {
@@ -125,9 +136,8 @@ func (s *Store) initSettle() error {
 	s.st = st
 	s.ingestCodec = index.CodecZstd
 	if s.cfg.SettleLevel != "off" {
-		ingest, _ := parseLevel(s.cfg.Level)
 		st.level, _ = parseLevel(s.cfg.SettleLevel)
-		if ingest < st.level {
+		if ingestUnsettled(s.cfg) {
 			s.ingestCodec = index.CodecZstdIngest
 		}
 		var err error

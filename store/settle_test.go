@@ -647,3 +647,51 @@ func TestCloseStopsARunningSettle(t *testing.T) {
 	checkSettleInvariants(t, s)
 	checkContents(t, s, want)
 }
+
+// TestIngestFramesSkipEntropyOnlyWhenSettled: blocks the settler will
+// re-encode (CodecZstdIngest) are written without Huffman-coded literals,
+// the cheaper ingest encoding; blocks written as settled (settling off)
+// keep it, since nothing re-encodes them. Both kinds carry the zstd
+// content checksum the read path relies on (decodedChecked), and read
+// back.
+func TestIngestFramesSkipEntropyOnlyWhenSettled(t *testing.T) {
+	stored := map[string]int64{}
+	for _, settle := range []string{"best", "off"} {
+		s := openTest(t, t.TempDir(), settleConfig, func(c *Config) { c.SettleLevel, c.ColdTier = settle, "off" })
+		want := putSettleSegs(t, s, 1, 6)
+		err := s.idx.View(func(x *index.Txn) error {
+			return x.Blocks(func(h index.Hash, b *index.Block) error {
+				if b.Codec == index.CodecRaw {
+					return nil
+				}
+				pf, err := s.packs.get(b.Pack)
+				if err != nil {
+					return err
+				}
+				defer s.packs.release(pf)
+				_, payload, err := readRecord(pf.f, b.Offset, b)
+				if err != nil {
+					return err
+				}
+				if !decodedChecked(b.Codec, payload) {
+					t.Errorf("settle %s: block %s (codec %d) written without the content checksum", settle, h, b.Codec)
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkContents(t, s, want)
+		st, err := s.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored[settle] = st.StoredBytes
+	}
+	// The same bytes: without entropy coding the ingest records are larger.
+	if stored["best"] <= stored["off"] {
+		t.Errorf("ingest records take %d bytes, settled ones %d: want the ingest encoding without entropy coding (larger)", stored["best"], stored["off"])
+	}
+	t.Logf("stored bytes: ingest (to be settled) %d, settled at ingest %d (%.3fx)", stored["best"], stored["off"], float64(stored["best"])/float64(stored["off"]))
+}
