@@ -46,14 +46,17 @@ func (s *Store) find(h index.Hash) (bool, *index.Block) {
 	return err == nil, nil
 }
 
-// writeBlock compresses raw and appends it to the active pack. The caller
-// holds a semaphore slot.
-func (s *Store) writeBlock(h index.Hash, raw []byte) (index.Block, error) {
-	if err := s.space.forUpload(int64(recordHeaderLen + len(raw))); err != nil {
-		return index.Block{}, err
-	}
+// encoded is a block's payload as an upload stores it.
+type encoded struct {
+	payload []byte
+	codec   index.Codec
+	buf     []byte // from getBuf: put back once payload is written
+}
+
+// encode compresses raw at the ingest level; a block that does not shrink
+// is stored raw.
+func (s *Store) encode(raw []byte) encoded {
 	dst := s.getBuf()
-	defer func() { s.putBuf(dst) }()
 	// EncodeAll grows dst if the block does not compress into BlockSize;
 	// such a block is stored raw anyway.
 	payload := s.enc.EncodeAll(raw, dst)
@@ -61,6 +64,24 @@ func (s *Store) writeBlock(h index.Hash, raw []byte) (index.Block, error) {
 	if len(payload) >= len(raw) {
 		payload, codec = raw, index.CodecRaw
 	}
+	return encoded{payload: payload, codec: codec, buf: dst}
+}
+
+// writeBlock appends raw, compressed (enc, or now when enc is nil), to the
+// active pack. The caller holds a semaphore slot.
+func (s *Store) writeBlock(h index.Hash, raw []byte, enc *encoded) (index.Block, error) {
+	if enc != nil {
+		defer s.putBuf(enc.buf)
+	}
+	if err := s.space.forUpload(int64(recordHeaderLen + len(raw))); err != nil {
+		return index.Block{}, err
+	}
+	if enc == nil {
+		e := s.encode(raw)
+		enc = &e
+		defer s.putBuf(enc.buf)
+	}
+	payload, codec := enc.payload, enc.codec
 	id, off, err := s.pw.append(h, len(raw), codec, payload)
 	if err != nil {
 		return index.Block{}, err

@@ -695,3 +695,43 @@ func TestIngestFramesSkipEntropyOnlyWhenSettled(t *testing.T) {
 	}
 	t.Logf("stored bytes: ingest (to be settled) %d, settled at ingest %d (%.3fx)", stored["best"], stored["off"], float64(stored["best"])/float64(stored["off"]))
 }
+
+// TestLastBlockEncodedWhileHashed: an upload's last block is compressed
+// while it is hashed (storeBlock). Whether the store already has it (the
+// payload is thrown away) or not, and whether it is a whole block of a
+// segment or the partial tail of another file, the committed file reads
+// back as written and a known block is stored once.
+func TestLastBlockEncodedWhileHashed(t *testing.T) {
+	s := openTest(t, t.TempDir(), settleConfig, func(c *Config) { c.ColdTier = "off" })
+	seg := settleSeg(3)
+	data := seg.Bytes()
+	want := map[string][]byte{"c1/" + seg.Name(): data}
+	mustPut(t, s, "c1/"+seg.Name(), data)
+	blocks := func() int {
+		n := 0
+		for _, c := range codecCounts(t, s) {
+			n += c
+		}
+		return n
+	}
+	n0 := blocks()
+	// The same bytes under other names: every block, the last included, is
+	// known; nothing new is stored.
+	want["other/"+seg.Name()] = data
+	mustPut(t, s, "other/"+seg.Name(), data)
+	want["copy.bin"] = data
+	mustPut(t, s, "copy.bin", data)
+	if n := blocks(); n != n0 {
+		t.Errorf("re-storing known blocks: %d block records, want %d", n, n0)
+	}
+	// A partial last block, new and then known.
+	tail := append(bytes.Repeat([]byte("partial tail block "), 5000), data[:1000]...)
+	want["tail.bin"], want["tail2.bin"] = tail, tail
+	mustPut(t, s, "tail.bin", tail)
+	n1 := blocks()
+	mustPut(t, s, "tail2.bin", tail)
+	if n := blocks(); n1 <= n0 || n != n1 {
+		t.Errorf("block records %d, %d after the partial files, want %d < the first and no more after the second", n1, n, n0)
+	}
+	checkContents(t, s, want)
+}

@@ -157,7 +157,9 @@ func (u *Upload) Write(p []byte) (int, error) {
 		u.size += int64(k)
 		p = p[k:]
 		if len(u.buf) == cap(u.buf) {
-			u.dispatch()
+			// A segment's size is known from its header: its last block
+			// is the last of the file.
+			u.dispatch(u.header != nil && u.size == int64(u.header.SegSize))
 		}
 	}
 	return n, nil
@@ -213,8 +215,9 @@ func (u *Upload) failure() error {
 }
 
 // dispatch hands the full (or final) block to a worker. The semaphore bounds
-// blocks in flight across all uploads, and so the memory they hold.
-func (u *Upload) dispatch() {
+// blocks in flight across all uploads, and so the memory they hold; last
+// says no block follows (storeBlock).
+func (u *Upload) dispatch(last bool) {
 	buf := u.buf
 	u.buf = nil
 	u.mu.Lock()
@@ -234,20 +237,37 @@ func (u *Upload) dispatch() {
 		defer u.wg.Done()
 		defer func() { <-u.s.sem }()
 		defer u.s.putBuf(buf)
-		u.storeBlock(i, buf, want)
+		u.storeBlock(i, buf, want, false)
 		return
 	}
 	go func() {
 		defer u.wg.Done()
 		defer func() { <-u.s.sem }()
 		defer u.s.putBuf(buf)
-		u.storeBlock(i, buf, want)
+		u.storeBlock(i, buf, want, last)
 	}()
 }
 
-func (u *Upload) storeBlock(i int, raw []byte, want *index.Hash) {
+// storeBlock hashes block i and stores it unless the store has it. For
+// the last block of a file (last) nothing else of the upload can run any
+// more and the client waits for the commit behind it: it is compressed in
+// a second goroutine while it is hashed, instead of after (speculatively:
+// a block the store already has throws the payload away).
+func (u *Upload) storeBlock(i int, raw []byte, want *index.Hash, last bool) {
 	var h index.Hash
-	if !u.s.isZero(raw) {
+	zero := u.s.isZero(raw)
+	var ahead chan encoded
+	if last && want == nil && !zero {
+		ahead = make(chan encoded, 1)
+		go func() { ahead <- u.s.encode(raw) }()
+	}
+	var enc *encoded
+	defer func() {
+		if ahead != nil && enc == nil { // raw must not go back to the pool under the encoder
+			u.s.putBuf((<-ahead).buf)
+		}
+	}()
+	if !zero {
 		h = sha256.Sum256(raw)
 	}
 	if want != nil { // the name exists: only compare
@@ -266,7 +286,11 @@ func (u *Upload) storeBlock(i int, raw []byte, want *index.Hash) {
 		u.setBlock(i, h, loc)
 		return
 	}
-	loc, err := u.s.writeBlock(h, raw)
+	if ahead != nil {
+		e := <-ahead
+		enc = &e
+	}
+	loc, err := u.s.writeBlock(h, raw, enc)
 	if err != nil {
 		u.setErr(err)
 		return
@@ -302,7 +326,7 @@ func (u *Upload) Commit() (info FileInfo, err error) {
 
 func (u *Upload) commit() (FileInfo, error) {
 	if len(u.buf) > 0 {
-		u.dispatch()
+		u.dispatch(true)
 	}
 	u.wg.Wait()
 	u.done = true
