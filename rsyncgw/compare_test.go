@@ -231,3 +231,122 @@ func rsyncVersion() string {
 	}
 	return "?"
 }
+
+// TestComparePushAB measures archive_command's push, one
+// `rsync -aq SEG rsync://HOST/wal/NAME` per segment, into this tree's
+// walrus serve, into the walrus binary $WALRUS_BENCH_BASE (main's, for an
+// A/B of a change) and into a stock rsync daemon, interleaved segment by
+// segment (the order rotates), each server in its own process so that
+// server CPU (user+sys from /proc, rusage.Proc) is measured alike. Both
+// walrus servers run without the settler, which would otherwise use the
+// pauses between pushes. It prints medians, quartiles, the ratio to the
+// stock daemon and the load average; it asserts nothing about time. Run
+//
+//	WALRUS_BENCH=1 WALRUS_BENCH_BASE=/path/to/walrus-main WALRUS_WALCACHE=$PWD/test/testdata/walcache \
+//	    go test -tags bench ./rsyncgw -run ComparePushAB -v
+func TestComparePushAB(t *testing.T) {
+	if os.Getenv("WALRUS_BENCH") != "1" {
+		t.Skip("benchmark harness: set WALRUS_BENCH=1")
+	}
+	base := os.Getenv("WALRUS_BENCH_BASE")
+	if base == "" {
+		t.Skip("A/B harness: set WALRUS_BENCH_BASE to a walrus binary to compare with (e.g. main's)")
+	}
+	segs := benchSegments(t)
+	head := filepath.Join(t.TempDir(), "walrus")
+	build := exec.Command("go", "build", "-o", head, "../cmd/walrus")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	type server struct {
+		label string
+		addr  string
+		pid   int
+		stock bool
+		times []time.Duration
+		cpu   time.Duration
+	}
+	var servers []*server
+	for _, b := range []struct{ label, bin string }{{"head", head}, {"base", base}} {
+		addr, pid := startWalrusServe(t, b.bin)
+		servers = append(servers, &server{label: b.label, addr: addr, pid: pid})
+	}
+	addr, pid := startStockDaemon(t, t.TempDir())
+	servers = append(servers, &server{label: "stock", addr: addr, pid: pid, stock: true})
+	before := loadAvg()
+	for i, src := range segs {
+		name := filepath.Base(src)
+		for k := range servers {
+			s := servers[(i+k)%len(servers)]
+			u0 := procUsage(t, s.pid, s.stock)
+			start := time.Now()
+			out, err := exec.Command("rsync", "-aq", src, "rsync://"+s.addr+"/wal/"+name).CombinedOutput()
+			s.times = append(s.times, time.Since(start))
+			if err != nil {
+				t.Fatalf("push to %s: %v: %s", s.label, err, out)
+			}
+			s.cpu += procUsage(t, s.pid, s.stock).Sub(u0).CPU
+		}
+	}
+	fmt.Printf("\npush, rsync -aq, %d segments, interleaved (rsync %s, %d CPUs), load average %s before, %s after\n",
+		len(segs), rsyncVersion(), runtime.NumCPU(), before, loadAvg())
+	fmt.Printf("%-8s %10s %10s %10s %8s %12s\n", "", "median", "p25", "p75", "/stock", "cpu/segment")
+	stock := median(servers[len(servers)-1].times)
+	for _, s := range servers {
+		q := slices.Clone(s.times)
+		slices.Sort(q)
+		m := median(s.times)
+		fmt.Printf("%-8s %10v %10v %10v %8.3f %12v\n", s.label, m.Round(time.Millisecond/10), q[len(q)/4].Round(time.Millisecond/10),
+			q[3*len(q)/4].Round(time.Millisecond/10), float64(m)/float64(stock), (s.cpu / time.Duration(len(segs))).Round(time.Millisecond/10))
+	}
+}
+
+// startWalrusServe runs `walrus serve` (binary bin) with only the rsync
+// gateway, module "wal" writable, on a free loopback port; it returns
+// host:port and its pid.
+func startWalrusServe(t *testing.T, bin string) (string, int) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "rsyncd.conf")
+	os.WriteFile(conf, []byte("[wal]\n\tpath = /\n\tread only = false\n"), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "--data", filepath.Join(dir, "data"), "serve", "--rsyncd-conf", conf,
+		"--rsync-listen", addr, "--archive-root", "/", "--no-settle", "--cold-tier=off", "--retain-interval=0")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+	})
+	testenv.WaitFor(t, bin+" serve", 20*time.Second, func() bool {
+		return exec.Command("rsync", "rsync://"+addr+"/").Run() == nil
+	})
+	return addr, cmd.Process.Pid
+}
+
+// procUsage reads a server's usage; a stock daemon's once its
+// connection handlers have been reaped.
+func procUsage(t *testing.T, pid int, stock bool) rusage.Usage {
+	if stock {
+		return stockUsage(t, pid)
+	}
+	u, err := rusage.Proc(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
+}
