@@ -15,7 +15,13 @@
 //     self-describing record to the active pack. The settler re-encodes
 //     such records later at the settle level, and the WAL behind each
 //     directory's newest restorable backup with LZMA2, moving them like
-//     GC does (settle.go, codec.go).
+//     GC does (settle.go, codec.go). Records it will re-encode
+//     (CodecZstdIngest) are written without entropy-coded literals, the
+//     cheaper encoding; the last block of a file is compressed while it is
+//     hashed, not after. Each record appended is handed to the kernel's
+//     write-back at once (sync_file_range, SYNC_FILE_RANGE_WRITE: advice
+//     that neither waits nor consumes an error), so that the fsync below
+//     finds little left to write; that fsync stays the durability point.
 //
 // Upload.Commit then validates the file (WAL page header, size, cluster) and
 // hands a commit request to the committer goroutine, which gathers every
