@@ -298,24 +298,60 @@ func (s *session) receiveFile(t *target) error {
 // uploadWriter feeds the upload until it fails, then only counts: the rest
 // of the file must still be read from the stream.
 type uploadWriter struct {
-	u   *store.Upload
-	err error
-	n   int64
+	u     *store.Upload
+	err   error
+	n     int64
+	inBuf bool // the last buffer call handed out the upload's own buffer
 }
 
+// buffer is where the next literal bytes (at most max) are read: the
+// upload's block buffer (store.Upload.Buffer), or nil (the token reader's
+// own) once the upload failed.
+func (w *uploadWriter) buffer(max int) []byte {
+	w.inBuf = false
+	if w.err != nil {
+		return nil
+	}
+	b, err := w.u.Buffer(max)
+	if err != nil {
+		w.err = err
+		return nil
+	}
+	w.inBuf = len(b) > 0
+	return b
+}
+
+// write takes p, the bytes read: in place if buffer handed them out.
 func (w *uploadWriter) write(p []byte) {
 	w.n += int64(len(p))
-	if w.err == nil {
-		_, w.err = w.u.Write(p)
+	inBuf := w.inBuf
+	w.inBuf = false
+	if w.err != nil {
+		return
 	}
+	if inBuf {
+		w.err = w.u.Advance(len(p))
+		return
+	}
+	_, w.err = w.u.Write(p)
 }
 
 // readData reads one file's tokens until its end (rsync: receiver.c
 // receive_data). The generator offered no blocks, so a block reference is
-// a protocol error.
+// a protocol error. Uncompressed literals are read straight into the
+// upload's block buffer (one copy fewer per byte); they are summed before
+// the upload takes them, since a full block goes to a worker at once.
 func (s *session) readData(w *uploadWriter, sum *fileSum) error {
+	direct, _ := s.tokr.(*simpleTokenReader)
 	for {
-		n, data, err := s.tokr.next()
+		var n int32
+		var data []byte
+		var err error
+		if direct != nil && w.err == nil {
+			n, data, err = direct.nextInto(w.buffer)
+		} else {
+			n, data, err = s.tokr.next()
+		}
 		switch {
 		case err != nil:
 			return err

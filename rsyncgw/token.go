@@ -61,6 +61,28 @@ func (t *simpleTokenReader) next() (int32, []byte, error) {
 	return n, t.buf[:n], nil
 }
 
+// nextInto is next reading a literal's bytes into buf(max) when that
+// returns a non-empty slice (of at most max bytes), else into the reader's
+// own buffer. It returns the bytes read.
+func (t *simpleTokenReader) nextInto(buf func(max int) []byte) (int32, []byte, error) {
+	if t.residue == 0 {
+		n, err := readInt32(t.in)
+		if err != nil || n <= 0 {
+			return n, nil, err
+		}
+		t.residue = n
+	}
+	dst := buf(int(t.residue))
+	if len(dst) == 0 {
+		dst = t.buf[:min(t.residue, chunkSize)]
+	}
+	if err := readFull(t.in, dst); err != nil {
+		return 0, nil, err
+	}
+	t.residue -= int32(len(dst))
+	return int32(len(dst)), dst, nil
+}
+
 // simpleTokenWriter writes uncompressed literal tokens of at most
 // chunkSize bytes (rsync: token.c simple_send_token).
 type simpleTokenWriter struct {

@@ -137,32 +137,79 @@ func (u *Upload) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("%w: %s exceeds %d bytes", ErrTooLarge, u.Path(), u.s.cfg.MaxFileSize)
 	}
 	n := len(p)
+	for len(p) > 0 {
+		k := copy(u.space(), p)
+		if err := u.advance(k); err != nil {
+			return 0, err
+		}
+		p = p[k:]
+	}
+	return n, nil
+}
+
+// Buffer returns where the next bytes of the file go, at most n of them:
+// a caller that reads the file from a connection reads into a prefix of
+// it and calls Advance with its length, instead of Write copying the bytes
+// once more. The slice is valid until that call. It fails as Write does.
+func (u *Upload) Buffer(n int) ([]byte, error) {
+	if u.done {
+		return nil, ErrClosed
+	}
+	if err := u.failure(); err != nil {
+		return nil, err
+	}
+	b := u.space()
+	return b[:min(n, len(b))], nil
+}
+
+// Advance appends the k bytes read into the start of the slice Buffer
+// returned. Its checks and errors are Write's.
+func (u *Upload) Advance(k int) error {
+	if u.done {
+		return ErrClosed
+	}
+	if err := u.failure(); err != nil {
+		return err
+	}
+	if u.buf == nil || k > cap(u.buf)-len(u.buf) {
+		return fmt.Errorf("store: %s: Advance(%d) past the buffer", u.Path(), k)
+	}
+	return u.advance(k)
+}
+
+// space is the free part of the block being filled (started if none is).
+func (u *Upload) space() []byte {
+	if u.buf == nil {
+		u.buf = u.newBuf()
+	}
+	return u.buf[len(u.buf):cap(u.buf)]
+}
+
+// advance takes the k bytes written into space() into the file.
+func (u *Upload) advance(k int) error {
+	if u.size+int64(k) > u.s.cfg.MaxFileSize {
+		return fmt.Errorf("%w: %s exceeds %d bytes", ErrTooLarge, u.Path(), u.s.cfg.MaxFileSize)
+	}
+	p := u.buf[len(u.buf) : len(u.buf)+k]
 	if u.whole != nil {
 		u.whole.Write(p)
 	}
-	for len(p) > 0 {
-		if u.buf == nil {
-			u.buf = u.newBuf()
-		}
-		k := copy(u.buf[len(u.buf):cap(u.buf)], p)
-		if u.isSegment() && u.existing == nil && len(u.first) < wal.DefaultBlockSize {
-			u.first = append(u.first, p[:min(k, wal.DefaultBlockSize-len(u.first))]...)
-			if len(u.first) == wal.DefaultBlockSize {
-				if err := u.checkHeader(-1); err != nil {
-					return 0, err
-				}
+	if u.isSegment() && u.existing == nil && len(u.first) < wal.DefaultBlockSize {
+		u.first = append(u.first, p[:min(k, wal.DefaultBlockSize-len(u.first))]...)
+		if len(u.first) == wal.DefaultBlockSize {
+			if err := u.checkHeader(-1); err != nil {
+				return err
 			}
 		}
-		u.buf = u.buf[:len(u.buf)+k]
-		u.size += int64(k)
-		p = p[k:]
-		if len(u.buf) == cap(u.buf) {
-			// A segment's size is known from its header: its last block
-			// is the last of the file.
-			u.dispatch(u.header != nil && u.size == int64(u.header.SegSize))
-		}
 	}
-	return n, nil
+	u.buf = u.buf[:len(u.buf)+k]
+	u.size += int64(k)
+	if len(u.buf) == cap(u.buf) {
+		// A segment's size is known from its header: its last block is
+		// the last of the file.
+		u.dispatch(u.header != nil && u.size == int64(u.header.SegSize))
+	}
+	return nil
 }
 
 // newBuf returns an empty buffer for the next block.
