@@ -20,6 +20,7 @@ var (
 	_ = (gofs.NodeGetattrer)((*fileNode)(nil))
 	_ = (gofs.NodeSetattrer)((*fileNode)(nil))
 	_ = (gofs.NodeOpener)((*fileNode)(nil))
+	_ = (gofs.NodeLseeker)((*fileNode)(nil))
 
 	_ = (gofs.FileReader)((*readHandle)(nil))
 	_ = (gofs.FileReleaser)((*readHandle)(nil))

@@ -96,7 +96,10 @@
 // times out; opening it then fails with ENOENT. The first READ of a
 // segment's handle asks the store to prefetch the rest of it and the next
 // Options.Prefetch segments (store.Prefetch); a segment the kernel serves
-// from its page cache sends no READ and prefetches nothing.
+// from its page cache sends no READ and prefetches nothing. A restore's
+// cp of a cached segment costs one round trip, OPEN (RELEASE is
+// asynchronous): read handles take FOPEN_NOFLUSH, and LSEEK answers ENOSYS
+// so the kernel answers SEEK_DATA/SEEK_HOLE itself.
 // ls uses READDIR (READDIRPLUS is off) over the store's key-only listing.
 //
 // # Memory

@@ -265,7 +265,22 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if err != nil {
 		return nil, 0, n.fsys.fail("open", info.Path, err)
 	}
-	return &readHandle{fsys: n.fsys, r: r}, fuse.FOPEN_KEEP_CACHE, 0
+	// KEEP_CACHE: the content never changes, so the kernel's page cache
+	// stays valid across opens. NOFLUSH: close(2) of a read handle has
+	// nothing to commit, so the kernel skips the FLUSH round trip (one
+	// per restore_command's cp).
+	return &readHandle{fsys: n.fsys, r: r}, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
+}
+
+// Lseek answers ENOSYS, so the kernel stops sending LSEEK (for the whole
+// mount, at the first one) and answers SEEK_DATA and SEEK_HOLE itself from
+// the size it has: the whole file is data, as go-fuse's default answer said
+// after a round trip (cp asks three times per file, because st_blocks shows
+// the compressed size and so the file looks sparse). For SEEK_END,
+// SEEK_DATA and SEEK_HOLE the kernel still refreshes the size first where
+// its attributes have expired (drafts and work files: always).
+func (n *fileNode) Lseek(ctx context.Context, f gofs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
+	return 0, syscall.ENOSYS
 }
 
 // rewriteHandle starts a draft over the archived file (cp over it): it

@@ -44,7 +44,8 @@ func (s *Store) decodePayload(codec index.Codec, payload []byte, rawLen uint32) 
 	case index.CodecRaw:
 		return payload, nil
 	case index.CodecZstd, index.CodecZstdIngest:
-		return s.dec.DecodeAll(payload, make([]byte, 0, rawLen))
+		// A pooled buffer (blockCache.buffer): see "Recycling" in cache.go.
+		return s.dec.DecodeAll(payload, s.cache.buffer(int(rawLen)))
 	case index.CodecLZMA2:
 		return decodeLZMA2(payload, rawLen)
 	}

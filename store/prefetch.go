@@ -21,9 +21,9 @@ import (
 // wait in a queue of prefetchQueue entries; a request that finds the queue
 // full is dropped (prefetch is a hint: the reader loads what it needs
 // itself). Cached blocks are skipped, concurrent loads of one block are
-// shared with readers (Store.block's singleflight), and decompression takes
-// a slot of Store.sem like every other block load, so prefetch never adds to
-// the store's CPU bound.
+// shared with readers (the cache's loading entries, Store.pinnedBlock), and
+// decompression takes a slot of Store.sem like every other block load, so
+// prefetch never adds to the store's CPU bound.
 //
 // Lifetime: Open starts the prefetcher; Close stops it (and waits for its
 // goroutines) before it closes packs, so no late block load reopens a pack.
@@ -173,7 +173,9 @@ func (p *prefetcher) load() {
 		if p.stopped() {
 			continue // dispatch is returning and closes p.blocks
 		}
-		if _, err := p.s.block(h, nil, true); err != nil {
+		_, release, err := p.s.pinnedBlock(h, nil)
+		release()
+		if err != nil {
 			p.s.log.Debug("prefetch: block not loaded", "block", h, "err", err)
 		}
 	}

@@ -106,7 +106,15 @@ func (r *Reader) copyBlock(dst []byte, i, in int) (int, error) {
 	if loc, ok := r.located[h]; ok {
 		hint = &loc
 	}
-	b, err := r.s.block(h, hint, !r.noCache)
+	var b []byte
+	var err error
+	if r.noCache {
+		b, err = r.s.block(h, hint, false)
+	} else {
+		var release func()
+		b, release, err = r.s.pinnedBlock(h, hint) // b may be recycled after release
+		defer release()
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", r.f.Path(), err)
 	}

@@ -121,7 +121,7 @@ func Open(cfg Config) (*Store, error) {
 		idx:     idx,
 		space:   space,
 		packs:   &packFiles{dir: packDir, m: map[uint32]*packFile{}},
-		cache:   newBlockCache(cfg.CacheBytes),
+		cache:   newBlockCache(cfg.CacheBytes, cfg.BlockSize),
 		sem:     make(chan struct{}, cfg.Concurrency),
 		zero:    make([]byte, cfg.BlockSize),
 		pending: map[index.Hash]index.Block{},
