@@ -2,6 +2,7 @@ package fs
 
 import (
 	"fmt"
+	"log"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,5 +146,52 @@ func TestPrefetchStartsAtFirstRead(t *testing.T) {
 	checkBytes(t, "cat again", []byte(e.mustRun("cat", e.m("db", a.Name()))), a.Bytes())
 	if n := e.st.PrefetchRequests(); n != 1 {
 		t.Errorf("a read from the kernel's page cache asked for %d prefetches in all, want 1", n)
+	}
+}
+
+// A restore's cp of an archived file costs the server no FLUSH (read
+// handles open with FOPEN_NOFLUSH) and at most one LSEEK per mount (its
+// ENOSYS makes the kernel answer SEEK_DATA/SEEK_HOLE itself; cp asks three
+// times per file because st_blocks shows the compressed size), cold or
+// warm, and the bytes restored are right. Counted from go-fuse's request
+// log.
+func TestRestoreCpSkipsFlushAndLseek(t *testing.T) {
+	fuseLog := &syncBuffer{}
+	log.SetOutput(fuseLog) // go-fuse's debug output goes to the standard logger
+	t.Cleanup(func() { log.SetOutput(os.Stderr) })
+	e := mountTest(t, envOption{fs: func(o *Options) { o.Debug = true }})
+	var segs []walgen.Segment
+	for i := uint64(40); i < 43; i++ {
+		g := seg(i)
+		e.put("db/"+g.Name(), g.Bytes())
+		segs = append(segs, g)
+	}
+	out := filepath.Join(e.src, "restored")
+	for round := range 2 { // cold, then from the page cache
+		for _, g := range segs {
+			e.mustRun("cp", e.m("db", g.Name()), out)
+			got, _ := os.ReadFile(out)
+			checkBytes(t, fmt.Sprintf("round %d: cp of %s", round, g.Name()), got, g.Bytes())
+			os.Remove(out)
+		}
+	}
+	count := func(op string) int {
+		n := 0
+		for _, l := range strings.Split(fuseLog.String(), "\n") {
+			// n18446744073709551615 is go-fuse's probe at mount time
+			if strings.Contains(l, ": "+op+" n") && !strings.Contains(l, "n18446744073709551615") {
+				n++
+			}
+		}
+		return n
+	}
+	if count("OPEN") < len(segs) {
+		t.Fatalf("%d OPEN requests logged for %d files: the request log is not what this test reads", count("OPEN"), len(segs))
+	}
+	if n := count("FLUSH"); n != 0 {
+		t.Errorf("%d FLUSH requests for %d restores, want 0", n, 2*len(segs))
+	}
+	if n := count("LSEEK"); n > 1 {
+		t.Errorf("%d LSEEK requests for %d restores, want at most 1", n, 2*len(segs))
 	}
 }
