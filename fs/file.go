@@ -317,12 +317,55 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if k := h.fsys.opts.Prefetch; k > 0 {
 		h.prefetch.Do(func() { h.fsys.st.Prefetch(h.r.Info().Path, k) })
 	}
-	k, err := h.r.ReadAt(dest, off)
+	bufs, release, ok, err := h.r.Slices(off, len(dest))
+	if !ok {
+		k, err := h.r.ReadAt(dest, off)
+		if err != nil && err != io.EOF {
+			return nil, h.fsys.fail("read", h.r.Info().Path, err)
+		}
+		return fuse.ReadResultData(dest[:k]), 0
+	}
 	if err != nil && err != io.EOF {
+		release()
 		return nil, h.fsys.fail("read", h.r.Info().Path, err)
 	}
-	return fuse.ReadResultData(dest[:k]), 0
+	return &blockResult{bufs: bufs, release: release}, 0
 }
+
+// blockResult is a READ reply made of cached blocks, pinned until go-fuse
+// has written the reply (Done), so no copy into the request's buffer: a
+// restore's READ of 1 MiB is one block. go-fuse writes a result with
+// Slices by writev(2) and calls Done after the write; Bytes copies into
+// buf, so a go-fuse that called Done before writing what Bytes returned
+// would still send the right bytes.
+type blockResult struct {
+	bufs    [][]byte
+	release func()
+	once    sync.Once
+}
+
+func (r *blockResult) Size() int {
+	n := 0
+	for _, b := range r.bufs {
+		n += len(b)
+	}
+	return n
+}
+
+func (r *blockResult) Slices() ([][]byte, fuse.Status) { return r.bufs, fuse.OK }
+
+func (r *blockResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	if n := r.Size(); cap(buf) < n {
+		buf = make([]byte, 0, n)
+	}
+	buf = buf[:0]
+	for _, b := range r.bufs {
+		buf = append(buf, b...)
+	}
+	return buf, fuse.OK
+}
+
+func (r *blockResult) Done() { r.once.Do(r.release) }
 
 func (h *readHandle) Release(ctx context.Context) syscall.Errno {
 	h.r.Close()

@@ -152,3 +152,67 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	}
 	return total, nil
 }
+
+// Slices returns the bytes [off, off+n) of the file (fewer at the end of
+// the file; none and io.EOF at or past it) as slices of the cached blocks
+// themselves, so the caller can write them out without copying (the FUSE
+// read reply). The blocks stay pinned, so unchanged, until release is
+// called, which the caller must do exactly once, also after an error; a
+// pin holds an evicted block's memory beyond the cache's bound until then
+// (see "Recycling" in cache.go), so callers hold few and briefly. ok is
+// false where the reader cannot lend its blocks (a landed file, an uncached
+// or strict reader): use ReadAt then.
+func (r *Reader) Slices(off int64, n int) (bufs [][]byte, release func(), ok bool, err error) {
+	if r.landed != nil || r.noCache || r.strict || int(r.f.BlockSize) > len(r.s.zero) {
+		return nil, func() {}, false, nil
+	}
+	var pins []func()
+	release = func() {
+		for _, p := range pins {
+			p()
+		}
+	}
+	if off < 0 {
+		return nil, release, true, fmt.Errorf("store: negative offset %d", off)
+	}
+	if off >= r.f.Size {
+		return nil, release, true, io.EOF
+	}
+	end := min(off+int64(n), r.f.Size)
+	bs := int64(r.f.BlockSize)
+	for pos := off; pos < end; {
+		i := int(pos / bs)
+		in := pos % bs
+		if i >= len(r.f.Blocks) {
+			return bufs, release, true, fmt.Errorf("%w: %s: block list shorter than size", ErrCorrupt, r.f.Path())
+		}
+		blockLen := min(bs, r.f.Size-int64(i)*bs)
+		take := min(end-pos, blockLen-in)
+		h := r.f.Blocks[i]
+		if h.IsZero() {
+			bufs = append(bufs, r.s.zero[in:in+take]) // read-only zeros
+			pos += take
+			continue
+		}
+		var hint *index.Block
+		if loc, ok := r.located[h]; ok {
+			hint = &loc
+		}
+		b, unpin, err := r.s.pinnedBlock(h, hint)
+		pins = append(pins, unpin)
+		if err != nil {
+			return bufs, release, true, fmt.Errorf("%s: %w", r.f.Path(), err)
+		}
+		if int64(len(b)) != blockLen {
+			return bufs, release, true, fmt.Errorf("%w: %s: block %d is %d bytes, expected %d", ErrCorrupt, r.f.Path(), i, len(b), blockLen)
+		}
+		bufs = append(bufs, b[in:in+take])
+		pos += take
+	}
+	r.bytes.Add(end - off)
+	r.s.readActivity()
+	if end-off < int64(n) {
+		return bufs, release, true, io.EOF
+	}
+	return bufs, release, true, nil
+}
