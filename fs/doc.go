@@ -107,8 +107,12 @@
 // Staging holds at most Options.StageMemory bytes per draft and
 // Options.StageMemoryTotal bytes over all drafts in memory; the rest
 // spills to disk. go-fuse's request buffers are bounded by maxInflight
-// (32 MiB). A streaming upload holds one block buffer, and the store bounds
-// blocks in flight (Concurrency × BlockSize). So serve's memory is about
+// (32 MiB). A READ reply is written from the store's cached blocks, pinned
+// until it is sent (store.Reader.Slices); a block evicted meanwhile stays
+// in memory until then, so in-flight READs (bounded by maxInflight) can
+// hold up to that much beyond the cache's bound. A streaming upload holds
+// one block buffer, and the store bounds blocks in flight (Concurrency ×
+// BlockSize). So serve's memory is about
 // store CacheBytes + StageMemoryTotal + 32 MiB + (Concurrency + open
 // writes) × BlockSize, plus the index.
 //
