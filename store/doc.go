@@ -114,7 +114,10 @@
 // decoded block is computed only for frames written without the checksum
 // (before it was enabled) and by verify (decodedChecked, Reader.strict). Decompressed blocks
 // are kept in a byte-bounded LRU cache (Config.CacheBytes) shared by all
-// readers; concurrent misses on the same block are loaded once.
+// readers; concurrent misses on the same block are loaded once. Readers
+// pin the blocks they copy from (or lend: Reader.Slices), and an evicted
+// block's buffer is reused by a later decode once unpinned (cache.go,
+// "Recycling").
 //
 // # WAL status, retention
 //
