@@ -45,9 +45,10 @@ import (
 //
 // It never slows pushes down noticeably: the background worker runs on an
 // OS thread at the lowest CPU priority (nice 19), waits while any upload is
-// in progress and for settleQuiet after the last one ended or the last
-// read of a file (restores: Reader.ReadAt), and sleeps as long as each
-// block took, so it uses at most half of one core.
+// in progress and for settleQuiet after the last one ended, and for
+// readQuiet after the last read of a file (restores: Reader.ReadAt and
+// Slices), and sleeps as long as each block took, so it uses at most half
+// of one core.
 //
 // Which blocks are cold: per directory, the segments and .partial files
 // whose segment number is below the start of the newest restorable backup
@@ -58,10 +59,17 @@ import (
 // recomputes a directory's horizon at most every coldCheckEvery.
 
 const (
-	settleQuiet = 200 * time.Millisecond // after the last upload ended or read
-	settleIdle  = 30 * time.Second       // between passes that found nothing
-	settleBatch = 16                     // moves per index transaction
-	settleFiles = 32                     // file records read per index view
+	settleQuiet = 200 * time.Millisecond // after the last upload ended
+	// readQuiet is the pause after the last read. A restore reads one
+	// segment after another with work in between (replay, the other
+	// restore_command processes, the network), typically 0.1–1 s apart;
+	// resuming 200 ms after each read let recompression share the CPU
+	// with the whole restore (make compare: ~150 ms of settler CPU per
+	// segment restored right after a push).
+	readQuiet   = 2 * time.Second
+	settleIdle  = 30 * time.Second // between passes that found nothing
+	settleBatch = 16               // moves per index transaction
+	settleFiles = 32               // file records read per index view
 )
 
 // SettleReport says what a settle pass did.
@@ -106,6 +114,7 @@ type settler struct {
 	cold    bool          // ColdTier on and this build can write it
 	uploads atomic.Int64  // uploads in progress (Create to Commit/Abort)
 	last    atomic.Int64  // when the last upload ended, unix nanoseconds
+	read    atomic.Int64  // when a file was last read, unix nanoseconds
 	kick    chan struct{}
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -182,10 +191,10 @@ func (s *Store) stopSettle() {
 
 // readActivity tells the settler that a client is reading (a restore must
 // run at memory speed, not share the CPU with recompression): it waits
-// settleQuiet after the last read, as after the last upload.
+// readQuiet after the last read.
 func (s *Store) readActivity() {
 	if s.st != nil {
-		s.st.last.Store(time.Now().UnixNano())
+		s.st.read.Store(time.Now().UnixNano())
 	}
 }
 
@@ -248,14 +257,17 @@ func (s *Store) runSettler() {
 }
 
 // settleWait returns once no upload is in progress, the last ended at
-// least settleQuiet ago and at least pace has passed; ErrClosed when the
-// store is closing.
+// least settleQuiet ago, the last read was at least readQuiet ago and at
+// least pace has passed; ErrClosed when the store is closing.
 func (s *Store) settleWait(pace time.Duration) error {
 	for {
 		wait := pace
 		if n := s.st.uploads.Load(); n > 0 {
 			wait = max(wait, settleQuiet)
 		} else if q := settleQuiet - time.Since(time.Unix(0, s.st.last.Load())); q > wait {
+			wait = q
+		}
+		if q := readQuiet - time.Since(time.Unix(0, s.st.read.Load())); q > wait {
 			wait = q
 		}
 		if wait <= 0 {

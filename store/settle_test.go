@@ -803,3 +803,65 @@ func statHash(t *testing.T, s *Store, path string) index.Hash {
 	}
 	return fi.Hash
 }
+
+// The background settler stays paused while a restore reads segment after
+// segment with pauses between them (500 ms here; replay and other work in
+// a real recovery), and settles once the reads stop. Before, it resumed
+// 200 ms after each read and recompressed between the restore's reads.
+func TestSettlerPausesDuringRestores(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, settleConfig)
+	want := putSettleSegs(t, s, 1, 6)
+	s.Close()
+	s = openTest(t, dir, settleConfig, func(c *Config) { c.Settle = true })
+	unsettled := func() int64 {
+		st, err := s.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.UnsettledBytes
+	}
+	var paths []string
+	for p := range want {
+		paths = append(paths, p)
+	}
+	read := func(p string) {
+		r, err := s.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4096)
+		if _, err := r.ReadAt(buf, 0); err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+	}
+	read(paths[0])
+	// A block the worker had begun before that read may still commit:
+	// wait until the count holds still across a read.
+	before := unsettled()
+	for i := 0; ; i++ {
+		time.Sleep(300 * time.Millisecond) // the restore's pace, not synchronisation
+		read(paths[i%len(paths)])
+		if now := unsettled(); now == before {
+			break
+		} else {
+			before = now
+		}
+		if i > 10 {
+			t.Fatalf("unsettled bytes keep changing while the store is read every 300 ms (%d)", before)
+		}
+	}
+	if before == 0 {
+		t.Fatal("everything settled before the restore started: nothing to observe")
+	}
+	for i := range 8 { // 4 s of reads, 500 ms apart
+		time.Sleep(500 * time.Millisecond) // the restore's pace
+		read(paths[i%len(paths)])
+	}
+	if now := unsettled(); now != before {
+		t.Errorf("the settler recompressed during the restore: unsettled bytes %d -> %d", before, now)
+	}
+	testenv.WaitFor(t, "the settler to settle once the reads stop", 2*time.Minute, func() bool { return unsettled() == 0 })
+	checkContents(t, s, want)
+}
