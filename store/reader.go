@@ -35,6 +35,9 @@ func (s *Store) Open(path string) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	// An open is a read for the settler too: a restore's cp of a segment
+	// the kernel still caches opens it and sends no READ.
+	s.readActivity()
 	return &Reader{s: s, f: f}, nil
 }
 
