@@ -78,7 +78,7 @@ func (r *Reader) report() {
 	if o == nil || r.closed.Swap(true) {
 		return
 	}
-	if n := r.bytes.Load(); n > 0 {
+	if n := r.bytes.Load(); n > 0 && !r.internal { // walrus's own reads are no restores
 		o.Restored(ReadEvent{Origin: r.origin, Dir: r.f.Dir, Name: r.f.Name, Bytes: n, Duration: time.Since(r.opened)})
 	}
 }

@@ -13,10 +13,14 @@ import (
 // Reader reads one committed file at any offset. It is safe for concurrent
 // ReadAt calls. Every byte returned was verified against its block hash.
 type Reader struct {
-	s       *Store
-	f       *index.File
-	located map[index.Hash]index.Block // uncommitted blocks (validation of uploads)
-	noCache bool
+	s *Store
+	f *index.File
+	// internal: walrus reads for itself (history and backup files for
+	// status and the settler's cold horizon); not a client's restore, so
+	// the settler is not paused for it.
+	internal bool
+	located  map[index.Hash]index.Block // uncommitted blocks (validation of uploads)
+	noCache  bool
 	// strict checks every block's SHA-256 against the file's block list
 	// (verify), also where the read path trusts zstd's frame checksum.
 	// checked is the block index last checked (reads are sequential).
@@ -39,6 +43,22 @@ func (s *Store) Open(path string) (*Reader, error) {
 	// the kernel still caches opens it and sends no READ.
 	s.readActivity()
 	return &Reader{s: s, f: f}, nil
+}
+
+// openInternal is Open for walrus's own reads (Reader.internal).
+func (s *Store) openInternal(path string) (*Reader, error) {
+	f, err := s.lookup(path)
+	if errors.Is(err, ErrNotFound) {
+		r, err := s.openLanded(path)
+		if err == nil {
+			r.internal = true
+		}
+		return r, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{s: s, f: f, internal: true}, nil
 }
 
 // Size is the file's logical size.
@@ -90,7 +110,9 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		}
 	}
 	r.bytes.Add(int64(n))
-	r.s.readActivity()
+	if !r.internal {
+		r.s.readActivity()
+	}
 	if n < want {
 		return n, io.EOF
 	}
@@ -213,7 +235,9 @@ func (r *Reader) Slices(off int64, n int) (bufs [][]byte, release func(), ok boo
 		pos += take
 	}
 	r.bytes.Add(end - off)
-	r.s.readActivity()
+	if !r.internal {
+		r.s.readActivity()
+	}
 	if end-off < int64(n) {
 		return bufs, release, true, io.EOF
 	}

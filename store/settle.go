@@ -56,7 +56,10 @@ import (
 // rarely). A block qualifies when all its references are in one such file
 // (Refs equals its count there), so a block another file shares stays
 // zstd; WAL blocks are almost never shared. The background worker
-// recomputes a directory's horizon at most every coldCheckEvery.
+// recomputes a directory's horizon at most every coldCheckEvery, and at
+// its next pass after a .backup or .history file was committed there
+// (horizonMoved). walrus's own reads of those files (status, metrics, the
+// horizon) do not pause the settler; client reads do (readQuiet).
 
 const (
 	settleQuiet = 200 * time.Millisecond // after the last upload ended
@@ -123,6 +126,14 @@ type settler struct {
 	cursor   map[string]string    // per directory: the last file examined for unsettled blocks
 	coldDone map[string]uint64    // per directory: segments below this were examined for the cold tier
 	coldSeen map[string]time.Time // per directory: when its cold horizon was last computed
+
+	// stale: per directory, when a .backup or .history file was committed
+	// there (horizonMoved): its horizon is recomputed at the next pass, not
+	// coldCheckEvery later, and at every pass until that backup is
+	// restorable (its stop segment often arrives after the .backup file),
+	// for at most coldCheckEvery.
+	staleMu sync.Mutex
+	stale   map[string]time.Time
 }
 
 // ingestUnsettled reports whether blocks written by uploads are marked
@@ -140,7 +151,8 @@ func ingestUnsettled(cfg Config) bool {
 // after init (startSettle starts the worker).
 func (s *Store) initSettle() error {
 	st := &settler{kick: make(chan struct{}, 1), stop: make(chan struct{}),
-		cursor: map[string]string{}, coldDone: map[string]uint64{}, coldSeen: map[string]time.Time{}}
+		cursor: map[string]string{}, coldDone: map[string]uint64{}, coldSeen: map[string]time.Time{},
+		stale: map[string]time.Time{}}
 	st.cold = s.cfg.ColdTier == "lzma2" && canEncodeCold
 	s.st = st
 	s.ingestCodec = index.CodecZstd
@@ -196,6 +208,33 @@ func (s *Store) readActivity() {
 	if s.st != nil {
 		s.st.read.Store(time.Now().UnixNano())
 	}
+}
+
+// horizonMoved tells the settler that dir's newest restorable backup may
+// have changed: a .backup or .history file was committed there.
+func (s *Store) horizonMoved(dir string) {
+	if s.st == nil {
+		return
+	}
+	s.st.staleMu.Lock()
+	if _, ok := s.st.stale[dir]; !ok {
+		s.st.stale[dir] = time.Now()
+	}
+	s.st.staleMu.Unlock()
+}
+
+// staleSince reports whether dir's horizon is stale, and since when.
+func (st *settler) staleSince(dir string) (time.Time, bool) {
+	st.staleMu.Lock()
+	defer st.staleMu.Unlock()
+	t, ok := st.stale[dir]
+	return t, ok
+}
+
+func (st *settler) fresh(dir string) {
+	st.staleMu.Lock()
+	delete(st.stale, dir)
+	st.staleMu.Unlock()
 }
 
 // uploadStarted and uploadEnded count uploads in progress for the settler.
@@ -401,12 +440,16 @@ func (w *settleWork) coldDir(dir string) error {
 	if err != nil || !wal.ValidSegmentSize(meta.SegSize) {
 		return nil // no WAL here (yet), or removed meanwhile
 	}
-	if seen, ok := st.coldSeen[dir]; ok && w.opts.coldEvery > 0 && time.Since(seen) < w.opts.coldEvery {
+	since, stale := st.staleSince(dir)
+	if seen, ok := st.coldSeen[dir]; ok && !stale && w.opts.coldEvery > 0 && time.Since(seen) < w.opts.coldEvery {
 		return nil
 	}
-	horizon, err := s.coldHorizon(dir, meta.SegSize)
+	horizon, pending, err := s.coldHorizon(dir, meta.SegSize)
 	if err != nil {
 		return err
+	}
+	if stale && (!pending || time.Since(since) > coldCheckEvery) {
+		st.fresh(dir)
 	}
 	if horizon <= st.coldDone[dir] {
 		st.coldSeen[dir] = time.Now()
@@ -456,19 +499,23 @@ func (w *settleWork) coldDir(dir string) error {
 }
 
 // coldHorizon is the first segment of dir's newest restorable backup (0:
-// none): the WAL below it is cold.
-func (s *Store) coldHorizon(dir string, segSize uint32) (uint64, error) {
+// none): the WAL below it is cold. pending: a newer backup is not
+// restorable (yet).
+func (s *Store) coldHorizon(dir string, segSize uint32) (h uint64, pending bool, err error) {
 	a, err := s.scanWAL(dir, segSize)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	var h uint64
-	for _, b := range a.Status().Backups {
+	backups := a.Status().Backups
+	for _, b := range backups {
 		if b.Restorable {
 			h = max(h, b.StartSeg)
 		}
 	}
-	return h, nil
+	for _, b := range backups {
+		pending = pending || !b.Restorable && b.StartSeg > h
+	}
+	return h, pending, nil
 }
 
 func (s *Store) filesAfter(dir, after string) ([]*index.File, error) {

@@ -875,3 +875,61 @@ func TestSettlerPausesDuringRestores(t *testing.T) {
 	testenv.WaitFor(t, "the settler to settle once the reads stop", 2*time.Minute, func() bool { return unsettled() == 0 })
 	checkContents(t, s, want)
 }
+
+// TestColdHorizonFollowsNewBackup: the background settler caches each
+// directory's cold horizon for coldCheckEvery (10 minutes), but a newly
+// archived .backup file makes it look again at its next pass: the WAL
+// behind the new backup goes cold within seconds, not ten minutes later.
+func TestColdHorizonFollowsNewBackup(t *testing.T) {
+	if !canEncodeCold {
+		testenv.Require(t, "a build with cgo and liblzma (apt-get install liblzma-dev) to write the cold tier")
+	}
+	segs := realWAL(t, 1, 4)
+	s := openTest(t, t.TempDir(), func(c *Config) { c.Settle = true })
+	for n := uint64(1); n <= 4; n++ {
+		name := wal.SegmentFileName(1, n, 16<<20)
+		mustPut(t, s, "c1/"+name, segs[name])
+	}
+	testenv.WaitFor(t, "the settler's first pass (no backup: nothing cold)", 2*time.Minute, func() bool {
+		st, err := s.Status()
+		return err == nil && st.UnsettledBytes == 0
+	})
+	s.st.mu.Lock()
+	_, seen := s.st.coldSeen["c1"]
+	s.st.mu.Unlock()
+	if !seen {
+		t.Fatal("the settler's pass did not look at c1's cold horizon")
+	}
+	name, text := backupFile(3, "b")
+	mustPut(t, s, "c1/"+name, text)
+	testenv.WaitFor(t, "segments 1 and 2 to go cold after the backup arrived", time.Minute, func() bool {
+		st, err := s.Status()
+		return err == nil && st.ColdBytes > 0
+	})
+	checkColdSplit(t, s, 3)
+}
+
+// TestStatusDoesNotPauseTheSettler: walrus's own reads of .history and
+// .backup files (status, metrics scrapes, the settler's cold horizon) are
+// not restores; only client reads pause the settler.
+func TestStatusDoesNotPauseTheSettler(t *testing.T) {
+	s := openTest(t, t.TempDir(), settleConfig)
+	putSettleSegs(t, s, 1, 2)
+	name, text := backupFile(1, "b")
+	mustPut(t, s, "c1/"+name, text)
+	before := s.st.read.Load()
+	if _, err := s.StatusReport("*", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if s.st.read.Load() != before {
+		t.Fatal("walrus status counted as a client read: the settler pauses for it")
+	}
+	r, err := s.Open("c1/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if s.st.read.Load() == before {
+		t.Fatal("a client's open did not count as a read")
+	}
+}

@@ -416,6 +416,9 @@ func (u *Upload) commit() (FileInfo, error) {
 	if err := u.s.submit(o); err != nil {
 		return FileInfo{}, err
 	}
+	if k := wal.ParseName(f.Name).Kind; k == wal.KindBackup || k == wal.KindHistory {
+		u.s.horizonMoved(f.Dir) // the cold tier may move (settle.go)
+	}
 	if o.existed {
 		old, err := u.s.lookup(u.Path())
 		if err != nil {

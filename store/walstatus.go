@@ -210,10 +210,11 @@ const maxSmallFile = 1 << 20
 
 // readSmallFile reads a .history or .backup file.
 func (s *Store) readSmallFile(path string) ([]byte, error) {
-	r, err := s.Open(path)
+	r, err := s.openInternal(path) // status and the settler: not a restore
 	if err != nil {
 		return nil, err
 	}
+	defer r.Close()
 	if r.Size() > maxSmallFile {
 		return nil, fmt.Errorf("%d bytes: far larger than any real history or backup file", r.Size())
 	}
