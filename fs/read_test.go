@@ -149,6 +149,16 @@ func TestPrefetchStartsAtFirstRead(t *testing.T) {
 	if n := e.st.PrefetchRequests(); n != 1 {
 		t.Errorf("a read from the kernel's page cache asked for %d prefetches in all, want 1", n)
 	}
+	// A single page in the middle (what the kernel reads for a page it
+	// dropped from a cached file) is no restore streaming the file.
+	e.mustRun("dd", "if="+e.m("db", b.Name()), "of=/dev/null", "bs=8k", "skip=40", "count=1", "iflag=direct", "status=none")
+	if n := e.st.PrefetchRequests(); n != 1 {
+		t.Errorf("one 8 KiB READ in the middle of a segment asked for %d prefetches in all, want 1", n)
+	}
+	checkBytes(t, "cat of the next segment", []byte(e.mustRun("cat", e.m("db", b.Name()))), b.Bytes())
+	if n := e.st.PrefetchRequests(); n != 2 {
+		t.Errorf("streaming the next segment asked for %d prefetches in all, want 2", n)
+	}
 }
 
 // A restore's cp of an archived file costs the server no FLUSH (read
