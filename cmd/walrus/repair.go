@@ -16,7 +16,7 @@ type repairCmd struct {
 	Force bool `help:"Rebuild even if some files cannot be named (packs written before walrus recorded file names in packs, never checkpointed) or the pack journal has a hole: the index then lacks those files, and gc later deletes their blocks."`
 	JSON  bool `help:"Print the report as JSON."`
 
-	FromBucket bool `name:"from-bucket" help:"Rebuild an empty data directory from the bucket (--bucket and its settings, as for serve): download every pack, then rebuild the index from them."`
+	FromBucket  bool `name:"from-bucket" help:"Rebuild an empty data directory from the bucket (--bucket and its settings, as for serve): download every pack, then rebuild the index from them."`
 	bucketFlags `embed:""`
 }
 
