@@ -1,0 +1,169 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walrus-archive/walrus/internal/testenv"
+	"github.com/walrus-archive/walrus/store/backend/backendtest"
+	"github.com/walrus-archive/walrus/test/e2e/walrusproc"
+)
+
+// bucketStatus is the "bucket" object of `walrus status --json`.
+type bucketStatus struct {
+	Location      string `json:"location"`
+	WaitingPacks  int    `json:"waiting_packs"`
+	WaitingBytes  int64  `json:"waiting_bytes"`
+	ActiveBytes   int64  `json:"active_bytes"`
+	UploadedPacks int    `json:"uploaded_packs"`
+	Uploads       int64  `json:"uploads"`
+	UploadedBytes int64  `json:"uploaded_bytes"`
+	Failures      int64  `json:"failures"`
+	Failing       bool   `json:"failing"`
+	LastError     string `json:"last_error"`
+	landed        int64  // files landed through the mount, not yet in a pack
+}
+
+func serverBucket(t *testing.T, w *walrusproc.Server) *bucketStatus {
+	t.Helper()
+	var st struct {
+		LandedFiles int64         `json:"landed_files"`
+		Bucket      *bucketStatus `json:"bucket"`
+	}
+	if err := json.Unmarshal([]byte(w.MustCLI("status", "--json")), &st); err != nil {
+		t.Fatalf("walrus status --json: %v", err)
+	}
+	if st.Bucket == nil {
+		t.Fatal("walrus status --json has no bucket object with --bucket set")
+	}
+	st.Bucket.landed = st.LandedFiles
+	return st.Bucket
+}
+
+// waitBucketEmpty polls `walrus status --json` until nothing committed is
+// outside the bucket (nothing landed and not ingested, no pack waiting,
+// the active pack sealed by age).
+func waitBucketEmpty(t *testing.T, w *walrusproc.Server) *bucketStatus {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		b := serverBucket(t, w)
+		if b.landed == 0 && b.WaitingPacks == 0 && b.ActiveBytes == 0 && !b.Failing && b.UploadedPacks > 0 {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the backlog did not drain in 3 minutes: %+v", b)
+		}
+		time.Sleep(200 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// Segments pushed with the real rsync client and with cp into the FUSE
+// mount of a `walrus serve --bucket` (encrypted) are all in the bucket
+// once the backlog is 0; the data directory is then deleted, `walrus
+// repair --from-bucket` rebuilds a new one from the bucket alone, and a
+// serve on it returns every segment byte-identical through the mount and
+// through rsync.
+func TestBucketRebuildAfterDataLoss(t *testing.T) {
+	t.Parallel()
+	testenv.RequireFUSE(t)
+	if _, err := exec.LookPath("rsync"); err != nil {
+		testenv.Require(t, "rsync")
+	}
+	corpus, _ := filepath.Glob(filepath.Join("..", "testdata", "walcache", "00000001[0-9A-F]*"))
+	corpus = slices.DeleteFunc(corpus, func(p string) bool { return len(filepath.Base(p)) != 24 })
+	sort.Strings(corpus)
+	const n = 24
+	if len(corpus) < n {
+		testenv.Require(t, "the WAL corpus in test/testdata/walcache")
+	}
+	corpus = corpus[:n]
+	gw := backendtest.StartVersityGW(t)
+	bucket := gw.NewBucket(t)
+	home := t.TempDir()
+	secretFile := filepath.Join(home, "s3.secret")
+	keyFile := filepath.Join(home, "bucket.key")
+	key := make([]byte, 32)
+	rand.Read(key)
+	if err := os.WriteFile(secretFile, []byte(gw.Secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--bucket", bucket, "--bucket-endpoint", gw.Endpoint, "--no-bucket-tls", "--bucket-prefix", "e2e/",
+		"--bucket-access-key", gw.AccessKey, "--bucket-key-file", keyFile}
+	serveArgs := append(slices.Clone(common), "--bucket-secret-key-file", secretFile, "--bucket-roll-age", "1s", "--log-level", "info")
+
+	w := walrusproc.Start(t, home, serveArgs...)
+	if out, err := exec.Command("mkdir", filepath.Join(w.Mount, "ns")).CombinedOutput(); err != nil {
+		t.Fatalf("mkdir: %v %s", err, out)
+	}
+	for i, p := range corpus {
+		var cmd *exec.Cmd
+		if i%2 == 0 {
+			cmd = exec.Command("rsync", "-a", p, w.StoreURL("ns/"+filepath.Base(p)))
+		} else {
+			cmd = exec.Command("cp", p, filepath.Join(w.Mount, "ns", filepath.Base(p)))
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v %s", cmd, err, out)
+		}
+	}
+	start := time.Now()
+	b := waitBucketEmpty(t, w)
+	t.Logf("backlog drained %.1fs after the last push: %d packs in the bucket, %d uploads, %d MiB", time.Since(start).Seconds(),
+		b.UploadedPacks, b.Uploads, b.UploadedBytes>>20)
+	text := w.MustCLI("status")
+	if !strings.Contains(text, "bucket encrypted:s3:http://"+gw.Endpoint) || !strings.Contains(text, "waiting to upload: 0 packs") {
+		t.Fatalf("walrus status does not show the bucket:\n%s", text)
+	}
+	if err := w.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(w.Data); err != nil {
+		t.Fatal(err)
+	}
+
+	// Rebuild: the secret from the environment this time.
+	rebuild := exec.Command(walrusproc.Binary(t), append([]string{"--data", w.Data, "repair", "--from-bucket"}, common...)...)
+	rebuild.Env = append(os.Environ(), "WALRUS_BUCKET_SECRET_KEY="+gw.Secret)
+	start = time.Now()
+	out, err := rebuild.CombinedOutput()
+	if err != nil {
+		t.Fatalf("walrus repair --from-bucket: %v\n%s", err, out)
+	}
+	t.Logf("rebuild from the bucket in %.1fs:\n%s", time.Since(start).Seconds(), out)
+
+	w = walrusproc.Start(t, home, serveArgs...)
+	ls := w.Ls("ns")
+	for i, p := range corpus {
+		name := filepath.Base(p)
+		if !slices.Contains(ls, name) {
+			t.Fatalf("%s missing after the rebuild (ls: %v)", name, ls)
+		}
+		if out, err := exec.Command("cmp", p, filepath.Join(w.Mount, "ns", name)).CombinedOutput(); err != nil {
+			t.Fatalf("%s through the mount: %v %s", name, err, out)
+		}
+		if i%6 == 0 {
+			dst := filepath.Join(t.TempDir(), name)
+			if out, err := exec.Command("rsync", "-a", w.FetchURL("ns/"+name), dst).CombinedOutput(); err != nil {
+				t.Fatalf("rsync fetch %s: %v %s", name, err, out)
+			}
+			if out, err := exec.Command("cmp", p, dst).CombinedOutput(); err != nil {
+				t.Fatalf("%s through rsync: %v %s", name, err, out)
+			}
+		}
+	}
+	w.Verify()
+	t.Logf("rebuilt server's bucket status: %+v", serverBucket(t, w))
+}
