@@ -80,11 +80,14 @@ type BucketStatus struct {
 	UploadedPacks    int     `json:"uploaded_packs"` // marked uploaded in the index
 	// Uploads and UploadedBytes since this process opened the store;
 	// Failures counts failed pack uploads (each after the Stack's retries).
-	Uploads       int64  `json:"uploads"`
-	UploadedBytes int64  `json:"uploaded_bytes"`
-	Failures      int64  `json:"failures"`
-	Failing       bool   `json:"failing"` // the last upload failed
-	LastError     string `json:"last_error,omitempty"`
+	Uploads       int64 `json:"uploads"`
+	UploadedBytes int64 `json:"uploaded_bytes"`
+	// UploadSeconds is the time spent in those uploads' Put and Stat
+	// (UploadedBytes / UploadSeconds is the upload throughput).
+	UploadSeconds float64 `json:"upload_seconds"`
+	Failures      int64   `json:"failures"`
+	Failing       bool    `json:"failing"` // the last upload failed
+	LastError     string  `json:"last_error,omitempty"`
 }
 
 // Lagging reports whether anything committed is not yet in the bucket.
@@ -101,6 +104,7 @@ type uploader struct {
 	mu            sync.Mutex
 	uploads       int64
 	uploadedBytes int64
+	uploadTime    time.Duration
 	failures      int64
 	failing       bool
 	lastErr       string
@@ -256,6 +260,14 @@ func (u *uploader) upload(p *index.Pack) (stale bool, err error) {
 	}
 	defer s.packs.release(pf)
 	name := packObjectName(p.ID)
+	began := time.Now()
+	defer func() {
+		if err == nil && !stale {
+			u.mu.Lock()
+			u.uploadTime += time.Since(began)
+			u.mu.Unlock()
+		}
+	}()
 	if err := u.b.Put(u.ctx, name, io.NewSectionReader(pf.f, 0, p.Committed), p.Committed); err != nil {
 		return false, fmt.Errorf("put %s: %w", name, err)
 	}
@@ -369,6 +381,7 @@ func (s *Store) bucketStatus() (*BucketStatus, error) {
 	u := s.up
 	u.mu.Lock()
 	bs.Uploads, bs.UploadedBytes, bs.Failures, bs.Failing, bs.LastError = u.uploads, u.uploadedBytes, u.failures, u.failing, u.lastErr
+	bs.UploadSeconds = u.uploadTime.Seconds()
 	u.mu.Unlock()
 	return bs, nil
 }
