@@ -95,6 +95,16 @@ func FetchPacks(ctx context.Context, b backend.Backend, dir string, progress fun
 	if err := syncDir(packDir); err != nil {
 		return rep, err
 	}
+	// The rebuilt store is the bucket's store: it may upload there again.
+	id, err := readRemoteBucketID(ctx, b)
+	if err != nil {
+		return rep, fmt.Errorf("store: read %s from %s: %w", bucketIDObject, b.Location(), err)
+	}
+	if id != "" {
+		if err := writeLocalBucketID(dir, id); err != nil {
+			return rep, err
+		}
+	}
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil
 }

@@ -47,6 +47,9 @@ import (
 // (Status.Bucket) grows and drains when the bucket is back. One WARN per
 // failure streak.
 //
+// Before the first upload the uploader claims the bucket prefix for this
+// store (bucketid.go): one prefix, one store.
+//
 // GC: with a Remote, GC neither rewrites nor retires a pack that is not
 // uploaded, so no local pack leaves before its copy is in the bucket. GC
 // never deletes bucket objects (a later step): the bucket keeps every pack
@@ -87,11 +90,15 @@ type BucketStatus struct {
 	UploadSeconds float64 `json:"upload_seconds"`
 	Failures      int64   `json:"failures"`
 	Failing       bool    `json:"failing"` // the last upload failed
-	LastError     string  `json:"last_error,omitempty"`
+	// Verified: the bucket prefix was found to be this store's
+	// (bucketid.go); nothing is uploaded before.
+	Verified  bool   `json:"verified"`
+	LastError string `json:"last_error,omitempty"`
 }
 
-// Lagging reports whether anything committed is not yet in the bucket.
-func (b *BucketStatus) Lagging() bool { return b.WaitingPacks > 0 || b.ActiveBytes > 0 }
+// Lagging reports whether anything committed may not be in the bucket
+// yet (including: the bucket prefix has not been verified yet).
+func (b *BucketStatus) Lagging() bool { return b.WaitingPacks > 0 || b.ActiveBytes > 0 || !b.Verified }
 
 type uploader struct {
 	s      *Store
@@ -107,6 +114,7 @@ type uploader struct {
 	uploadTime    time.Duration
 	failures      int64
 	failing       bool
+	claimed       bool // claimBucket succeeded
 	lastErr       string
 	changed       chan struct{} // closed and replaced at every change
 }
@@ -214,6 +222,18 @@ func (s *Store) waitingPacks() ([]*index.Pack, error) {
 func (u *uploader) pass() (again bool, err error) {
 	s := u.s
 	s.pw.sealIfOlder(s.cfg.RollAge, time.Now())
+	u.mu.Lock()
+	claimed := u.claimed
+	u.mu.Unlock()
+	if !claimed {
+		if err := u.claimBucket(u.ctx); err != nil {
+			u.failed("claiming the bucket prefix", err)
+			return false, err
+		}
+		u.mu.Lock()
+		u.claimed = true
+		u.mu.Unlock()
+	}
 	packs, err := s.waitingPacks()
 	if err != nil || len(packs) == 0 {
 		return false, err
@@ -231,7 +251,7 @@ func (u *uploader) pass() (again bool, err error) {
 		}
 		stale, err := u.upload(p)
 		if err != nil {
-			u.failed(p.ID, err)
+			u.failed(fmt.Sprintf("pack %d", p.ID), err)
 			return false, err
 		}
 		if stale {
@@ -285,7 +305,7 @@ func (u *uploader) upload(p *index.Pack) (stale bool, err error) {
 	return false, err
 }
 
-func (u *uploader) failed(id uint32, err error) {
+func (u *uploader) failed(what string, err error) {
 	if u.ctx.Err() != nil {
 		return // Close cancelled it: the pack is queued again at Open
 	}
@@ -296,7 +316,7 @@ func (u *uploader) failed(id uint32, err error) {
 	u.mu.Unlock()
 	if first {
 		u.s.log.Warn("bucket upload failed; retrying with backoff, pushes go on, the backlog is in walrus status",
-			"pack", id, "bucket", u.b.Location(), "err", err)
+			"upload", what, "bucket", u.b.Location(), "err", err)
 	}
 }
 
@@ -381,7 +401,7 @@ func (s *Store) bucketStatus() (*BucketStatus, error) {
 	u := s.up
 	u.mu.Lock()
 	bs.Uploads, bs.UploadedBytes, bs.Failures, bs.Failing, bs.LastError = u.uploads, u.uploadedBytes, u.failures, u.failing, u.lastErr
-	bs.UploadSeconds = u.uploadTime.Seconds()
+	bs.UploadSeconds, bs.Verified = u.uploadTime.Seconds(), u.claimed
 	u.mu.Unlock()
 	return bs, nil
 }

@@ -8,6 +8,8 @@ import (
 
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -292,4 +294,55 @@ func TestBucketRebuildFromBucket(t *testing.T) {
 	if bs.Uploads > int64(len(fr.Sizes)-marked)+1 {
 		t.Fatalf("the rebuilt store uploaded %d packs; %d of %d came from the bucket marked", bs.Uploads, marked, len(fr.Sizes))
 	}
+}
+
+// One prefix, one store: a second store on the same prefix uploads
+// nothing and says why; the first one's objects stay as they were. A
+// bucket emptied under a store gets every pack again after a reopen.
+func TestBucketPrefixBelongsToOneStore(t *testing.T) {
+	_, b := testBucket(t, false)
+	dir1 := t.TempDir()
+	s1 := openTest(t, dir1, remoteConfig(b, 100*time.Millisecond))
+	mustPut(t, s1, "one", randomBytes(300<<10, 1))
+	waitBucket(t, s1, "the first store is in the bucket", drained)
+	before := bucketListing(t, b)
+
+	s2 := openTest(t, t.TempDir(), remoteConfig(b, 100*time.Millisecond))
+	mustPut(t, s2, "two", randomBytes(300<<10, 2))
+	bs := waitBucket(t, s2, "the second store is refused", func(b *BucketStatus) bool { return b.Failing })
+	if !strings.Contains(bs.LastError, "another store") || bs.Uploads != 0 {
+		t.Fatalf("second store on the prefix: %+v", bs)
+	}
+	s2.Close()
+	if got := bucketListing(t, b); got != before {
+		t.Fatalf("the second store changed the bucket:\n%s\nwas\n%s", got, before)
+	}
+	checkBucketHoldsPacks(t, s1, b)
+
+	// Empty the bucket: the marks say nothing about it any more.
+	s1.Close()
+	if err := b.List(context.Background(), "", func(in backend.Info) error { return b.Delete(context.Background(), in.Name) }); err != nil {
+		t.Fatal(err)
+	}
+	s1 = openTest(t, dir1, remoteConfig(b, 100*time.Millisecond))
+	bs = waitBucket(t, s1, "an emptied bucket is filled again", drained)
+	if bs.Uploads == 0 || checkBucketHoldsPacks(t, s1, b) != bs.UploadedPacks {
+		t.Fatalf("after emptying the bucket: %+v", bs)
+	}
+	if got := bucketListing(t, b); got != before {
+		t.Fatalf("refilled bucket:\n%s\nwas\n%s", got, before)
+	}
+}
+
+func bucketListing(t *testing.T, b backend.Backend) string {
+	t.Helper()
+	var names []string
+	if err := b.List(context.Background(), "", func(in backend.Info) error {
+		names = append(names, fmt.Sprintf("%s %d", in.Name, in.Size))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(names)
+	return strings.Join(names, "\n")
 }
