@@ -5,9 +5,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -227,4 +231,88 @@ func TestBucketPITRAfterDataLoss(t *testing.T) {
 		t.Fatalf("recovered rows (batch|count|min|max) = %q, want exactly batch 1: 1|10000|1|10000", got)
 	}
 	r.Stop("fast")
+}
+
+// A bucket that is down: pushes through rsync keep succeeding, `walrus
+// status --json` and /metrics show the backlog and the failures, the log
+// has one WARN for the whole failure streak, and the backlog drains when
+// the bucket is back (and the log says so).
+func TestBucketOutage(t *testing.T) {
+	t.Parallel()
+	pgcluster.Require(t, "rsync")
+	corpus, _ := filepath.Glob(filepath.Join("..", "testdata", "walcache", "00000001[0-9A-F]*"))
+	corpus = slices.DeleteFunc(corpus, func(p string) bool { return len(filepath.Base(p)) != 24 })
+	sort.Strings(corpus)
+	if len(corpus) < 8 {
+		testenv.Require(t, "the WAL corpus in test/testdata/walcache")
+	}
+	gw := backendtest.StartVersityGW(t)
+	home := t.TempDir()
+	_, serveArgs := bucketArgs(t, gw, home, true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := ln.Addr().String()
+	ln.Close()
+	w := walrusproc.Start(t, home, append(serveArgs, "--http", httpAddr)...)
+	push := func(p string) {
+		if out, err := exec.Command("rsync", "-a", p, w.StoreURL(filepath.Base(p))).CombinedOutput(); err != nil {
+			t.Fatalf("rsync %s with the bucket down: %v %s", p, err, out)
+		}
+	}
+	push(corpus[0])
+	waitBucketEmpty(t, w)
+
+	gw.Stop()
+	for i, p := range corpus[1:8] {
+		push(p)
+		// One pack per push: wait until the roll age sealed it.
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) { // polling interval
+			if b := serverBucket(t, w); b.ActiveBytes == 0 && b.WaitingPacks >= i+1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("push %d was not sealed by age: %+v", i, serverBucket(t, w))
+			}
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	var b *bucketStatus
+	for {
+		b = serverBucket(t, w)
+		if b.Failing && b.Failures >= 3 && b.WaitingPacks == 7 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no backlog with the bucket down: %+v", b)
+		}
+		time.Sleep(200 * time.Millisecond) // polling interval
+	}
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, re := range []string{`(?m)^walrus_bucket_waiting_packs [1-9]`, `(?m)^walrus_bucket_waiting_bytes [1-9]`,
+		`(?m)^walrus_bucket_oldest_waiting_seconds [0-9.e+]+$`, `(?m)^walrus_backend_requests_total\{method="put",outcome="(transient|error)"\} [1-9]`} {
+		if !regexp.MustCompile(re).Match(body) {
+			t.Errorf("/metrics lacks %s during the outage", re)
+		}
+	}
+	if n := strings.Count(w.Output(), "bucket upload failed"); n != 1 {
+		t.Errorf("%d WARN lines for one failure streak of %d failures, want 1", n, b.Failures)
+	}
+	t.Logf("during the outage: %+v", b)
+
+	gw.Restart(t)
+	b = waitBucketEmpty(t, w)
+	if !strings.Contains(w.Output(), "bucket uploads resumed") {
+		t.Error("no log line says the uploads resumed")
+	}
+	if got := len(w.Ls("")); got != 8 {
+		t.Errorf("%d files archived, want 8", got)
+	}
+	t.Logf("after the outage: %+v", b)
 }
