@@ -108,6 +108,12 @@ type uploader struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	// idleBelow: the last pass found nothing to upload below this bound
+	// (sealedBelow); until a pack is sealed there is nothing new, so the
+	// kick after every commit batch costs no index scan. Uploader only.
+	idleBelow uint32
+	idle      bool
+
 	mu            sync.Mutex
 	uploads       int64
 	uploadedBytes int64
@@ -232,11 +238,25 @@ func (u *uploader) pass() (again bool, err error) {
 		}
 		u.mu.Lock()
 		u.claimed = true
+		was := u.failing
+		u.failing, u.lastErr = false, ""
 		u.mu.Unlock()
+		if was {
+			s.log.Info("bucket reachable again", "bucket", u.b.Location())
+		}
 	}
+	bound := s.pw.sealedBelow()
+	if u.idle && bound == u.idleBelow {
+		return false, nil
+	}
+	u.idle = false
 	packs, err := s.waitingPacks()
-	if err != nil || len(packs) == 0 {
+	if err != nil {
 		return false, err
+	}
+	if len(packs) == 0 {
+		u.idle, u.idleBelow = true, bound
+		return false, nil
 	}
 	if slices.ContainsFunc(packs, func(p *index.Pack) bool { return s.pw.isDirty(p.ID) }) {
 		// Commit the final lengths first (step 2 in the comment above).

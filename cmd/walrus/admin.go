@@ -66,6 +66,9 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 			fmt.Fprintf(w, ", oldest %s", time.Duration(b.OldestWaitingSeconds*float64(time.Second)).Round(time.Second))
 		}
 		fmt.Fprintf(w, "; active pack %s (sealed by age)\n", humanBytes(b.ActiveBytes))
+		if !b.Verified && !b.Failing {
+			fmt.Fprintln(w, "  bucket: checking that the prefix is this store's before the first upload")
+		}
 		if b.Failures > 0 || b.Failing {
 			fmt.Fprintf(w, "  bucket: %d failed uploads since start", b.Failures)
 			if b.Failing {
