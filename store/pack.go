@@ -328,15 +328,20 @@ func (w *packWriter) sealIfOlder(age time.Duration, now time.Time) bool {
 	return true
 }
 
-// activeSince returns the active pack's id, bytes and the time of its
-// first record (ok false: no active pack holding records).
-func (w *packWriter) activeSince() (id uint32, size int64, first time.Time, ok bool) {
+// activeSince returns, in one snapshot, sealedBelow and the active pack's
+// bytes and the time of its first record (size 0: no active pack holding
+// records). Taken together, a pack sealed after the call is counted as
+// active, never as neither active nor below the bound.
+func (w *packWriter) activeSince() (bound uint32, size int64, first time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.pf == nil || w.size <= packHeaderLen {
-		return 0, 0, time.Time{}, false
+	if w.pf == nil {
+		return w.nextID, 0, time.Time{}
 	}
-	return w.id, w.size, w.first, true
+	if w.size <= packHeaderLen {
+		return w.id, 0, time.Time{}
+	}
+	return w.id, w.size, w.first
 }
 
 // isDirty reports whether pack id was appended to since the last batch

@@ -206,10 +206,10 @@ func (u *uploader) run() {
 	}
 }
 
-// waiting returns the packs to upload, oldest first: sealed, not retired,
+// waitingPacks returns the packs to upload, oldest first: below bound
+// (sealed), not retired,
 // not uploaded.
-func (s *Store) waitingPacks() ([]*index.Pack, error) {
-	bound := s.pw.sealedBelow()
+func (s *Store) waitingPacks(bound uint32) ([]*index.Pack, error) {
 	var out []*index.Pack
 	err := s.idx.View(func(x *index.Txn) error {
 		return x.Packs(func(p *index.Pack) error {
@@ -250,7 +250,7 @@ func (u *uploader) pass() (again bool, err error) {
 		return false, nil
 	}
 	u.idle = false
-	packs, err := s.waitingPacks()
+	packs, err := s.waitingPacks(bound)
 	if err != nil {
 		return false, err
 	}
@@ -390,7 +390,12 @@ func (s *Store) bucketStatus() (*BucketStatus, error) {
 	}
 	bs := &BucketStatus{Location: s.cfg.Remote.Location()}
 	now := time.Now()
-	packs, err := s.waitingPacks()
+	bound, size, first := s.pw.activeSince()
+	if size > 0 {
+		bs.ActiveBytes = size
+		bs.ActiveAgeSeconds = now.Sub(first).Seconds()
+	}
+	packs, err := s.waitingPacks(bound)
 	if err != nil {
 		return nil, err
 	}
@@ -413,10 +418,6 @@ func (s *Store) bucketStatus() (*BucketStatus, error) {
 	})
 	if err != nil {
 		return nil, err
-	}
-	if _, size, first, ok := s.pw.activeSince(); ok {
-		bs.ActiveBytes = size
-		bs.ActiveAgeSeconds = now.Sub(first).Seconds()
 	}
 	u := s.up
 	u.mu.Lock()
