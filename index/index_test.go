@@ -243,3 +243,33 @@ func TestPackRecordWithoutCounters(t *testing.T) {
 		t.Errorf("AddLive: %+v", p)
 	}
 }
+
+// The Uploaded flag is a bit of the flags byte: a record written before it
+// existed (here: the encoding main wrote, bit clear) reads as not
+// uploaded, and a set flag round-trips without changing any other field.
+func TestPackUploadedFlag(t *testing.T) {
+	p := &Pack{ID: 7, Committed: 4096, Live: 100, Retired: false, MaxSeq: 2, Uploaded: true}
+	b := encodePack(p)
+	got, err := decodePack(7, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(p, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	p.Uploaded = false
+	old := encodePack(p)
+	if len(old) != len(b) || old[len(old)-2]&packUploaded != 0 {
+		t.Fatalf("flag is not a bit of the existing flags byte: %x vs %x", old, b)
+	}
+	got, err = decodePack(7, old)
+	if err != nil || got.Uploaded {
+		t.Fatalf("old record: %+v, %v", got, err)
+	}
+	// The shortest old record (committed and live only) too.
+	short := encodePack(&Pack{ID: 1, Committed: 16})[:3]
+	got, err = decodePack(1, short)
+	if err != nil || got.Uploaded || got.Retired {
+		t.Fatalf("short record: %+v, %v", got, err)
+	}
+}

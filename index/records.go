@@ -156,6 +156,12 @@ type Pack struct {
 	// existed, which held neither).
 	Unsettled int64
 	Cold      int64
+	// Uploaded is set once the pack's Committed bytes are in the bucket
+	// (store.Config.Remote): the object was put and its size confirmed.
+	// Records written before it existed, or by a store without a bucket,
+	// read as false ("not uploaded"). It is a flag bit, so older walrus
+	// versions read such records and simply ignore it.
+	Uploaded bool
 }
 
 // AddLive adds (sign 1) or removes (sign -1) block b's record from the
@@ -416,6 +422,9 @@ func encodePack(p *Pack) []byte {
 	if p.Retired {
 		flags |= packRetired
 	}
+	if p.Uploaded {
+		flags |= packUploaded
+	}
 	e.u8(flags)
 	e.uvar(p.MaxSeq)
 	if p.Unsettled != 0 || p.Cold != 0 {
@@ -427,14 +436,18 @@ func encodePack(p *Pack) []byte {
 
 // Pack flags. Records written before a field existed simply end early: every
 // optional trailing field decodes as zero when absent.
-const packRetired = 1 << 0
+const (
+	packRetired  = 1 << 0
+	packUploaded = 1 << 1 // Pack.Uploaded; older versions ignore the bit
+)
 
 func decodePack(id uint32, b []byte) (*Pack, error) {
 	d := decoder{b: b}
 	d.version()
 	p := &Pack{ID: id, Committed: d.svar(), Live: d.svar()}
 	if d.err == nil && len(d.b) > 0 {
-		p.Retired = d.u8()&packRetired != 0
+		flags := d.u8()
+		p.Retired, p.Uploaded = flags&packRetired != 0, flags&packUploaded != 0
 	}
 	if d.err == nil && len(d.b) > 0 {
 		p.MaxSeq = d.uvar()

@@ -85,6 +85,7 @@ func (s *Store) runCommitter() {
 //     needs is on stable storage before the index is;
 //  3. answer the requests.
 func (s *Store) commitBatch(batch []*commitReq) {
+	defer s.kickUpload() // a pack may be sealed, or its length final (remote.go)
 	dirty := s.pw.takeDirty()
 	mayRelease := frees(batch)
 	if err := s.spaceForBatch(mayRelease); err != nil {
@@ -198,6 +199,9 @@ func recordPackEnds(x *index.Txn, dirty map[uint32]int64) error {
 		}
 		if end > p.Committed {
 			p.Committed = end
+			// Never happens by design (an uploaded pack is sealed and
+			// not resumed); if it did, the object would lack the new bytes.
+			p.Uploaded = false
 		}
 		if err := x.PutPack(p); err != nil {
 			return err

@@ -5,8 +5,11 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/walrus-archive/walrus/store/backend"
 )
 
 const (
@@ -20,6 +23,7 @@ const (
 	DefaultPackSize  = 256 << 20
 	DefaultCache     = 256 << 20
 	DefaultMaxFile   = 4 << 30
+	DefaultRollAge   = 60 * time.Second
 )
 
 // Config configures a Store. The zero value of every field but Dir means
@@ -59,6 +63,15 @@ type Config struct {
 	// LandingBytes bounds the bytes of landed files not yet ingested
 	// (see "Landed files" in doc.go); default DefaultLandingBytes.
 	LandingBytes int64
+	// Remote, if set, is the bucket sealed packs are copied to in the
+	// background (remote.go); nil: no bucket, packs live only in Dir.
+	// Acknowledgements do not wait for it (local-ack).
+	Remote backend.Backend
+	// RollAge, with Remote, seals the active pack once its first record
+	// is this old, so that the bucket lags the local store by about
+	// RollAge plus an upload; default DefaultRollAge. Ignored without
+	// Remote.
+	RollAge      time.Duration
 	ingestPaused bool // tests: Open starts with the ingester paused (landing.paused = 1)
 	Logger       *slog.Logger
 	// Observer receives an event for every commit and every read (metrics);
@@ -118,6 +131,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.LandingBytes <= 0 {
 		c.LandingBytes = DefaultLandingBytes
+	}
+	if c.Remote != nil && c.RollAge <= 0 {
+		c.RollAge = DefaultRollAge
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

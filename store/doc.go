@@ -191,7 +191,11 @@
 // put` fills one pack instead of creating one per call. Pack files are
 // opened on demand and at most maxIdlePacks of them stay open while idle
 // (packFiles, an LRU with a pin per reader), so descriptors stay bounded
-// however many packs a store has.
+// however many packs a store has. With Config.Remote, sealed packs are
+// copied to a bucket in the background and marked Uploaded (remote.go:
+// the order, the age roll, the backlog, rebuilding from the bucket); a
+// pack marked Uploaded is never resumed, and GC neither rewrites nor
+// retires a pack that is not yet uploaded.
 //
 // # Full disk
 //

@@ -175,6 +175,8 @@ func (s *Store) gcCandidates(threshold float64, rep *GCReport) ([]*index.Pack, e
 			rep.PacksScanned++
 			switch {
 			case p.ID >= bound || busy[p.ID]:
+			case s.cfg.Remote != nil && !p.Uploaded:
+				// Not in the bucket yet: stays until it is (remote.go).
 			case collectable(p, threshold):
 				out = append(out, p)
 			case p.Committed < s.cfg.PackSize/smallPackDivisor:
@@ -423,7 +425,7 @@ func (o *gcMoveOp) apply(x *index.Txn, _ time.Time) error {
 			return err
 		}
 	}
-	if o.retire && old.Live == 0 && !o.s.hasPending(o.pack) {
+	if o.retire && old.Live == 0 && !o.s.hasPending(o.pack) && (o.s.cfg.Remote == nil || old.Uploaded) {
 		ok, err := retirable(x, old) // the journal may still need it
 		if err != nil {
 			return err

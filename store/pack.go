@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/walrus-archive/walrus/index"
 )
@@ -119,6 +120,9 @@ type packWriter struct {
 	nextID   uint32
 	dirty    map[uint32]int64 // packs appended to since the last takeDirty, with their end
 	poisoned map[uint32]bool  // packs whose fsync failed
+	// first is when the active pack received its first record (zero:
+	// none yet); the uploader seals it by age (sealIfOlder).
+	first time.Time
 	// created records a new pack in the index before its first record is
 	// written (Store.announcePack).
 	created func(id uint32) error
@@ -165,6 +169,9 @@ func (w *packWriter) appendChecked(h index.Hash, rawLen int, codec index.Codec, 
 		w.cutTail()
 		return 0, 0, spaceErr(fmt.Errorf("store: write pack %d: %w", w.id, err))
 	}
+	if w.first.IsZero() {
+		w.first = time.Now()
+	}
 	w.size = off + n
 	w.dirty[w.id] = w.size
 	return w.id, off, nil
@@ -210,7 +217,7 @@ func (w *packWriter) roll() error {
 		return spaceErr(err)
 	}
 	w.pf = w.files.add(id, f)
-	w.id, w.size = id, packHeaderLen
+	w.id, w.size, w.first = id, packHeaderLen, time.Time{}
 	return nil
 }
 
@@ -248,7 +255,10 @@ func (w *packWriter) resume(id uint32, committed int64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.seal()
-	w.pf, w.id, w.size = pf, id, committed
+	w.pf, w.id, w.size, w.first = pf, id, committed, time.Time{}
+	if committed > packHeaderLen {
+		w.first = time.Now() // its records' age is unknown: count from now
+	}
 	return nil
 }
 
@@ -266,6 +276,11 @@ func (s *Store) resumePack() {
 		})
 	})
 	if err != nil || last == nil || last.Committed+int64(recordHeaderLen+s.cfg.BlockSize) > s.cfg.PackSize {
+		return
+	}
+	if last.Uploaded {
+		// Its bytes are in the bucket as they are: appending would make
+		// the object stale (remote.go). With or without a bucket now.
 		return
 	}
 	if err := s.pw.resume(last.ID, max(last.Committed, packHeaderLen)); err != nil {
@@ -299,6 +314,43 @@ func (w *packWriter) seal() {
 		w.files.release(w.pf)
 		w.pf = nil
 	}
+}
+
+// sealIfOlder seals the active pack if it holds a record older than age
+// (the uploader's roll by age). It reports whether it sealed one.
+func (w *packWriter) sealIfOlder(age time.Duration, now time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pf == nil || w.size <= packHeaderLen || w.first.IsZero() || now.Sub(w.first) < age {
+		return false
+	}
+	w.seal()
+	return true
+}
+
+// activeSince returns, in one snapshot, sealedBelow and the active pack's
+// bytes and the time of its first record (size 0: no active pack holding
+// records). Taken together, a pack sealed after the call is counted as
+// active, never as neither active nor below the bound.
+func (w *packWriter) activeSince() (bound uint32, size int64, first time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pf == nil {
+		return w.nextID, 0, time.Time{}
+	}
+	if w.size <= packHeaderLen {
+		return w.id, 0, time.Time{}
+	}
+	return w.id, w.size, w.first
+}
+
+// isDirty reports whether pack id was appended to since the last batch
+// took the dirty set (its committed length may still grow).
+func (w *packWriter) isDirty(id uint32) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.dirty[id]
+	return ok
 }
 
 // sealActive seals pack id if it is still the active pack (GC, to collect

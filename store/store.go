@@ -82,7 +82,8 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	land *landing // landed files (landing.go)
+	land *landing  // landed files (landing.go)
+	up   *uploader // copies sealed packs to Config.Remote (remote.go); nil without one
 }
 
 // Open opens the store in cfg.Dir and repairs torn pack tails left by a
@@ -145,8 +146,14 @@ func Open(cfg Config) (*Store, error) {
 		idx.Close()
 		return nil, err
 	}
+	if cfg.Remote != nil {
+		s.up = newUploader(s) // before the committer, which kicks it
+	}
 	s.committer.Add(1)
 	go s.runCommitter()
+	if s.up != nil {
+		go s.up.run() // queues every sealed pack not marked uploaded
+	}
 	s.checkpointLegacy()
 	s.land.start()
 	s.startSettle()
@@ -470,6 +477,11 @@ func (s *Store) Close() error {
 		// would wait forever. What is landed stays landed: the next Open
 		// ingests it.
 		s.land.shutdown()
+		if s.up != nil {
+			// Before closing: it submits ops. An upload in flight is
+			// cancelled; its pack stays unmarked and Open queues it again.
+			s.up.stop()
+		}
 		close(s.closing)
 		s.pf.shutdown()
 		s.gcMu.Lock() // a running GC sees closing and returns
@@ -706,6 +718,9 @@ type Status struct {
 	LandedFiles   int64 `json:"landed_files"`
 	LandedBytes   int64 `json:"landed_bytes"`
 	LandedFailing int64 `json:"landed_failing"`
+	// Bucket is the upload backlog with Config.Remote (remote.go); nil
+	// (and absent from JSON) without one.
+	Bucket *BucketStatus `json:"bucket,omitempty"`
 }
 
 // Status returns the running totals without scanning files.
@@ -739,6 +754,9 @@ func (s *Store) Status() (Status, error) {
 			return nil
 		})
 	})
+	if err == nil {
+		st.Bucket, err = s.bucketStatus()
+	}
 	return st, err
 }
 

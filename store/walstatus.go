@@ -40,6 +40,8 @@ type StatusReport struct {
 	Ratio         float64     `json:"ratio"` // logical / stored
 	Time          time.Time   `json:"time"`
 	Dirs          []DirStatus `json:"dirs"`
+	// Bucket: the upload backlog (Status.Bucket); absent without a bucket.
+	Bucket *BucketStatus `json:"bucket,omitempty"`
 }
 
 // DirStatus is the WAL view of one directory (one PostgreSQL cluster).
@@ -84,7 +86,7 @@ func (s *Store) StatusReport(dir string, now time.Time) (StatusReport, error) {
 	rep := StatusReport{Files: st.Files, LogicalBytes: st.LogicalBytes, StoredBytes: st.StoredBytes,
 		DiskBytes: st.DiskBytes, Packs: st.Packs, Ratio: ratio(st.LogicalBytes, st.StoredBytes), Time: now, Dirs: []DirStatus{},
 		UnsettledBytes: st.UnsettledBytes, ColdBytes: st.ColdBytes,
-		LandedFiles: st.LandedFiles, LandedBytes: st.LandedBytes, LandedFailing: st.LandedFailing}
+		LandedFiles: st.LandedFiles, LandedBytes: st.LandedBytes, LandedFailing: st.LandedFailing, Bucket: st.Bucket}
 	dirs, err := s.statusDirs(strings.Trim(dir, "/"))
 	if err != nil {
 		return rep, err

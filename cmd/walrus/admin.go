@@ -60,6 +60,23 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 		}
 		fmt.Fprintln(w)
 	}
+	if b := rep.Bucket; b != nil {
+		fmt.Fprintf(w, "  bucket %s: %d packs in it; waiting to upload: %d packs (%s)", b.Location, b.UploadedPacks, b.WaitingPacks, humanBytes(b.WaitingBytes))
+		if b.WaitingPacks > 0 {
+			fmt.Fprintf(w, ", oldest %s", time.Duration(b.OldestWaitingSeconds*float64(time.Second)).Round(time.Second))
+		}
+		fmt.Fprintf(w, "; active pack %s (sealed by age)\n", humanBytes(b.ActiveBytes))
+		if !b.Verified && !b.Failing {
+			fmt.Fprintln(w, "  bucket: checking that the prefix is this store's before the first upload")
+		}
+		if b.Failures > 0 || b.Failing {
+			fmt.Fprintf(w, "  bucket: %d failed uploads since start", b.Failures)
+			if b.Failing {
+				fmt.Fprintf(w, "; failing now (retried with backoff; pushes go on): %s", b.LastError)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	for _, d := range rep.Dirs {
 		fmt.Fprintln(w)
 		printDirStatus(w, d, rep.Time)

@@ -161,6 +161,13 @@ func (c *serveCmd) checkConfig(g *globals, kctx *kong.Context) error {
 			bad("mount %s: its parent directory: %v", c.Mount, err)
 		}
 	}
+	if err := c.bucketFlags.check(); err != nil {
+		bad("%v", err)
+	} else if c.enabled() {
+		if _, err := c.bucketFlags.open(nil); err != nil {
+			bad("%v", err)
+		}
+	}
 	note := ""
 	if _, err := os.Stat(filepath.Join(g.Data, "index")); errors.Is(err, os.ErrNotExist) {
 		note = fmt.Sprintf("# note: %s holds no store yet; serve creates one at its first start\n", g.Data)

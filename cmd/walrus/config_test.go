@@ -75,3 +75,52 @@ func TestConfigFile(t *testing.T) {
 		t.Errorf("missing config file: %+v", r)
 	}
 }
+
+// The bucket settings come from the config file like every flag; the
+// check validates them (bucket name, endpoint, secret, key file) with one
+// line each, refuses bucket settings without a bucket, and never prints
+// the secret.
+func TestConfigFileBucket(t *testing.T) {
+	work := t.TempDir()
+	mnt := filepath.Join(work, "pg_archived")
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(work, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	secret := write("secret", "very-secret-key\n", 0o600)
+	key := write("bucket.key", strings.Repeat("ab", 32)+"\n", 0o600)
+	base := "data = \"" + filepath.Join(work, "data") + "\"\nmount = \"" + mnt + "\"\n"
+	good := base + "bucket = \"wal-archive\"\nbucket_endpoint = \"127.0.0.1:9000\"\nbucket_tls = false\nbucket_access_key = \"AK\"\n" +
+		"bucket_secret_key_file = \"" + secret + "\"\nbucket_key_file = \"" + key + "\"\nbucket_roll_age = \"30s\"\n"
+	r := runArgs("serve", "--config", write("good.toml", good, 0o644), "--check-config")
+	if r.code != 0 || !strings.Contains(r.stdout, "# configuration OK") {
+		t.Fatalf("check of a bucket configuration: %+v", r)
+	}
+	for _, want := range []string{`bucket = "wal-archive"`, `bucket_roll_age = 30s`, `bucket_tls = false`} {
+		if !strings.Contains(r.stdout, want+"\n") {
+			t.Errorf("effective configuration lacks %s:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout+r.stderr, "very-secret-key") {
+		t.Errorf("--check-config printed the secret:\n%s", r.stdout)
+	}
+	write("open.key", strings.Repeat("ab", 32), 0o644)
+	for _, c := range []struct{ name, body, want string }{
+		{"no-bucket", base + "bucket_endpoint = \"127.0.0.1:9000\"\n", "--bucket-endpoint given without --bucket"},
+		{"bad-name", strings.Replace(good, "wal-archive", "Wal_Archive", 1), "not a valid bucket name"},
+		{"scheme", strings.Replace(good, "127.0.0.1:9000", "http://127.0.0.1:9000", 1), "has a scheme"},
+		{"no-secret", strings.Replace(good, "bucket_secret_key_file = \""+secret+"\"\n", "", 1), "no secret key"},
+		{"open-key", strings.Replace(good, key, filepath.Join(work, "open.key"), 1), "readable by group or others"},
+	} {
+		r := runArgs("serve", "--config", write(c.name+".toml", c.body, 0o644), "--check-config")
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%s: exit %d, stderr %q; want a failure naming %q", c.name, r.code, r.stderr, c.want)
+		}
+	}
+	if r := runArgs("--data", work, "repair", "--from-bucket"); r.code == 0 || !strings.Contains(r.stderr, "--from-bucket needs the bucket") {
+		t.Errorf("repair --from-bucket without a bucket: %+v", r)
+	}
+}

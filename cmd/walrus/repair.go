@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,10 +15,69 @@ import (
 type repairCmd struct {
 	Force bool `help:"Rebuild even if some files cannot be named (packs written before walrus recorded file names in packs, never checkpointed) or the pack journal has a hole: the index then lacks those files, and gc later deletes their blocks."`
 	JSON  bool `help:"Print the report as JSON."`
+
+	FromBucket  bool `name:"from-bucket" help:"Rebuild an empty data directory from the bucket (--bucket and its settings, as for serve): download every pack, then rebuild the index from them."`
+	bucketFlags `embed:""`
 }
 
 func (c *repairCmd) Run(ctx context.Context, g *globals) error {
-	return repair(ctx, repairOptions{data: g.Data, force: c.Force, json: c.JSON, stdout: g.stdout, stderr: g.stderr, log: g.log})
+	o := repairOptions{data: g.Data, force: c.Force, json: c.JSON, stdout: g.stdout, stderr: g.stderr, log: g.log}
+	if err := c.bucketFlags.check(); err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
+	if !c.FromBucket {
+		if c.enabled() {
+			return errors.New("repair: --bucket without --from-bucket: add --from-bucket to rebuild from the bucket, or drop --bucket")
+		}
+		return repair(ctx, o)
+	}
+	if !c.enabled() {
+		return errors.New("repair: --from-bucket needs the bucket: give --bucket and its settings (as for walrus serve)")
+	}
+	return repairFromBucket(ctx, o, &c.bucketFlags)
+}
+
+// repairFromBucket downloads every pack of the bucket into the empty data
+// directory (store.FetchPacks: temp file, fsync, checks, rename), rebuilds
+// the index from them (repair, store.Repair), and marks the packs that
+// came from the bucket as uploaded, so that serve does not send them back.
+func repairFromBucket(ctx context.Context, o repairOptions, bf *bucketFlags) error {
+	if _, err := control.Dial(o.data); err == nil {
+		return fmt.Errorf("repair: walrus serve is running on %s; stop it first", o.data)
+	}
+	be, err := bf.open(nil)
+	if err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
+	fetched, err := store.FetchPacks(ctx, be, o.data, nil)
+	if err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
+	if len(fetched.Sizes) == 0 {
+		return fmt.Errorf("repair: %s holds no packs (objects packs/NNNNNNNN.pack): check --bucket and --bucket-prefix", be.Location())
+	}
+	if !o.json {
+		fmt.Fprintf(o.stdout, "repair: fetched %d packs (%s) from %s in %.1f s (%d already here)\n",
+			fetched.Packs, humanBytes(fetched.Bytes), be.Location(), fetched.Seconds, fetched.Skipped)
+	}
+	if err := repair(ctx, o); err != nil {
+		return err
+	}
+	st, err := store.Open(store.Config{Dir: o.data, Logger: o.log, MustExist: true})
+	if err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
+	n, err := st.MarkUploaded(fetched.Sizes)
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("repair: marking the fetched packs uploaded: %w", err)
+	}
+	if !o.json {
+		fmt.Fprintf(o.stdout, "repair: %d of the %d packs are marked as in the bucket; serve uploads the rest\n", n, len(fetched.Sizes))
+	}
+	return nil
 }
 
 type repairOptions struct {

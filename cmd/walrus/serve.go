@@ -55,6 +55,8 @@ type serveCmd struct {
 
 	CheckConfig bool `help:"Check the configuration (flags, environment, --config file, rsyncd.conf, retention) and print the effective one, then exit: 0 if it would start."`
 
+	bucketFlags `embed:""`
+
 	MemoryLimit int64 `help:"Soft memory limit of the Go runtime in bytes (0: the bound computed from the cache size and cores, see README; negative: none; GOMEMLIMIT wins)."`
 }
 
@@ -76,8 +78,19 @@ func (c *serveCmd) Run(ctx context.Context, g *globals, kctx *kong.Context) erro
 	}
 	met := metrics.New(versionString())
 	maint.metrics = met
-	st, created, err := openOrCreate(store.Config{Dir: g.Data, Logger: log, CacheBytes: c.CacheSize, Level: c.Level, MinFree: c.MinFree, Observer: observers{met, transferLog{log}},
-		SettleLevel: c.SettleLevel, Settle: c.Settle, ColdTier: c.ColdTier})
+	cfg := store.Config{Dir: g.Data, Logger: log, CacheBytes: c.CacheSize, Level: c.Level, MinFree: c.MinFree, Observer: observers{met, transferLog{log}},
+		SettleLevel: c.SettleLevel, Settle: c.Settle, ColdTier: c.ColdTier}
+	if err := c.bucketFlags.check(); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if c.enabled() {
+		if cfg.Remote, err = c.bucketFlags.open(met); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		cfg.RollAge = c.BucketRollAge
+		log.Info("copying sealed packs to the bucket (local-ack: pushes do not wait for it)", "bucket", cfg.Remote.Location(), "roll_age", c.BucketRollAge)
+	}
+	st, created, err := openOrCreate(cfg)
 	if err != nil {
 		return err
 	}

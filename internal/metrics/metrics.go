@@ -80,6 +80,10 @@ func New(version string) *Metrics {
 }
 
 // Watch exports st's state (read at scrape time, at most every 10 s).
+// Registerer is the registry, for metrics defined elsewhere (the bucket
+// backend's request metrics, backend.NewMetrics).
+func (m *Metrics) Registerer() prometheus.Registerer { return m.reg }
+
 func (m *Metrics) Watch(st *store.Store) {
 	m.reg.MustRegister(&stateCollector{st: st, maxAge: 10 * time.Second})
 }
@@ -199,13 +203,21 @@ var (
 	dBackups       = prometheus.NewDesc("walrus_backups", "Base backups (.backup files) of a directory, by whether they are restorable.", []string{"dir", "restorable"}, nil)
 	dNewestBackup  = prometheus.NewDesc("walrus_newest_backup_restorable", "1 if the newest base backup (by stop time) is restorable, 0 if not; absent without backups.", []string{"dir"}, nil)
 	dNewestRestore = prometheus.NewDesc("walrus_newest_restorable_backup_timestamp_seconds", "Stop time of the newest restorable base backup, unix time.", []string{"dir"}, nil)
+	dBucketPacks   = prometheus.NewDesc("walrus_bucket_waiting_packs", "Sealed packs not yet uploaded to the bucket (absent without a bucket).", nil, nil)
+	dBucketBytes   = prometheus.NewDesc("walrus_bucket_waiting_bytes", "Bytes of the sealed packs not yet uploaded to the bucket.", nil, nil)
+	dBucketOldest  = prometheus.NewDesc("walrus_bucket_oldest_waiting_seconds", "Age of the oldest pack waiting for upload (0: none waits).", nil, nil)
+	dBucketActive  = prometheus.NewDesc("walrus_bucket_active_bytes", "Bytes of the active pack, not in the bucket until it is sealed (by size or by age).", nil, nil)
+	dBucketFails   = prometheus.NewDesc("walrus_bucket_upload_failures_total", "Pack uploads that failed (after the backend's retries) since start.", nil, nil)
+	dBucketUploads = prometheus.NewDesc("walrus_bucket_uploads_total", "Packs uploaded to the bucket since start.", nil, nil)
+	dBucketUpBytes = prometheus.NewDesc("walrus_bucket_uploaded_bytes_total", "Pack bytes uploaded to the bucket since start.", nil, nil)
 	dScrapeErr     = prometheus.NewDesc("walrus_state_scrape_error", "1 if reading the archive's state failed at the last scrape.", nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dStoreFiles, dLogical, dStored, dDisk, dPacks, dLandedFiles, dLandedBytes, dLandedFailing, dFree, dFloor, dCacheHits, dCacheMisses,
 		dDirLogical, dDirStored, dDirSegments, dLastArchived, dLastEndLSN, dTimelineSegs, dGaps, dProblems, dBackups,
-		dNewestBackup, dNewestRestore, dScrapeErr} {
+		dNewestBackup, dNewestRestore, dScrapeErr,
+		dBucketPacks, dBucketBytes, dBucketOldest, dBucketActive, dBucketFails, dBucketUploads, dBucketUpBytes} {
 		ch <- d
 	}
 }
@@ -248,6 +260,15 @@ func (c *stateCollector) read(ctx context.Context) []prometheus.Metric {
 	g(dLandedFiles, float64(rep.LandedFiles))
 	g(dLandedBytes, float64(rep.LandedBytes))
 	g(dLandedFailing, float64(rep.LandedFailing))
+	if b := rep.Bucket; b != nil {
+		g(dBucketPacks, float64(b.WaitingPacks))
+		g(dBucketBytes, float64(b.WaitingBytes))
+		g(dBucketOldest, b.OldestWaitingSeconds)
+		g(dBucketActive, float64(b.ActiveBytes))
+		for d, v := range map[*prometheus.Desc]float64{dBucketFails: float64(b.Failures), dBucketUploads: float64(b.Uploads), dBucketUpBytes: float64(b.UploadedBytes)} {
+			out = append(out, prometheus.MustNewConstMetric(d, prometheus.CounterValue, v))
+		}
+	}
 	for _, d := range rep.Dirs {
 		g(dDirLogical, float64(d.LogicalBytes), d.Name)
 		g(dDirStored, float64(d.StoredBytes), d.Name)

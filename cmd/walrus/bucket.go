@@ -1,0 +1,89 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/walrus-archive/walrus/internal/metrics"
+	"github.com/walrus-archive/walrus/store/backend"
+)
+
+// bucketFlags configure the S3-compatible bucket packs are copied to
+// (walrus serve) and rebuilt from (walrus repair --from-bucket). No
+// --bucket: no bucket, and nothing else here is used. The secret key is
+// never a flag (it would show in ps and in --check-config): it comes from
+// WALRUS_BUCKET_SECRET_KEY or from --bucket-secret-key-file.
+type bucketFlags struct {
+	Bucket          string        `name:"bucket" help:"Copy sealed packs to this S3 bucket (it must exist) in the background; empty: no bucket. Pushes are acknowledged locally as before (local-ack). See README \"Packs in a bucket\"." placeholder:"NAME"`
+	BucketEndpoint  string        `name:"bucket-endpoint" help:"host:port of the S3 API (no scheme; --bucket-tls says https)." placeholder:"HOST:PORT"`
+	BucketPrefix    string        `name:"bucket-prefix" help:"Key prefix of walrus's objects in the bucket, ending in / (e.g. walrus/)."`
+	BucketRegion    string        `name:"bucket-region" help:"Region of the bucket (default us-east-1)."`
+	BucketAccessKey string        `name:"bucket-access-key" help:"S3 access key id." env:"WALRUS_BUCKET_ACCESS_KEY"`
+	BucketSecretKey string        `name:"bucket-secret-key-file" help:"File holding the S3 secret key (one line). Or set WALRUS_BUCKET_SECRET_KEY; never given on the command line." type:"path"`
+	BucketTLS       bool          `name:"bucket-tls" help:"Speak https to the endpoint; --no-bucket-tls: http." default:"true" negatable:""`
+	BucketKeyFile   string        `name:"bucket-key-file" help:"Encrypt objects in the bucket (XChaCha20-Poly1305) with the 32-byte key in this file (walrus keeps it local; losing it loses the bucket's copy)." type:"path"`
+	BucketRollAge   time.Duration `name:"bucket-roll-age" help:"Seal the active pack once its first record is this old, so the bucket lags by about this much." default:"60s"`
+}
+
+// enabled reports whether a bucket is configured.
+func (b *bucketFlags) enabled() bool { return b.Bucket != "" }
+
+// check refuses bucket settings given without a bucket (they would be
+// ignored silently).
+func (b *bucketFlags) check() error {
+	if b.enabled() {
+		return nil
+	}
+	for name, v := range map[string]string{"bucket-endpoint": b.BucketEndpoint, "bucket-prefix": b.BucketPrefix,
+		"bucket-key-file": b.BucketKeyFile, "bucket-secret-key-file": b.BucketSecretKey} {
+		if v != "" {
+			return fmt.Errorf("bucket: --%s given without --bucket: add --bucket NAME, or drop it", name)
+		}
+	}
+	return nil
+}
+
+// open builds the backend: S3 under the Stack decorators (retries,
+// timeouts, a connection limit, metrics when met is set), encrypted over
+// the stack when a key file is given. It makes no request.
+func (b *bucketFlags) open(met *metrics.Metrics) (backend.Backend, error) {
+	secret := os.Getenv("WALRUS_BUCKET_SECRET_KEY")
+	if b.BucketSecretKey != "" {
+		raw, err := os.ReadFile(b.BucketSecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("bucket: secret key file: %w", err)
+		}
+		secret = strings.TrimSpace(string(raw))
+	}
+	if secret == "" && b.BucketAccessKey != "" {
+		return nil, errors.New("bucket: no secret key: set WALRUS_BUCKET_SECRET_KEY or give --bucket-secret-key-file")
+	}
+	if b.BucketRollAge <= 0 {
+		return nil, fmt.Errorf("bucket: roll age %s invalid: use a positive duration such as 60s", b.BucketRollAge)
+	}
+	s3, err := backend.NewS3(backend.S3Config{Endpoint: b.BucketEndpoint, Bucket: b.Bucket, Prefix: b.BucketPrefix,
+		Region: b.BucketRegion, AccessKey: b.BucketAccessKey, SecretKey: secret, TLS: b.BucketTLS})
+	if err != nil {
+		return nil, err
+	}
+	var opts backend.StackOptions
+	if met != nil {
+		bm, err := backend.NewMetrics(met.Registerer())
+		if err != nil {
+			return nil, err
+		}
+		opts.Observer = bm
+	}
+	var be backend.Backend = backend.Stack(s3, opts)
+	if b.BucketKeyFile != "" {
+		key, err := backend.LoadKeyFile(b.BucketKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		be = backend.NewEncrypted(be, key)
+	}
+	return be, nil
+}
