@@ -88,7 +88,9 @@ func (s *Store) commitBatch(batch []*commitReq) {
 	defer s.kickUpload() // a pack may be sealed, or its length final (remote.go)
 	dirty := s.pw.takeDirty()
 	mayRelease := frees(batch)
-	if err := s.spaceForBatch(mayRelease); err != nil {
+	// A batch with a removal or a GC move may take the reserve file; one
+	// of uploads and background work may not (ErrNoSpace; retried).
+	if err := s.space.check(0, mayRelease); err != nil {
 		s.pw.restoreDirty(dirty)
 		s.answer(batch, func(int) error { return err })
 		return
@@ -163,16 +165,6 @@ func frees(batch []*commitReq) bool {
 		}
 	}
 	return false
-}
-
-// spaceForBatch checks the room for a batch's index transaction: a batch
-// with a removal or a GC move may take the reserve file, one of uploads and
-// background work may not (they fail with ErrNoSpace and are retried).
-func (s *Store) spaceForBatch(mayRelease bool) error {
-	if mayRelease {
-		return s.space.forIndex(0)
-	}
-	return s.space.forData(0)
 }
 
 // syncPack fsyncs pack id.

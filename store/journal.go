@@ -382,10 +382,7 @@ func blocksFor(size int64, blockSize uint32) uint64 {
 // Journal records of a batch that frees space (freesSpace), and of
 // checkpoints, may take the reserve file: mayRelease.
 func (w *packWriter) appendJournal(payload []byte, mayRelease bool) (uint32, int64, error) {
-	room := w.space.forData
-	if mayRelease {
-		room = w.space.forIndex
-	}
+	room := func(n int64) error { return w.space.check(n, mayRelease) }
 	return w.appendChecked(sha256.Sum256(payload), len(payload), codecJournal, payload, room)
 }
 

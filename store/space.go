@@ -250,6 +250,7 @@ func (g *spaceGuard) forIndex(n int64) error { return g.check(n, true) }
 // fail on the full disk they are meant to clear.
 func (g *spaceGuard) forData(n int64) error { return g.check(n, false) }
 
+// check is forIndex (release) or forData (not).
 func (g *spaceGuard) check(n int64, release bool) error {
 	free, ok := g.free()
 	if !ok {
@@ -268,14 +269,12 @@ func (g *spaceGuard) check(n int64, release bool) error {
 	if n > 0 {
 		what = "writing " + inMiB(n)
 	}
+	todo := ", and its reserve file is used up: free space on this filesystem"
 	if !release {
-		return &noSpaceError{fmt.Sprintf("%v: %s has %s free; %s would leave less than the %s walrus's index needs "+
-			"to write safely (its reserve file is kept for rm, retain and gc): remove or retain files and run walrus gc, or add space",
-			ErrNoSpace, g.dir, inMiB(free), what, inMiB(need))}
+		todo = " (its reserve file is kept for rm, retain and gc): remove or retain files and run walrus gc, or add space"
 	}
-	return &noSpaceError{fmt.Sprintf("%v: %s has %s free; %s would leave less than the %s walrus's index needs "+
-		"to write safely, and its reserve file is used up: free space on this filesystem",
-		ErrNoSpace, g.dir, inMiB(free), what, inMiB(need))}
+	return &noSpaceError{fmt.Sprintf("%v: %s has %s free; %s would leave less than the %s walrus's index needs to write safely%s",
+		ErrNoSpace, g.dir, inMiB(free), what, inMiB(need), todo)}
 }
 
 // releaseReserve deletes the reserve file; it reports whether one was
