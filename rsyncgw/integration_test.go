@@ -66,14 +66,15 @@ func startServer(t testing.TB, conf string, mod ...func(*Options)) *testEnv {
 // startServerWith serves the store through wrap (fault injection).
 func startServerWith(t testing.TB, conf string, wrap func(*store.Store) Store, mod ...func(*Options)) *testEnv {
 	t.Helper()
-	return startServerAt(t, t.TempDir(), conf, wrap, mod...)
+	return startServerAt(t, store.Config{Dir: t.TempDir()}, conf, wrap, mod...)
 }
 
-// startServerAt serves a store in dir.
-func startServerAt(t testing.TB, dir, conf string, wrap func(*store.Store) Store, mod ...func(*Options)) *testEnv {
+// startServerAt serves a store opened with sc (its Logger is the test's).
+func startServerAt(t testing.TB, sc store.Config, conf string, wrap func(*store.Store) Store, mod ...func(*Options)) *testEnv {
 	t.Helper()
 	requireRsync(t)
-	st, err := store.Open(store.Config{Dir: dir, Logger: slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	sc.Logger = slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, err := store.Open(sc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +374,7 @@ func TestInvalidPushesRefused(t *testing.T) {
 // archiver retries the same segment; nothing to restart).
 func TestFullDiskPush(t *testing.T) {
 	root := testenv.SmallFS(t, 256<<20)
-	e := startServerAt(t, filepath.Join(root, "data"), baseConf, func(s *store.Store) Store { return s })
+	e := startServerAt(t, store.Config{Dir: filepath.Join(root, "data")}, baseConf, func(s *store.Store) Store { return s })
 	e.put(segment(1).Name(), segment(1).Bytes())
 	filler := filepath.Join(root, "filler")
 	testenv.Fill(t, filler, 0)

@@ -3,12 +3,8 @@
 package rsyncgw
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"net"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -58,30 +54,6 @@ func selfCPU() time.Duration {
 
 func startLevelServer(t *testing.T, level string) *testEnv {
 	t.Helper()
-	requireRsync(t)
-	st, err := store.Open(store.Config{Dir: t.TempDir(), Level: level, Logger: slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ReadConfig(strings.NewReader("[wal]\n\tpath = /db/pg_archived\n\tread only = false\n"), "test.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := NewServer(cfg, st, Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		st.Close()
-	})
-	return &testEnv{t: t, st: st, srv: srv, addr: ln.Addr().String(), tmp: t.TempDir()}
+	return startServerAt(t, store.Config{Dir: t.TempDir(), Level: level}, "[wal]\n\tpath = /db/pg_archived\n\tread only = false\n",
+		func(s *store.Store) Store { return s }, func(o *Options) { o.Logger = quiet })
 }
