@@ -328,12 +328,27 @@ func TestColdTierBehindNewestBackup(t *testing.T) {
 
 	// The pure-Go decoder reads what liblzma wrote.
 	n := 0
-	err = s.idx.View(func(x *index.Txn) error {
+	err = eachPayload(s, func(b *index.Block) bool { return b.Codec == index.CodecLZMA2 && n < 8 }, func(h index.Hash, b *index.Block, payload []byte) error {
+		n++
+		raw, err := decodeLZMA2Go(payload, b.RawLen)
+		if err != nil || sha256.Sum256(raw) != h {
+			return fmt.Errorf("pure-Go decode of block %s: %v", h, err)
+		}
+		return nil
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("pure-Go decoding: %v (%d blocks)", err, n)
+	}
+}
+
+// eachPayload calls fn with the stored payload of every block record that
+// want selects.
+func eachPayload(s *Store, want func(*index.Block) bool, fn func(h index.Hash, b *index.Block, payload []byte) error) error {
+	return s.idx.View(func(x *index.Txn) error {
 		return x.Blocks(func(h index.Hash, b *index.Block) error {
-			if b.Codec != index.CodecLZMA2 || n >= 8 {
+			if !want(b) {
 				return nil
 			}
-			n++
 			pf, err := s.packs.get(b.Pack)
 			if err != nil {
 				return err
@@ -343,16 +358,9 @@ func TestColdTierBehindNewestBackup(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			raw, err := decodeLZMA2Go(payload, b.RawLen)
-			if err != nil || sha256.Sum256(raw) != h {
-				return fmt.Errorf("pure-Go decode of block %s: %v", h, err)
-			}
-			return nil
+			return fn(h, b, payload)
 		})
 	})
-	if err != nil || n == 0 {
-		t.Fatalf("pure-Go decoding: %v (%d blocks)", err, n)
-	}
 }
 
 // checkColdSplit checks that no block of c1's segments at or above
@@ -659,25 +667,11 @@ func TestIngestFramesSkipEntropyOnlyWhenSettled(t *testing.T) {
 	for _, settle := range []string{"best", "off"} {
 		s := openTest(t, t.TempDir(), settleConfig, func(c *Config) { c.SettleLevel, c.ColdTier = settle, "off" })
 		want := putSettleSegs(t, s, 1, 6)
-		err := s.idx.View(func(x *index.Txn) error {
-			return x.Blocks(func(h index.Hash, b *index.Block) error {
-				if b.Codec == index.CodecRaw {
-					return nil
-				}
-				pf, err := s.packs.get(b.Pack)
-				if err != nil {
-					return err
-				}
-				defer s.packs.release(pf)
-				_, payload, err := readRecord(pf.f, b.Offset, b)
-				if err != nil {
-					return err
-				}
-				if !decodedChecked(b.Codec, payload) {
-					t.Errorf("settle %s: block %s (codec %d) written without the content checksum", settle, h, b.Codec)
-				}
-				return nil
-			})
+		err := eachPayload(s, func(b *index.Block) bool { return b.Codec != index.CodecRaw }, func(h index.Hash, b *index.Block, payload []byte) error {
+			if !decodedChecked(b.Codec, payload) {
+				t.Errorf("settle %s: block %s (codec %d) written without the content checksum", settle, h, b.Codec)
+			}
+			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
