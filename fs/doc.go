@@ -93,10 +93,11 @@
 // never changes. Names that do not exist are never cached, because files
 // also arrive by other paths (the rsync gateway). A file removed by other
 // means (retention) may stay listed in the kernel's cache until its entry
-// times out; opening it then fails with ENOENT. The first READ of a
-// segment's handle asks the store to prefetch the rest of it and the next
-// Options.Prefetch segments (store.Prefetch); a segment the kernel serves
-// from its page cache sends no READ and prefetches nothing. A restore's
+// times out; opening it then fails with ENOENT. Once a segment's handle
+// has been asked for 256 KiB (a restore streaming it, not the few pages
+// the kernel re-reads of a cached file), it asks the store to prefetch the
+// rest of it and the next Options.Prefetch segments (store.Prefetch); a
+// segment the kernel serves from its page cache prefetches nothing. A restore's
 // cp of a cached segment costs one round trip, OPEN (RELEASE is
 // asynchronous): read handles take FOPEN_NOFLUSH, and LSEEK answers ENOSYS
 // so the kernel answers SEEK_DATA/SEEK_HOLE itself.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -302,30 +303,31 @@ func (h *writeHandle) truncateAtOpen() bool {
 }
 
 // readHandle reads a committed file.
-// streamingRead is the smallest READ taken for a restore streaming a file
-// (the kernel's readahead sends 128 KiB and more; a page it dropped, 4–8
-// KiB).
-const streamingRead = 64 << 10
-
 type readHandle struct {
 	fsys     *fileSystem
 	r        *store.Reader
+	read     atomic.Int64 // bytes the kernel asked this handle for
 	prefetch sync.Once
 }
 
+// streamingRead is how many bytes a handle's READs must have asked for
+// before they count as a restore streaming the file (which prefetches). A
+// streaming cp sends 128 KiB READs and more from offset 0 on; the kernel
+// also re-reads the odd range it dropped from a cached file (make
+// compare's warm pass, 98 segments: 16 files got READs of 8–128 KiB, at
+// any offset, and each prefetched the next 8 segments, 563 blocks
+// decoded for nothing, 6–13 ms of server CPU per segment restored).
+const streamingRead = 256 << 10
+
 // Read serves the kernel's READs. Prefetch of the segments after this one
-// starts at the handle's first READ, not at open: a file the kernel still
-// has in its page cache (FOPEN_KEEP_CACHE) is opened and read without any
-// READ reaching walrus, and loading its successors then would cost CPU
-// (~20 ms a segment, measured) for blocks that are likely cached too.
-// Nor does a READ that is not a restore streaming the file: the kernel
-// sends a few single-page READs for pages it dropped from a cached file
-// (make compare's warm pass: 18 READs of 8 KiB over 30 segments, each
-// prefetching 8 segments, 16 ms of server CPU per segment restored). A
-// restore streams from offset 0, or at readahead size where the kernel
-// lost a larger part of the file.
+// starts once the handle's READs look like a restore streaming the file
+// (streamingRead), not at open: a file the kernel still has in its page
+// cache (FOPEN_KEEP_CACHE) is opened and read without any READ reaching
+// walrus, or with a few for pages it dropped, and loading its successors
+// then would cost CPU (~20 ms a segment, measured) for blocks that are
+// likely cached too.
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if k := h.fsys.opts.Prefetch; k > 0 && (off == 0 || len(dest) >= streamingRead) {
+	if k := h.fsys.opts.Prefetch; k > 0 && h.read.Add(int64(len(dest))) >= streamingRead {
 		h.prefetch.Do(func() { h.fsys.st.Prefetch(h.r.Info().Path, k) })
 	}
 	bufs, release, ok, err := h.r.Slices(off, len(dest))

@@ -149,11 +149,14 @@ func TestPrefetchStartsAtFirstRead(t *testing.T) {
 	if n := e.st.PrefetchRequests(); n != 1 {
 		t.Errorf("a read from the kernel's page cache asked for %d prefetches in all, want 1", n)
 	}
-	// A single page in the middle (what the kernel reads for a page it
-	// dropped from a cached file) is no restore streaming the file.
-	e.mustRun("dd", "if="+e.m("db", b.Name()), "of=/dev/null", "bs=8k", "skip=40", "count=1", "iflag=direct", "status=none")
-	if n := e.st.PrefetchRequests(); n != 1 {
-		t.Errorf("one 8 KiB READ in the middle of a segment asked for %d prefetches in all, want 1", n)
+	// A page at the start, a page and a readahead window in the middle
+	// (what the kernel re-reads of a cached file whose pages it dropped)
+	// are no restore streaming the file.
+	for _, r := range []struct{ bs, skip string }{{"8k", "0"}, {"8k", "40"}, {"128k", "20"}} {
+		e.mustRun("dd", "if="+e.m("db", b.Name()), "of=/dev/null", "bs="+r.bs, "skip="+r.skip, "count=1", "iflag=direct", "status=none")
+		if n := e.st.PrefetchRequests(); n != 1 {
+			t.Errorf("one %s READ at block %s of a segment asked for %d prefetches in all, want 1", r.bs, r.skip, n)
+		}
 	}
 	checkBytes(t, "cat of the next segment", []byte(e.mustRun("cat", e.m("db", b.Name()))), b.Bytes())
 	if n := e.st.PrefetchRequests(); n != 2 {

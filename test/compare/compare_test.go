@@ -64,6 +64,11 @@ func TestCompare(t *testing.T) {
 	rep.phase("push and restore")
 	res := measure(t, c, peers)
 	rep.archivers(c, peers, res)
+	if os.Getenv("WALRUS_COMPARE_STOP_AFTER") == "restore" {
+		rep.phase("end")
+		writeReport(t, &rep)
+		return
+	}
 
 	rep.phase("PITR")
 	rep.pitr(c, measurePITR(t, c, peers, envInt("WALRUS_COMPARE_PITR_ROUNDS", 2)))
@@ -80,7 +85,12 @@ func TestCompare(t *testing.T) {
 	rep.phase("status scale")
 	rep.status(statusScale(t, envInt("WALRUS_COMPARE_STATUS_SEGMENTS", 1_000_000)))
 	rep.phase("end")
+	writeReport(t, &rep)
+}
 
+// writeReport writes the report to $WALRUS_COMPARE_OUT (default
+// bench-results/compare.md) and prints it.
+func writeReport(t *testing.T, rep *report) {
 	out := os.Getenv("WALRUS_COMPARE_OUT")
 	if out == "" {
 		root := must(exec.Command("go", "env", "GOMOD").Output())

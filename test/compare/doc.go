@@ -16,5 +16,7 @@
 // Environment: WALRUS_COMPARE_SEGMENTS (corpus size, default 60),
 // WALRUS_COMPARE_SECONDS (sustained run, default 60), WALRUS_COMPARE_OUT
 // (the Markdown report, default bench-results/compare.md at the repository
-// root), WALRUS_BIN (walrus binary; built from the repository otherwise).
+// root), WALRUS_BIN (walrus binary; built from the repository otherwise),
+// WALRUS_COMPARE_STOP_AFTER=restore (only the push and restore table: a
+// quicker run while working on those paths).
 package compare
