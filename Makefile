@@ -55,13 +55,17 @@ clean:
 #               with ratios, targets and CPU per segment; writes $(BENCHOUT)/compare.md.
 #               About 15-20 minutes on 2 cores. Knobs: WALRUS_COMPARE_SEGMENTS (60),
 #               WALRUS_COMPARE_SECONDS (sustained run, 60), WALRUS_COMPARE_PITR_ROUNDS (2),
-#               WALRUS_COMPARE_STATUS_SEGMENTS (1000000)
+#               WALRUS_COMPARE_STATUS_SEGMENTS (1000000), WALRUS_COMPARE_STOP_AFTER=restore
+# make compare-bucket  walrus with its packs in a bucket vs pgBackRest with an S3 repository,
+#               both on versitygw: push (local ack, and --ack remote where built), cold/warm
+#               restore, S3 requests and bucket bytes per segment; writes
+#               $(BENCHOUT)/compare-bucket.md (WALRUS_COMPARE_BUCKET_SEGMENTS, 40)
 # make soak     fault injection at length: SIGKILL cycles under mixed load
 #               (WALRUS_SOAK_CYCLES, default 50), damage to the data directory,
 #               64 concurrent rsync clients (latency and peak RSS), full-disk
 #               cycles (store: 50; PostgreSQL through the mount: 10;
 #               WALRUS_SOAK_FULLDISK_CYCLES), 1000 calls of walrus put
-.PHONY: demo compare soak
+.PHONY: demo compare compare-bucket soak
 
 soak: build
 	mkdir -p $(BENCHOUT)
@@ -78,3 +82,9 @@ compare: build
 	mkdir -p $(BENCHOUT)
 	WALRUS_BENCH=1 WALRUS_BIN=$(CURDIR)/bin/walrus WALRUS_COMPARE_OUT=$(BENCHOUT)/compare.md \
 		$(GO) test -tags bench -count=1 -timeout 45m -v -run '^TestCompare$$' ./test/compare/
+
+compare-bucket: build
+	@command -v pgbackrest >/dev/null || apt-get install -y -qq pgbackrest >/dev/null
+	mkdir -p $(BENCHOUT)
+	WALRUS_BENCH=1 WALRUS_BIN=$(CURDIR)/bin/walrus WALRUS_COMPARE_BUCKET_OUT=$(BENCHOUT)/compare-bucket.md \
+		$(GO) test -tags bench -count=1 -timeout 30m -v -run '^TestCompareBucket$$' ./test/compare/

@@ -3,8 +3,17 @@ package backendtest
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +36,8 @@ type VersityGW struct {
 
 	bin       string
 	posixArgs []string
+	global    []string // options before the backend name (TLS, access log)
+	tls       bool
 	cmd       *exec.Cmd  // nil while stopped
 	exited    chan error // cmd.Wait's result
 }
@@ -87,10 +98,82 @@ func StartVersityGWOn(t testing.TB, root string, posixArgs ...string) *VersityGW
 	}
 }
 
+// GatewayOptions are the settings StartVersityGWWith varies.
+type GatewayOptions struct {
+	// TLS serves HTTPS with a self-signed certificate for 127.0.0.1
+	// (clients that verify certificates must be told not to): pgBackRest
+	// speaks S3 only over TLS.
+	TLS bool
+	// AccessLog is a file the gateway writes one line per request to
+	// (the S3 action as s3_PutObject, s3_GetObject, ...): requests can
+	// be counted.
+	AccessLog string
+}
+
+// StartVersityGWWith is StartVersityGW with options.
+func StartVersityGWWith(t testing.TB, o GatewayOptions) *VersityGW {
+	t.Helper()
+	bin := FindVersityGW()
+	if bin == "" {
+		testenv.Require(t, "versitygw (GOBIN=/usr/local/bin go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)")
+	}
+	g := &VersityGW{AccessKey: "walrustest", Secret: "walrustestsecret", Root: t.TempDir(), bin: bin, tls: o.TLS}
+	if o.TLS {
+		cert, key := selfSigned(t, t.TempDir())
+		g.global = append(g.global, "--cert", cert, "--key", key)
+	}
+	if o.AccessLog != "" {
+		g.global = append(g.global, "--access-log", o.AccessLog)
+	}
+	t.Cleanup(g.Stop)
+	for attempt := 0; ; attempt++ {
+		g.Endpoint = freePort(t)
+		err := g.start()
+		if err == nil {
+			return g
+		}
+		if attempt == 3 {
+			t.Fatal(err)
+		}
+	}
+}
+
+// selfSigned writes a certificate and key for 127.0.0.1 into dir.
+func selfSigned(t testing.TB, dir string) (cert, key string) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
 // start runs the gateway on g.Endpoint and waits until it answers.
 func (g *VersityGW) start() error {
-	args := []string{"--access", g.AccessKey, "--secret", g.Secret, "--port", g.Endpoint, "--quiet", "posix"}
-	cmd := exec.Command(g.bin, append(append(args, g.posixArgs...), g.Root)...)
+	args := append([]string{"--access", g.AccessKey, "--secret", g.Secret, "--port", g.Endpoint, "--quiet"}, g.global...)
+	args = append(append(append(args, "posix"), g.posixArgs...), g.Root)
+	cmd := exec.Command(g.bin, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -154,7 +237,12 @@ func (g *VersityGW) waitReady(exited <-chan error) error {
 }
 
 func (g *VersityGW) client() (*minio.Client, error) {
-	return minio.New(g.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(g.AccessKey, g.Secret, ""), MaxRetries: 1})
+	o := &minio.Options{Creds: credentials.NewStaticV4(g.AccessKey, g.Secret, ""), MaxRetries: 1}
+	if g.tls {
+		o.Secure = true
+		o.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // its own self-signed certificate
+	}
+	return minio.New(g.Endpoint, o)
 }
 
 // NewBucket creates a bucket of a new name and returns the name.
