@@ -162,6 +162,11 @@ type Pack struct {
 	// read as false ("not uploaded"). It is a flag bit, so older walrus
 	// versions read such records and simply ignore it.
 	Uploaded bool
+	// Evicted is set (only on an Uploaded pack) when its local file was
+	// deleted to bound the local pack cache (store/packcache.go): the
+	// pack lives in the bucket only, and reads fetch its records by range.
+	// A flag bit like Uploaded: older versions ignore it.
+	Evicted bool
 }
 
 // AddLive adds (sign 1) or removes (sign -1) block b's record from the
@@ -425,6 +430,9 @@ func encodePack(p *Pack) []byte {
 	if p.Uploaded {
 		flags |= packUploaded
 	}
+	if p.Evicted {
+		flags |= packEvicted
+	}
 	e.u8(flags)
 	e.uvar(p.MaxSeq)
 	if p.Unsettled != 0 || p.Cold != 0 {
@@ -439,6 +447,7 @@ func encodePack(p *Pack) []byte {
 const (
 	packRetired  = 1 << 0
 	packUploaded = 1 << 1 // Pack.Uploaded; older versions ignore the bit
+	packEvicted  = 1 << 2 // Pack.Evicted; older versions ignore the bit
 )
 
 func decodePack(id uint32, b []byte) (*Pack, error) {
@@ -448,6 +457,7 @@ func decodePack(id uint32, b []byte) (*Pack, error) {
 	if d.err == nil && len(d.b) > 0 {
 		flags := d.u8()
 		p.Retired, p.Uploaded = flags&packRetired != 0, flags&packUploaded != 0
+		p.Evicted = flags&packEvicted != 0
 	}
 	if d.err == nil && len(d.b) > 0 {
 		p.MaxSeq = d.uvar()

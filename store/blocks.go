@@ -2,9 +2,9 @@ package store
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/walrus-archive/walrus/index"
 )
@@ -173,26 +173,20 @@ func (s *Store) locate(h index.Hash) (*index.Block, error) {
 func (s *Store) readBlock(h index.Hash, loc *index.Block) ([]byte, error) {
 	pf, err := s.packs.get(loc.Pack)
 	if err != nil {
+		if s.rc != nil && errors.Is(err, os.ErrNotExist) {
+			return s.rc.readBlock(h, loc, err) // evicted: from the bucket (packcache.go)
+		}
 		return nil, fmt.Errorf("%w: block %s: %w", ErrCorrupt, h, err)
 	}
 	defer s.packs.release(pf)
+	s.rc.touch(loc.Pack)
 	s.sem <- struct{}{}
 	defer func() { <-s.sem }()
 	rec, payload, err := readRecord(pf.f, loc.Offset, loc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: block %s in pack %d: %w", ErrCorrupt, h, loc.Pack, err)
 	}
-	raw := payload
-	if rec.Codec != index.CodecRaw {
-		raw, err = s.decodePayload(rec.Codec, payload, rec.RawLen)
-		if err != nil {
-			return nil, fmt.Errorf("%w: block %s in pack %d: decompress: %w", ErrCorrupt, h, loc.Pack, err)
-		}
-	}
-	if uint32(len(raw)) != rec.RawLen || rec.Hash != h || !decodedChecked(rec.Codec, payload) && sha256.Sum256(raw) != h {
-		return nil, fmt.Errorf("%w: block %s in pack %d at offset %d: content does not match its hash", ErrCorrupt, h, loc.Pack, loc.Offset)
-	}
-	return raw, nil
+	return s.decodeRecord(h, loc, rec, payload, false)
 }
 
 // decodedChecked reports whether a record's decoded bytes are already

@@ -159,6 +159,15 @@ func (u *uploader) claimBucket(ctx context.Context) error {
 type forgetUploadsOp struct{}
 
 func (forgetUploadsOp) apply(x *index.Txn, _ time.Time) error {
+	// Packs that live in the bucket only (packcache.go) cannot be sent
+	// again: say so and change nothing.
+	if lost, err := evictedPacks(x); err != nil || len(lost) > 0 {
+		if err != nil {
+			return err
+		}
+		return refuse(fmt.Errorf("%w: %d packs of this store lived only in it (evicted from the local pack cache, first %08d.pack): "+
+			"restore the bucket's objects, or point --bucket at the bucket that holds them", errBucketLost, len(lost), lost[0]))
+	}
 	var marked []*index.Pack
 	if err := x.Packs(func(p *index.Pack) error {
 		if p.Uploaded {

@@ -74,6 +74,13 @@ type Config struct {
 	RollAge      time.Duration
 	ingestPaused bool // tests: Open starts with the ingester paused (landing.paused = 1)
 	Logger       *slog.Logger
+
+	// PackCacheBytes, with Remote, bounds the committed bytes of the
+	// packs kept in Dir/packs: packs in the bucket beyond it lose their
+	// local file, least recently read first, and are read from the bucket
+	// by range (packcache.go). 0: unbounded. Ignored without Remote.
+	PackCacheBytes int64
+
 	// Observer receives an event for every commit and every read (metrics);
 	// nil: none. Its methods are called on the committing or reading
 	// goroutine and must not block.

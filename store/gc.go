@@ -299,12 +299,12 @@ func (s *Store) collectPack(ctx context.Context, p *index.Pack, rep *GCReport) (
 // batch is a consistent state on its own); the last batch is returned for
 // the retiring commit.
 func (s *Store) copyLive(ctx context.Context, p *index.Pack, rep *GCReport) ([]gcMove, error) {
-	pf, err := s.packs.get(p.ID)
+	src, done, err := s.packSource(p) // an evicted pack: from the bucket
 	if err != nil {
 		return nil, err
 	}
-	defer s.packs.release(pf)
-	r := bufio.NewReaderSize(io.NewSectionReader(pf.f, packHeaderLen, p.Committed-packHeaderLen), 1<<20)
+	defer done()
+	r := bufio.NewReaderSize(io.NewSectionReader(src, packHeaderLen, p.Committed-packHeaderLen), 1<<20)
 	hdr := make([]byte, recordHeaderLen)
 	payload := make([]byte, 0, s.cfg.BlockSize)
 	var moves []gcMove

@@ -94,6 +94,8 @@ type BucketStatus struct {
 	// (bucketid.go); nothing is uploaded before.
 	Verified  bool   `json:"verified"`
 	LastError string `json:"last_error,omitempty"`
+	// Cache: the local pack cache and range reads (packcache.go).
+	Cache *PackCacheStatus `json:"cache,omitempty"`
 }
 
 // Lagging reports whether anything committed may not be in the bucket
@@ -164,6 +166,11 @@ func (u *uploader) run() {
 	backoff := time.Duration(0)
 	for {
 		again, err := u.pass()
+		if err == nil && !again {
+			if eerr := u.s.rc.evict(); eerr != nil && u.ctx.Err() == nil {
+				u.s.log.Warn("pack cache: eviction failed; retried after the next upload pass", "err", eerr)
+			}
+		}
 		u.notify()
 		if u.ctx.Err() != nil {
 			return
@@ -424,6 +431,9 @@ func (s *Store) bucketStatus() (*BucketStatus, error) {
 	bs.Uploads, bs.UploadedBytes, bs.Failures, bs.Failing, bs.LastError = u.uploads, u.uploadedBytes, u.failures, u.failing, u.lastErr
 	bs.UploadSeconds, bs.Verified = u.uploadTime.Seconds(), u.claimed
 	u.mu.Unlock()
+	if bs.Cache, err = s.rc.status(); err != nil {
+		return nil, err
+	}
 	return bs, nil
 }
 

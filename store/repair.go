@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/user"
@@ -239,6 +240,9 @@ type storeScan struct {
 	ckpts    map[uint64]*ckptMeta  // by checkpoint id
 	problems []Problem
 	journal  int
+	// remote, if set, reads a pack that has no local file (evicted: it
+	// lives in the bucket; Store.scanSource).
+	remote func(id uint32) (io.ReaderAt, int64, bool)
 }
 
 func scanStore(ctx context.Context, packDir string, progress func(RepairProgress)) (*storeScan, error) {
@@ -289,16 +293,11 @@ func listPacks(packDir string) ([]uint32, int64, error) {
 // block records.
 func (sc *storeScan) scanOne(id uint32, limit int64, allPayloads bool) (packScan, error) {
 	name := packFileName(sc.dir, id)
-	f, err := os.Open(name)
+	f, size, done, err := sc.open(id)
 	if err != nil {
-		return packScan{}, fmt.Errorf("store: %w", err)
+		return packScan{}, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return packScan{}, fmt.Errorf("store: %w", err)
-	}
-	size := st.Size()
+	defer done()
 	if limit >= 0 {
 		size = min(size, limit)
 	}
@@ -320,6 +319,25 @@ func (sc *storeScan) scanOne(id uint32, limit int64, allPayloads bool) (packScan
 	}
 	sc.packProblems(name, ps)
 	return ps, nil
+}
+
+// open opens pack id for a scan: its file, or through sc.remote.
+func (sc *storeScan) open(id uint32) (io.ReaderAt, int64, func(), error) {
+	f, err := os.Open(packFileName(sc.dir, id))
+	if err != nil {
+		if sc.remote != nil && errors.Is(err, fs.ErrNotExist) {
+			if r, size, ok := sc.remote(id); ok {
+				return r, size, func() {}, nil
+			}
+		}
+		return nil, 0, nil, fmt.Errorf("store: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("store: %w", err)
+	}
+	return f, st.Size(), func() { f.Close() }, nil
 }
 
 func (sc *storeScan) addJournal(name string, id uint32, off int64, payload []byte) {
@@ -441,6 +459,7 @@ func (sc *storeScan) rebuild(ctx context.Context, blockSize int, force bool, rep
 // order, to r.
 func (sc *storeScan) replay(ctx context.Context, r *rebuilt, ckpt *ckptMeta, chain []uint64) error {
 	rd := newRecordReader(sc.dir)
+	rd.remote = sc.remote
 	defer rd.close()
 	if ckpt != nil {
 		for i := uint32(0); i < ckpt.end.parts; i++ {
@@ -567,6 +586,9 @@ type recordReader struct {
 	dir   string
 	files map[uint32]*os.File
 	hdr   []byte
+	// remote and far: packs without a local file (storeScan.remote).
+	remote func(id uint32) (io.ReaderAt, int64, bool)
+	far    map[uint32]*windowReader
 }
 
 func newRecordReader(dir string) *recordReader {
@@ -580,6 +602,22 @@ func (rd *recordReader) close() {
 }
 
 func (rd *recordReader) read(m jrecMeta) (*jrecord, error) {
+	if w := rd.far[m.pack]; w != nil {
+		return rd.decode(w, w.size, m)
+	}
+	if _, err := os.Stat(packFileName(rd.dir, m.pack)); rd.remote != nil && errors.Is(err, fs.ErrNotExist) {
+		if r, size, ok := rd.remote(m.pack); ok {
+			if rd.far == nil {
+				rd.far = map[uint32]*windowReader{}
+			}
+			w, _ := r.(*windowReader)
+			if w == nil {
+				w = &windowReader{r: r, size: size}
+			}
+			rd.far[m.pack] = w
+			return rd.decode(w, size, m)
+		}
+	}
 	f := rd.files[m.pack]
 	if f == nil {
 		if len(rd.files) >= 64 {
@@ -592,12 +630,16 @@ func (rd *recordReader) read(m jrecMeta) (*jrecord, error) {
 		}
 		rd.files[m.pack] = f
 	}
-	var buf []byte
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	_, payload, err := readScanRecord(f, m.off, st.Size(), rd.hdr, &buf, true)
+	return rd.decode(f, st.Size(), m)
+}
+
+func (rd *recordReader) decode(f io.ReaderAt, size int64, m jrecMeta) (*jrecord, error) {
+	var buf []byte
+	_, payload, err := readScanRecord(f, m.off, size, rd.hdr, &buf, true)
 	if err != nil {
 		return nil, fmt.Errorf("store: pack %d changed during repair: %w", m.pack, err)
 	}

@@ -84,6 +84,8 @@ type Store struct {
 
 	land *landing  // landed files (landing.go)
 	up   *uploader // copies sealed packs to Config.Remote (remote.go); nil without one
+
+	rc *packCache // reads evicted packs from Config.Remote, bounds DATA/packs (packcache.go); nil without one
 }
 
 // Open opens the store in cfg.Dir and repairs torn pack tails left by a
@@ -148,6 +150,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if cfg.Remote != nil {
 		s.up = newUploader(s) // before the committer, which kicks it
+		s.rc = newPackCache(s)
 	}
 	s.committer.Add(1)
 	go s.runCommitter()
@@ -311,6 +314,14 @@ func (s *Store) repairPacks() (uint32, error) {
 		switch {
 		case rec != nil && rec.Retired:
 			s.log.Info("deleting pack retired by gc", "pack", e.Name())
+			if err := os.Remove(filepath.Join(s.packs.dir, e.Name())); err != nil {
+				return 0, fmt.Errorf("store: delete pack: %w", err)
+			}
+			removed = true
+		case rec != nil && rec.Evicted:
+			// The index committed the eviction; the unlink did not
+			// happen or was not durable (packcache.go).
+			s.log.Info("deleting evicted pack (it lives in the bucket)", "pack", e.Name())
 			if err := os.Remove(filepath.Join(s.packs.dir, e.Name())); err != nil {
 				return 0, fmt.Errorf("store: delete pack: %w", err)
 			}

@@ -146,9 +146,14 @@ func (s *Store) verifyFile(f *index.File) error {
 
 func (s *Store) verifyPacks() []Problem {
 	var out []Problem
+	var evicted []*index.Pack
 	err := s.idx.View(func(x *index.Txn) error {
 		return x.Packs(func(p *index.Pack) error {
 			if p.Retired {
+				return nil
+			}
+			if p.Evicted {
+				evicted = append(evicted, p) // in the bucket only (packcache.go)
 				return nil
 			}
 			name := packFileName(s.packs.dir, p.ID)
@@ -165,5 +170,5 @@ func (s *Store) verifyPacks() []Problem {
 	if err != nil {
 		out = append(out, Problem{Kind: ProblemPack, Path: "index", Err: err.Error()})
 	}
-	return out
+	return append(out, s.verifyEvicted(evicted)...)
 }

@@ -89,6 +89,14 @@ func (v *journalCheck) scanPacks() {
 		v.add("", err.Error())
 		return
 	}
+	// Evicted packs are scanned in the bucket (packcache.go).
+	v.sc.remote = v.s.scanSource
+	for id, p := range v.packs {
+		if p.Evicted && !p.Retired && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
 	for _, id := range ids {
 		name := packFileName(v.s.packs.dir, id)
 		p := v.packs[id]

@@ -26,6 +26,8 @@ type bucketFlags struct {
 	BucketTLS       bool          `name:"bucket-tls" help:"Speak https to the endpoint; --no-bucket-tls: http." default:"true" negatable:""`
 	BucketKeyFile   string        `name:"bucket-key-file" help:"Encrypt objects in the bucket (XChaCha20-Poly1305) with the 32-byte key in this file (walrus keeps it local; losing it loses the bucket's copy)." type:"path"`
 	BucketRollAge   time.Duration `name:"bucket-roll-age" help:"Seal the active pack once its first record is this old, so the bucket lags by about this much." default:"60s"`
+	// BucketCacheSize bounds DATA/packs (store.Config.PackCacheBytes).
+	BucketCacheSize int64 `name:"bucket-cache-size" help:"Keep at most this many bytes of packs in DATA/packs: packs already in the bucket beyond it lose their local copy (least recently read first) and are read from the bucket by range; packs not yet uploaded are always kept. 0: keep every pack." default:"0" placeholder:"BYTES"`
 }
 
 // enabled reports whether a bucket is configured.
@@ -36,6 +38,9 @@ func (b *bucketFlags) enabled() bool { return b.Bucket != "" }
 func (b *bucketFlags) check() error {
 	if b.enabled() {
 		return nil
+	}
+	if b.BucketCacheSize != 0 {
+		return errors.New("bucket: --bucket-cache-size given without --bucket: add --bucket NAME, or drop it")
 	}
 	for name, v := range map[string]string{"bucket-endpoint": b.BucketEndpoint, "bucket-prefix": b.BucketPrefix,
 		"bucket-key-file": b.BucketKeyFile, "bucket-secret-key-file": b.BucketSecretKey} {
@@ -60,6 +65,9 @@ func (b *bucketFlags) open(met *metrics.Metrics) (backend.Backend, error) {
 	}
 	if secret == "" && b.BucketAccessKey != "" {
 		return nil, errors.New("bucket: no secret key: set WALRUS_BUCKET_SECRET_KEY or give --bucket-secret-key-file")
+	}
+	if b.BucketCacheSize < 0 {
+		return nil, fmt.Errorf("bucket: cache size %d invalid: use 0 (keep every pack) or a byte count", b.BucketCacheSize)
 	}
 	if b.BucketRollAge <= 0 {
 		return nil, fmt.Errorf("bucket: roll age %s invalid: use a positive duration such as 60s", b.BucketRollAge)

@@ -88,6 +88,7 @@ func (c *serveCmd) Run(ctx context.Context, g *globals, kctx *kong.Context) erro
 			return fmt.Errorf("serve: %w", err)
 		}
 		cfg.RollAge = c.BucketRollAge
+		cfg.PackCacheBytes = c.BucketCacheSize
 		log.Info("copying sealed packs to the bucket (local-ack: pushes do not wait for it)", "bucket", cfg.Remote.Location(), "roll_age", c.BucketRollAge)
 	}
 	st, created, err := openOrCreate(cfg)

@@ -213,7 +213,18 @@ var (
 	dScrapeErr     = prometheus.NewDesc("walrus_state_scrape_error", "1 if reading the archive's state failed at the last scrape.", nil, nil)
 )
 
+// The local pack cache with a bucket (store/packcache.go).
+var (
+	dCacheLocal   = prometheus.NewDesc("walrus_bucket_local_pack_bytes", "Committed bytes of the packs that have a local file (bounded by --bucket-cache-size).", nil, nil)
+	dCacheEvicted = prometheus.NewDesc("walrus_bucket_evicted_packs", "Packs whose local file was evicted: they are read from the bucket.", nil, nil)
+	dCacheGets    = prometheus.NewDesc("walrus_bucket_range_gets_total", "Range reads of pack objects (blocks of evicted packs) since start.", nil, nil)
+	dCacheGetB    = prometheus.NewDesc("walrus_bucket_range_bytes_total", "Bytes fetched by range reads of pack objects since start.", nil, nil)
+)
+
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{dCacheLocal, dCacheEvicted, dCacheGets, dCacheGetB} {
+		ch <- d
+	}
 	for _, d := range []*prometheus.Desc{dStoreFiles, dLogical, dStored, dDisk, dPacks, dLandedFiles, dLandedBytes, dLandedFailing, dFree, dFloor, dCacheHits, dCacheMisses,
 		dDirLogical, dDirStored, dDirSegments, dLastArchived, dLastEndLSN, dTimelineSegs, dGaps, dProblems, dBackups,
 		dNewestBackup, dNewestRestore, dScrapeErr,
@@ -268,6 +279,12 @@ func (c *stateCollector) read(ctx context.Context) []prometheus.Metric {
 		for d, v := range map[*prometheus.Desc]float64{dBucketFails: float64(b.Failures), dBucketUploads: float64(b.Uploads), dBucketUpBytes: float64(b.UploadedBytes)} {
 			out = append(out, prometheus.MustNewConstMetric(d, prometheus.CounterValue, v))
 		}
+	}
+	if b := rep.Bucket; b != nil && b.Cache != nil {
+		g(dCacheLocal, float64(b.Cache.LocalBytes))
+		g(dCacheEvicted, float64(b.Cache.EvictedPacks))
+		out = append(out, prometheus.MustNewConstMetric(dCacheGets, prometheus.CounterValue, float64(b.Cache.RangeGets)),
+			prometheus.MustNewConstMetric(dCacheGetB, prometheus.CounterValue, float64(b.Cache.RangeBytes)))
 	}
 	for _, d := range rep.Dirs {
 		g(dDirLogical, float64(d.LogicalBytes), d.Name)

@@ -1,0 +1,454 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/walrus-archive/walrus/index"
+	"github.com/walrus-archive/walrus/store/backend"
+)
+
+// The local pack cache (issue 14, read path).
+//
+// With a bucket (Config.Remote) DATA/packs is a cache of the bucket for
+// every pack that is in it: Config.PackCacheBytes bounds the committed
+// bytes of the packs that have a local file. A pack may lose its local
+// file (be evicted) only when it is sealed, not the active pack, not
+// retired and marked Uploaded (its Committed bytes are the object
+// packs/NNNNNNNN.pack, size confirmed: remote.go). A pack that is not in
+// the bucket is never evicted, so the bound is soft: an upload backlog
+// may hold the local bytes above it (Status.Bucket shows both).
+//
+// Eviction, least recently read first (reads since Open; packs not read
+// since, oldest id first), runs in the uploader goroutine after each
+// pass, holding gcMu (no GC, no verify meanwhile; it skips its turn when
+// either runs):
+//
+//  1. evictOp marks the pack Evicted in the index, in a committer
+//     transaction that refuses unless the pack is still uploaded, not
+//     retired and of the size that was uploaded;
+//  2. only then the file is unlinked (a reader holding it open reads on:
+//     packFiles.remove), and the directory fsynced after the round.
+//
+// A crash after 1 leaves the file of an evicted pack: Open deletes it
+// (repairPacks), as it deletes a retired pack's. So a pack file is never
+// missing while the index says it is local, and a missing file of a pack
+// not marked evicted is still damage (verify reports it).
+//
+// Reads. A block whose pack has no local file is fetched by one range GET
+// of its record (header and payload, [Offset, Offset+RecordLen)) from the
+// pack's object and checked exactly as a local record: magic, lengths
+// against the index, CRC-32C, decode, hash (readRecord, decodeRecord). A
+// tampered object fails with ErrCorrupt (an Encrypted bucket fails
+// earlier, ErrTampered, wrapped likewise); no byte of it is served. Those
+// reads go through the block cache like local ones. The prefetcher fetches
+// adjacent records of an evicted pack in one GET (prefetchRun). GC reads
+// an evicted pack it collects through the bucket (one GET per MiB), the
+// settler and verify through the same block reads, and verify's journal
+// check scans an evicted pack through the bucket (GETs of 4 MiB).
+// Fetched records are not written back to DATA/packs.
+//
+// Lost bucket: a bucket that no longer knows the store (claimBucket) would
+// make the uploader send every pack again; an evicted pack cannot be sent,
+// so then the uploader refuses and says which packs are lost.
+
+// packCache is the bucket read path and the local bound; nil without a
+// bucket. Locking: mu guards every field below it.
+type packCache struct {
+	s     *Store
+	b     backend.Backend
+	bound int64 // Config.PackCacheBytes; 0: unbounded (nothing is evicted)
+
+	mu        sync.Mutex
+	tick      uint64
+	lastRead  map[uint32]uint64 // pack id -> tick of its last local read
+	evictions int64
+	evBytes   int64
+	gets      int64
+	getBytes  int64
+	getTime   time.Duration
+	getFails  int64
+}
+
+func newPackCache(s *Store) *packCache {
+	return &packCache{s: s, b: s.cfg.Remote, bound: s.cfg.PackCacheBytes, lastRead: map[uint32]uint64{}}
+}
+
+// touch records a local read of pack id (eviction order).
+func (c *packCache) touch(id uint32) {
+	if c == nil || c.bound <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.tick++
+	c.lastRead[id] = c.tick
+	c.mu.Unlock()
+}
+
+// objectReader reads one pack object by range: an io.ReaderAt that fills
+// p exactly or fails (backend.ReadAt), counted in the status.
+type objectReader struct {
+	c    *packCache
+	name string
+}
+
+func (o objectReader) ReadAt(p []byte, off int64) (int, error) {
+	began := time.Now()
+	err := o.c.b.ReadAt(context.Background(), o.name, p, off)
+	o.c.mu.Lock()
+	o.c.gets++
+	o.c.getTime += time.Since(began)
+	if err == nil {
+		o.c.getBytes += int64(len(p))
+	} else {
+		o.c.getFails++
+	}
+	o.c.mu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("%w %s: %w", errBucketRead, o.name, err)
+	}
+	return len(p), nil
+}
+
+func (c *packCache) object(id uint32) objectReader {
+	return objectReader{c: c, name: packObjectName(id)}
+}
+
+// remotePack returns pack id's record if its bytes may be read from the
+// bucket: uploaded and not retired.
+func (c *packCache) remotePack(id uint32) (*index.Pack, error) {
+	var p *index.Pack
+	err := c.s.idx.View(func(x *index.Txn) error {
+		var err error
+		p, err = x.Pack(id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p.Retired {
+		return nil, fmt.Errorf("pack %d was retired", id)
+	}
+	if !p.Uploaded {
+		return nil, fmt.Errorf("pack %d has no local file and is not in the bucket", id)
+	}
+	return p, nil
+}
+
+// readBlock reads block h from its pack's object (the local file is
+// missing: evicted, or lost while the bucket holds a copy).
+func (c *packCache) readBlock(h index.Hash, loc *index.Block, localErr error) ([]byte, error) {
+	if _, err := c.remotePack(loc.Pack); err != nil {
+		return nil, fmt.Errorf("%w: block %s: %w (%v)", ErrCorrupt, h, err, localErr)
+	}
+	rec, payload, err := readRecord(c.object(loc.Pack), loc.Offset, loc)
+	if err != nil {
+		return nil, c.readErr(h, loc, err)
+	}
+	return c.s.decodeRecord(h, loc, rec, payload, true)
+}
+
+// readErr classifies a failed range read: bytes that do not check out
+// are ErrCorrupt; a bucket that cannot be reached is not.
+func (c *packCache) readErr(h index.Hash, loc *index.Block, err error) error {
+	if !errors.Is(err, errBucketRead) || errors.Is(err, backend.ErrTampered) || errors.Is(err, backend.ErrShort) ||
+		errors.Is(err, backend.ErrNotExist) {
+		return fmt.Errorf("%w: block %s in pack %d (in the bucket only): %w", ErrCorrupt, h, loc.Pack, err)
+	}
+	return fmt.Errorf("store: block %s in pack %d (in the bucket only): %w", h, loc.Pack, err)
+}
+
+// errBucketRead marks a range read that failed below the record check (the
+// bucket's answer, not the bytes).
+var errBucketRead = errors.New("reading the bucket")
+
+// decodeRecord decompresses a checked record and verifies it is block h
+// (the end of every block read, local or from the bucket). remote: take a
+// decompression slot here (a local read holds one already).
+func (s *Store) decodeRecord(h index.Hash, loc *index.Block, rec recordHeader, payload []byte, remote bool) ([]byte, error) {
+	if remote {
+		s.sem <- struct{}{}
+		defer func() { <-s.sem }()
+	}
+	raw := payload
+	var err error
+	if rec.Codec != index.CodecRaw {
+		raw, err = s.decodePayload(rec.Codec, payload, rec.RawLen)
+		if err != nil {
+			return nil, fmt.Errorf("%w: block %s in pack %d: decompress: %w", ErrCorrupt, h, loc.Pack, err)
+		}
+	}
+	if uint32(len(raw)) != rec.RawLen || rec.Hash != h || !decodedChecked(rec.Codec, payload) && sha256.Sum256(raw) != h {
+		return nil, fmt.Errorf("%w: block %s in pack %d at offset %d: content does not match its hash", ErrCorrupt, h, loc.Pack, loc.Offset)
+	}
+	return raw, nil
+}
+
+// packSource returns a reader of pack p's committed bytes for a
+// sequential pass (GC): its local file, or its object when it has none.
+func (s *Store) packSource(p *index.Pack) (io.ReaderAt, func(), error) {
+	pf, err := s.packs.get(p.ID)
+	if err == nil {
+		return pf.f, func() { s.packs.release(pf) }, nil
+	}
+	if s.rc == nil || !errors.Is(err, os.ErrNotExist) || !p.Uploaded {
+		return nil, nil, err
+	}
+	return s.rc.object(p.ID), func() {}, nil
+}
+
+// windowReader serves small sequential ReadAt calls (a pack scan's record
+// headers) from windows of windowSize bytes read from r in one call each.
+// Not safe for concurrent use.
+type windowReader struct {
+	r    io.ReaderAt
+	size int64
+	win  []byte
+	off  int64
+}
+
+const windowSize = 4 << 20
+
+func (w *windowReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off >= w.size {
+		return 0, io.EOF
+	}
+	n := 0
+	for n < len(p) {
+		pos := off + int64(n)
+		if pos >= w.size {
+			return n, io.EOF
+		}
+		if pos < w.off || pos >= w.off+int64(len(w.win)) {
+			end := min(w.size, pos+max(int64(windowSize), int64(len(p)-n)))
+			if cap(w.win) < int(end-pos) {
+				w.win = make([]byte, end-pos)
+			}
+			w.win = w.win[:end-pos]
+			if _, err := w.r.ReadAt(w.win, pos); err != nil {
+				w.win = w.win[:0]
+				return n, err
+			}
+			w.off = pos
+		}
+		n += copy(p[n:], w.win[pos-w.off:])
+	}
+	return n, nil
+}
+
+// scanSource is storeScan.remote for a store with a bucket: the object of
+// an uploaded pack without a local file, sized as committed.
+func (s *Store) scanSource(id uint32) (io.ReaderAt, int64, bool) {
+	if s.rc == nil {
+		return nil, 0, false
+	}
+	p, err := s.rc.remotePack(id)
+	if err != nil {
+		return nil, 0, false
+	}
+	return &windowReader{r: s.rc.object(id), size: p.Committed}, p.Committed, true
+}
+
+// evictOp marks pack id evicted if it is still uploaded, of the size that
+// was uploaded, and not retired.
+type evictOp struct {
+	id   uint32
+	size int64
+}
+
+var errNotEvictable = errors.New("store: pack is no longer evictable")
+
+func (o *evictOp) apply(x *index.Txn, _ time.Time) error {
+	p, err := x.Pack(o.id)
+	if errors.Is(err, index.ErrNotFound) {
+		return refuse(errNotEvictable)
+	}
+	if err != nil {
+		return err
+	}
+	if p.Retired || !p.Uploaded || p.Committed != o.size {
+		return refuse(errNotEvictable)
+	}
+	if p.Evicted {
+		return nil
+	}
+	p.Evicted = true
+	return x.PutPack(p)
+}
+
+// localPacks returns the committed bytes of packs with a local file and
+// the eviction candidates, least recently read first.
+func (c *packCache) localPacks() (int64, []*index.Pack, error) {
+	s := c.s
+	bound, activeSize, _ := s.pw.activeSince()
+	activeID, active := s.pw.active()
+	var local int64
+	var cands []*index.Pack
+	err := s.idx.View(func(x *index.Txn) error {
+		return x.Packs(func(p *index.Pack) error {
+			if p.Retired || p.Evicted {
+				return nil
+			}
+			if active && p.ID == activeID {
+				local += max(p.Committed, activeSize)
+				return nil
+			}
+			local += p.Committed
+			if p.Uploaded && p.ID < bound {
+				cands = append(cands, p)
+			}
+			return nil
+		})
+	})
+	c.mu.Lock()
+	slices.SortFunc(cands, func(a, b *index.Pack) int {
+		if ta, tb := c.lastRead[a.ID], c.lastRead[b.ID]; ta != tb {
+			if ta < tb {
+				return -1
+			}
+			return 1
+		}
+		return int(a.ID) - int(b.ID)
+	})
+	c.mu.Unlock()
+	return local, cands, err
+}
+
+// evict deletes local files of uploaded packs, least recently read first,
+// until the local pack bytes are within the bound (see the top).
+func (c *packCache) evict() error {
+	if c == nil || c.bound <= 0 {
+		return nil
+	}
+	s := c.s
+	if !s.gcMu.TryLock() {
+		return nil // GC or verify is running: next pass
+	}
+	defer s.gcMu.Unlock()
+	local, cands, err := c.localPacks()
+	if err != nil || local <= c.bound {
+		return err
+	}
+	n, bytes := 0, int64(0)
+	for _, p := range cands {
+		if local <= c.bound {
+			break
+		}
+		if s.pw.isActive(p.ID) {
+			continue
+		}
+		err := s.submit(&evictOp{id: p.ID, size: p.Committed})
+		if errors.Is(err, errNotEvictable) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		// The index says evicted: the file may go (Open deletes it if
+		// this does not happen).
+		if err := s.packs.remove(p.ID); err != nil {
+			s.log.Error("pack cache: delete evicted pack (Open deletes it)", "pack", p.ID, "err", err)
+		}
+		local -= p.Committed
+		n++
+		bytes += p.Committed
+	}
+	if n == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	c.evictions += int64(n)
+	c.evBytes += bytes
+	c.mu.Unlock()
+	s.log.Debug("pack cache: evicted packs; they are read from the bucket", "packs", n, "bytes", bytes, "local_bytes", local, "bound", c.bound)
+	return syncDir(s.packs.dir)
+}
+
+// PackCacheStatus is the local pack cache and the bucket reads
+// (BucketStatus.Cache).
+type PackCacheStatus struct {
+	// BoundBytes is Config.PackCacheBytes (0: unbounded).
+	BoundBytes int64 `json:"bound_bytes"`
+	// LocalBytes: committed bytes of the packs with a local file.
+	LocalBytes int64 `json:"local_bytes"`
+	// EvictedPacks and EvictedBytes: packs that live in the bucket only.
+	EvictedPacks int   `json:"evicted_packs"`
+	EvictedBytes int64 `json:"evicted_bytes"`
+	// Evictions since Open; RangeGets, RangeBytes, RangeSeconds and
+	// RangeFailures: range reads of pack objects since Open.
+	Evictions     int64   `json:"evictions"`
+	RangeGets     int64   `json:"range_gets"`
+	RangeBytes    int64   `json:"range_bytes"`
+	RangeSeconds  float64 `json:"range_seconds"`
+	RangeFailures int64   `json:"range_failures"`
+}
+
+func (c *packCache) status() (*PackCacheStatus, error) {
+	cs := &PackCacheStatus{BoundBytes: c.bound}
+	local, _, err := c.localPacks()
+	if err != nil {
+		return nil, err
+	}
+	cs.LocalBytes = local
+	err = c.s.idx.View(func(x *index.Txn) error {
+		return x.Packs(func(p *index.Pack) error {
+			if !p.Retired && p.Evicted {
+				cs.EvictedPacks++
+				cs.EvictedBytes += p.Committed
+			}
+			return nil
+		})
+	})
+	c.mu.Lock()
+	cs.Evictions, cs.RangeGets, cs.RangeBytes, cs.RangeFailures = c.evictions, c.gets, c.getBytes, c.getFails
+	cs.RangeSeconds = c.getTime.Seconds()
+	c.mu.Unlock()
+	return cs, err
+}
+
+// errBucketLost: the bucket no longer holds this store, and some packs
+// lived only there.
+var errBucketLost = errors.New("store: the bucket holds no copy of this store")
+
+// evictedPacks lists the packs that live in the bucket only.
+func evictedPacks(x *index.Txn) ([]uint32, error) {
+	var ids []uint32
+	err := x.Packs(func(p *index.Pack) error {
+		if !p.Retired && p.Evicted {
+			ids = append(ids, p.ID)
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// verifyEvicted checks that each evicted pack's object is in the bucket,
+// as long as the index committed (its records are read and checked by
+// verify's file and journal passes).
+func (s *Store) verifyEvicted(packs []*index.Pack) []Problem {
+	var out []Problem
+	for _, p := range packs {
+		name := packFileName(s.packs.dir, p.ID)
+		if s.rc == nil {
+			out = append(out, Problem{Kind: ProblemPack, Path: name,
+				Err: "the pack lives in the bucket only (evicted from the local pack cache): verify with the store's --bucket options"})
+			continue
+		}
+		info, err := s.rc.b.Stat(context.Background(), packObjectName(p.ID))
+		switch {
+		case err != nil:
+			out = append(out, Problem{Kind: ProblemPack, Path: name, Err: fmt.Sprintf("evicted pack: bucket object: %v", err)})
+		case info.Size != p.Committed:
+			out = append(out, Problem{Kind: ProblemPack, Path: name,
+				Err: fmt.Sprintf("evicted pack: bucket object %s is %d bytes, index committed %d", packObjectName(p.ID), info.Size, p.Committed)})
+		}
+	}
+	return out
+}
