@@ -463,7 +463,6 @@ func TestPackCacheLostBucketRefused(t *testing.T) {
 	}
 }
 
-
 func sortedPaths(m map[string][]byte) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
