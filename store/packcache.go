@@ -452,3 +452,148 @@ func (s *Store) verifyEvicted(packs []*index.Pack) []Problem {
 	}
 	return out
 }
+
+// Prefetch across the network. A segment's blocks are appended to a pack
+// one after the other, so the records of a segment in an evicted pack are
+// mostly adjacent: the prefetcher fetches each run of adjacent records
+// (up to prefetchRunMax bytes) in one range GET and checks and caches
+// every block of it as a single read would. A run that cannot be fetched
+// leaves its blocks to the readers.
+
+// prefetchRunMax bounds the bytes of one prefetch range GET.
+const prefetchRunMax = 8 << 20
+
+// prefetchJob is one block to load (h), or a run of records of an evicted
+// pack.
+type prefetchJob struct {
+	h   index.Hash
+	run *prefetchRun
+}
+
+type prefetchRun struct {
+	pack     uint32
+	off, end int64 // [off, end) of the object
+	hs       []index.Hash
+	locs     []index.Block
+}
+
+// prefetchPlan turns a file's blocks into prefetch jobs: blocks neither
+// zero nor cached, those of local packs one by one in file order, those of
+// evicted packs as runs: per pack in offset order (concurrent compression
+// appends a file's blocks slightly out of order), a gap of at most
+// prefetchGapMax bytes of other records fetched along, at most
+// prefetchRunMax bytes per run; runs ordered by their first block in the
+// file.
+func (s *Store) prefetchPlan(blocks []index.Hash) []prefetchJob {
+	var jobs []prefetchJob
+	if s.rc == nil {
+		for _, h := range blocks {
+			if !h.IsZero() && !s.cache.contains(h) {
+				jobs = append(jobs, prefetchJob{h: h})
+			}
+		}
+		return jobs
+	}
+	type far struct {
+		i   int // in the file
+		h   index.Hash
+		loc index.Block
+	}
+	byPack := map[uint32][]far{}
+	evicted := map[uint32]bool{}
+	seen := map[index.Hash]bool{}
+	s.idx.View(func(x *index.Txn) error {
+		for i, h := range blocks {
+			if h.IsZero() || seen[h] || s.cache.contains(h) {
+				continue
+			}
+			seen[h] = true
+			b, err := x.Block(h)
+			if err == nil {
+				ev, ok := evicted[b.Pack]
+				if !ok {
+					p, err := x.Pack(b.Pack)
+					ev = err == nil && p.Evicted && !p.Retired
+					evicted[b.Pack] = ev
+				}
+				if ev {
+					byPack[b.Pack] = append(byPack[b.Pack], far{i: i, h: h, loc: *b})
+					continue
+				}
+			}
+			jobs = append(jobs, prefetchJob{h: h})
+		}
+		return nil
+	})
+	type ordered struct {
+		first int
+		run   *prefetchRun
+	}
+	var runs []ordered
+	for id, fs := range byPack {
+		slices.SortFunc(fs, func(a, b far) int { return int(a.loc.Offset - b.loc.Offset) })
+		var cur *ordered
+		for _, f := range fs {
+			end := f.loc.Offset + f.loc.RecordLen()
+			if cur != nil && (f.loc.Offset-cur.run.end > prefetchGapMax || end-cur.run.off > prefetchRunMax) {
+				runs = append(runs, *cur)
+				cur = nil
+			}
+			if cur == nil {
+				cur = &ordered{first: f.i, run: &prefetchRun{pack: id, off: f.loc.Offset}}
+			}
+			cur.first = min(cur.first, f.i)
+			cur.run.end = max(cur.run.end, end)
+			cur.run.hs, cur.run.locs = append(cur.run.hs, f.h), append(cur.run.locs, f.loc)
+		}
+		if cur != nil {
+			runs = append(runs, *cur)
+		}
+	}
+	slices.SortFunc(runs, func(a, b ordered) int { return a.first - b.first })
+	for _, r := range runs {
+		jobs = append(jobs, prefetchJob{run: r.run})
+	}
+	return jobs
+}
+
+// prefetchGapMax: bytes of other records a prefetch run fetches along
+// rather than making two GETs.
+const prefetchGapMax = 256 << 10
+
+// shifted reads an object range held in memory at its object offsets.
+type shifted struct {
+	b    []byte
+	base int64
+}
+
+func (r shifted) ReadAt(p []byte, off int64) (int, error) {
+	if off < r.base || off-r.base+int64(len(p)) > int64(len(r.b)) {
+		return 0, fmt.Errorf("offset %d outside the fetched range", off)
+	}
+	return copy(p, r.b[off-r.base:]), nil
+}
+
+// prefetchRun fetches a run in one range GET and caches its blocks.
+func (s *Store) prefetchRun(run *prefetchRun) {
+	buf := make([]byte, run.end-run.off)
+	if _, err := s.rc.object(run.pack).ReadAt(buf, run.off); err != nil {
+		s.log.Debug("prefetch: range not fetched", "pack", run.pack, "off", run.off, "bytes", len(buf), "err", err)
+		return
+	}
+	src := shifted{b: buf, base: run.off}
+	for i, h := range run.hs {
+		loc := run.locs[i]
+		e, err := s.cache.acquire(h, func() ([]byte, error) {
+			rec, payload, err := readRecord(src, loc.Offset, &loc)
+			if err != nil {
+				return nil, fmt.Errorf("%w: block %s in pack %d (in the bucket only): %w", ErrCorrupt, h, loc.Pack, err)
+			}
+			return s.decodeRecord(h, &loc, rec, payload, true)
+		})
+		s.cache.release(e)
+		if err != nil {
+			s.log.Debug("prefetch: block not loaded", "block", h, "err", err)
+		}
+	}
+}

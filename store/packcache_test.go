@@ -471,3 +471,49 @@ func sortedPaths(m map[string][]byte) []string {
 	slices.Sort(out)
 	return out
 }
+
+// Prefetch across the network: the blocks of a segment in evicted packs
+// are fetched in runs of adjacent records, one range GET each, checked and
+// cached, so that reading the segment afterwards makes no GET at all.
+func TestPackCachePrefetchRuns(t *testing.T) {
+	cb := newCacheBucket(t, true)
+	dir := t.TempDir()
+	s := openTest(t, dir, cacheConfig(cb.b, 1))
+	want := putRealWAL(t, s, 1, 4)
+	waitBucket(t, s, "every pack is evicted", func(b *BucketStatus) bool { return drained(b) && b.Cache.LocalBytes <= 1 })
+	s.Close()
+	s = openTest(t, dir, func(c *Config) { cacheConfig(cb.b, 1)(c); c.CacheBytes = 64 << 20 })
+	for _, p := range sortedPaths(want) {
+		f, err := s.lookup(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs := s.prefetchPlan(f.Blocks)
+		runs, blocks := 0, 0
+		for _, j := range jobs {
+			if j.run == nil {
+				t.Fatalf("%s: block %s of an evicted pack planned alone", p, j.h)
+			}
+			runs++
+			blocks += len(j.run.hs)
+		}
+		before := cacheStatus(t, s)
+		for _, j := range jobs {
+			s.prefetchRun(j.run)
+		}
+		mid := cacheStatus(t, s)
+		if got := readAll(t, s, p); !bytes.Equal(got, want[p]) {
+			t.Fatalf("%s differs after prefetch", p)
+		}
+		after := cacheStatus(t, s)
+		t.Logf("%s: %d blocks in %d runs: %d GETs (%d bytes) for the prefetch, %d for the read",
+			p, blocks, runs, mid.RangeGets-before.RangeGets, mid.RangeBytes-before.RangeBytes, after.RangeGets-mid.RangeGets)
+		// Encrypted: a GET of the header first for an object not read yet.
+		if mid.RangeGets-before.RangeGets > int64(runs)+int64(runs) || after.RangeGets != mid.RangeGets {
+			t.Fatalf("%s: %d GETs for %d runs, then %d for the read", p, mid.RangeGets-before.RangeGets, runs, after.RangeGets-mid.RangeGets)
+		}
+		if blocks >= 8 && runs*4 > blocks {
+			t.Fatalf("%s: %d blocks in %d runs: records are not grouped", p, blocks, runs)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package store
 import (
 	"sync"
 
-	"github.com/walrus-archive/walrus/index"
 	"github.com/walrus-archive/walrus/internal/wal"
 )
 
@@ -38,7 +37,7 @@ type prefetchReq struct {
 type prefetcher struct {
 	s      *Store
 	reqs   chan prefetchReq
-	blocks chan index.Hash
+	blocks chan prefetchJob
 	stop   chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup // dispatcher and workers
@@ -82,7 +81,7 @@ func newPrefetcher(s *Store) *prefetcher {
 	p := &prefetcher{
 		s:      s,
 		reqs:   make(chan prefetchReq, prefetchQueue),
-		blocks: make(chan index.Hash),
+		blocks: make(chan prefetchJob),
 		stop:   make(chan struct{}),
 	}
 	workers := max(1, s.cfg.Concurrency/2)
@@ -151,12 +150,11 @@ func (p *prefetcher) segments(req prefetchReq) bool {
 		if err != nil {
 			return true // not archived (yet): nothing further is likely to be
 		}
-		for _, h := range f.Blocks {
-			if h.IsZero() || p.s.cache.contains(h) {
-				continue
-			}
+		// Blocks of evicted packs come in runs, one range GET each
+		// (packcache.go).
+		for _, job := range p.s.prefetchPlan(f.Blocks) {
 			select {
-			case p.blocks <- h:
+			case p.blocks <- job:
 			case <-p.stop:
 				return false
 			case <-p.s.closing:
@@ -169,10 +167,15 @@ func (p *prefetcher) segments(req prefetchReq) bool {
 
 func (p *prefetcher) load() {
 	defer p.wg.Done()
-	for h := range p.blocks {
+	for job := range p.blocks {
 		if p.stopped() {
 			continue // dispatch is returning and closes p.blocks
 		}
+		if job.run != nil {
+			p.s.prefetchRun(job.run)
+			continue
+		}
+		h := job.h
 		_, release, err := p.s.pinnedBlock(h, nil)
 		release()
 		if err != nil {
