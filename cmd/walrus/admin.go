@@ -76,6 +76,10 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 			}
 			fmt.Fprintln(w)
 		}
+		if c := b.Cache; c != nil && (c.BoundBytes > 0 || c.EvictedPacks > 0) {
+			fmt.Fprintf(w, "  local pack cache: %s of packs in %s (bound %s); %d packs (%s) in the bucket only; %d range reads (%s) since start\n",
+				humanBytes(c.LocalBytes), "DATA/packs", humanBytes(c.BoundBytes), c.EvictedPacks, humanBytes(c.EvictedBytes), c.RangeGets, humanBytes(c.RangeBytes))
+		}
 	}
 	for _, d := range rep.Dirs {
 		fmt.Fprintln(w)
