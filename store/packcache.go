@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -55,6 +56,13 @@ import (
 // check scans an evicted pack through the bucket (GETs of 4 MiB).
 // Fetched records are not written back to DATA/packs.
 //
+// Offline repair: Repair rebuilds the index from the local packs alone,
+// so on a store with evicted packs it would build an index without them.
+// Before its first eviction a store writes DATA/packs-evicted durably
+// (temporary file, fsync, rename, fsync of DATA); Repair refuses a data
+// directory holding it and names repair --from-bucket instead. The marker
+// is never removed by walrus.
+//
 // Lost bucket: a bucket that no longer knows the store (claimBucket) would
 // make the uploader send every pack again; an evicted pack cannot be sent,
 // so then the uploader refuses and says which packs are lost.
@@ -65,6 +73,8 @@ type packCache struct {
 	s     *Store
 	b     backend.Backend
 	bound int64 // Config.PackCacheBytes; 0: unbounded (nothing is evicted)
+
+	marked bool // DATA/packs-evicted exists (eviction goroutine only)
 
 	mu        sync.Mutex
 	tick      uint64
@@ -341,6 +351,12 @@ func (c *packCache) evict() error {
 		if local <= c.bound {
 			break
 		}
+		if !c.marked {
+			if err := writeEvictedMarker(s.cfg.Dir); err != nil {
+				return err
+			}
+			c.marked = true
+		}
 		if s.pw.isActive(p.ID) {
 			continue
 		}
@@ -412,6 +428,53 @@ func (c *packCache) status() (*PackCacheStatus, error) {
 	c.mu.Unlock()
 	return cs, err
 }
+
+// evictedMarker is the file that tells Repair some packs may live in the
+// bucket only.
+const evictedMarker = "packs-evicted"
+
+func writeEvictedMarker(dir string) error {
+	name := filepath.Join(dir, evictedMarker)
+	if _, err := os.Stat(name); err == nil {
+		return nil
+	}
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	_, err = f.WriteString("packs of this store live only in its bucket (--bucket-cache-size): walrus repair needs --from-bucket\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("store: write %s: %w", name, err)
+	}
+	return syncDir(dir)
+}
+
+// checkNoEvicted refuses an offline repair of a store whose packs may
+// live in the bucket only.
+func checkNoEvicted(dir string) error {
+	name := filepath.Join(dir, evictedMarker)
+	if _, err := os.Stat(name); err != nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %s says packs of this store were evicted to its bucket (--bucket-cache-size), and repair reads only local packs: "+
+		"rebuild with walrus repair --from-bucket into an empty data directory (or, if the bucket is lost and those packs with it, delete %s and repair again)",
+		ErrEvictedPacks, name, name)
+}
+
+// ErrEvictedPacks: an offline repair of a store with packs in the bucket
+// only.
+var ErrEvictedPacks = errors.New("store: some packs live only in the bucket")
 
 // errBucketLost: the bucket no longer holds this store, and some packs
 // lived only there.

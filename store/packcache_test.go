@@ -399,6 +399,9 @@ func TestPackCacheOpenCompletesEviction(t *testing.T) {
 			ids = append(ids, p.ID)
 		}
 	}
+	if err := writeEvictedMarker(dir); err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range ids {
 		if err := s.submit(&evictOp{id: id, size: packOf(t, s, id).Committed}); err != nil {
 			t.Fatal(err)
@@ -440,7 +443,8 @@ func TestPackCacheOpenCompletesEviction(t *testing.T) {
 }
 
 // A bucket that lost the store's objects while packs lived only there:
-// the uploader refuses to start over and says so.
+// the uploader refuses to start over and says so. An offline repair of a
+// store with evicted packs is refused.
 func TestPackCacheLostBucketRefused(t *testing.T) {
 	cb := newCacheBucket(t, false)
 	dir := t.TempDir()
@@ -460,6 +464,18 @@ func TestPackCacheLostBucketRefused(t *testing.T) {
 	}
 	if n := checkEvictionInvariants(t, s); n == 0 {
 		t.Fatal("the evicted marks were dropped")
+	}
+	s.Close()
+	// An offline repair reads only local packs: it refuses, and changes
+	// nothing.
+	_, err := Repair(context.Background(), Config{Dir: dir}, RepairOptions{})
+	if !errors.Is(err, ErrEvictedPacks) {
+		t.Fatalf("repair of a store with evicted packs: %v, want ErrEvictedPacks", err)
+	}
+	t.Logf("repair: %v", err)
+	s = openTest(t, dir, cacheConfig(cb.b, 1))
+	if n := checkEvictionInvariants(t, s); n == 0 {
+		t.Fatal("the refused repair changed the index")
 	}
 }
 

@@ -138,6 +138,9 @@ func Repair(ctx context.Context, cfg Config, opts RepairOptions) (RepairReport, 
 		return rep, err
 	}
 	defer unlock()
+	if err := checkNoEvicted(cfg.Dir); err != nil {
+		return rep, err
+	}
 	sc, err := scanStore(ctx, packDir, opts.Progress)
 	if err != nil {
 		return rep, err
