@@ -54,7 +54,17 @@ import (
 // an evicted pack it collects through the bucket (one GET per MiB), the
 // settler and verify through the same block reads, and verify's journal
 // check scans an evicted pack through the bucket (GETs of 4 MiB).
-// Fetched records are not written back to DATA/packs.
+//
+// Refill. An evicted pack a reader fetched a quarter of since Open (a
+// restore reading through it) is copied back whole when the bound has
+// room for it without evicting another pack: the object is read into
+// DATA/packs/NNNNNNNN.pack.refill in 8 MiB range GETs, fsynced, its header
+// checked, renamed to NNNNNNNN.pack and the directory fsynced; only then
+// refillOp clears Evicted in the index (refusing if the pack was retired
+// or changed). A crash before the commit leaves the file of a pack the
+// index says is evicted, which Open deletes; a leftover .refill file is
+// removed by the next Open with a bucket. Its records are checked on
+// every read as any local record is.
 //
 // Offline repair: Repair rebuilds the index from the local packs alone,
 // so on a store with evicted packs it would build an index without them.
@@ -77,6 +87,9 @@ type packCache struct {
 	marked bool // DATA/packs-evicted exists (eviction goroutine only)
 
 	mu        sync.Mutex
+	fetched   map[uint32]int64 // bytes range-read per evicted pack by readers since Open
+	want      map[uint32]bool  // evicted packs to copy back (refill)
+	refills   int64
 	tick      uint64
 	lastRead  map[uint32]uint64 // pack id -> tick of its last local read
 	evictions int64
@@ -88,7 +101,14 @@ type packCache struct {
 }
 
 func newPackCache(s *Store) *packCache {
-	return &packCache{s: s, b: s.cfg.Remote, bound: s.cfg.PackCacheBytes, lastRead: map[uint32]uint64{}}
+	c := &packCache{s: s, b: s.cfg.Remote, bound: s.cfg.PackCacheBytes, lastRead: map[uint32]uint64{},
+		fetched: map[uint32]int64{}, want: map[uint32]bool{}}
+	if left, _ := filepath.Glob(filepath.Join(s.packs.dir, "*.pack.refill")); len(left) > 0 {
+		for _, f := range left {
+			os.Remove(f) // an interrupted refill: the pack is still evicted
+		}
+	}
+	return c
 }
 
 // touch records a local read of pack id (eviction order).
@@ -162,7 +182,154 @@ func (c *packCache) readBlock(h index.Hash, loc *index.Block, localErr error) ([
 	if err != nil {
 		return nil, c.readErr(h, loc, err)
 	}
-	return c.s.decodeRecord(h, loc, rec, payload, true)
+	raw, err := c.s.decodeRecord(h, loc, rec, payload, true)
+	if err == nil {
+		c.noteFetch(loc.Pack, loc.RecordLen())
+	}
+	return raw, err
+}
+
+// noteFetch counts n bytes a reader fetched from evicted pack id and
+// queues the pack for a refill once it reaches a quarter of the pack.
+func (c *packCache) noteFetch(id uint32, n int64) {
+	if c.bound <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.fetched[id] += n
+	got, wanted := c.fetched[id], c.want[id]
+	c.mu.Unlock()
+	if wanted {
+		return
+	}
+	var p *index.Pack
+	c.s.idx.View(func(x *index.Txn) error {
+		p, _ = x.Pack(id)
+		return nil
+	})
+	if p == nil || !p.Evicted || got*4 < p.Committed {
+		return
+	}
+	c.mu.Lock()
+	ask := !c.want[id]
+	c.want[id] = true
+	c.mu.Unlock()
+	if ask {
+		c.s.kickUpload()
+	}
+}
+
+// refill copies back the evicted packs readers asked for, as far as the
+// bound has room (see the top). It runs in the uploader goroutine.
+func (c *packCache) refill() error {
+	if c == nil || c.bound <= 0 {
+		return nil
+	}
+	c.mu.Lock()
+	ids := sortedKeys(c.want)
+	c.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	s := c.s
+	if !s.gcMu.TryLock() {
+		return nil
+	}
+	defer s.gcMu.Unlock()
+	for _, id := range ids {
+		c.mu.Lock()
+		delete(c.want, id)
+		delete(c.fetched, id)
+		c.mu.Unlock()
+		local, _, err := c.localPacks()
+		if err != nil {
+			return err
+		}
+		p, err := c.remotePack(id)
+		if err != nil || !p.Evicted || local+p.Committed > c.bound {
+			continue // retired, or no room: it stays in the bucket
+		}
+		if err := c.copyBack(p); err != nil {
+			return fmt.Errorf("pack cache: copying pack %d back: %w", id, err)
+		}
+		c.touch(id)
+		c.mu.Lock()
+		c.refills++
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// copyBack writes evicted pack p's object as its local file, durably,
+// then clears Evicted.
+func (c *packCache) copyBack(p *index.Pack) error {
+	s := c.s
+	final := packFileName(s.packs.dir, p.ID)
+	tmp := final + ".refill"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	obj := c.object(p.ID)
+	buf := make([]byte, min(p.Committed, 8<<20))
+	for off := int64(0); off < p.Committed && err == nil; off += int64(len(buf)) {
+		chunk := buf[:min(int64(len(buf)), p.Committed-off)]
+		if _, err = obj.ReadAt(chunk, off); err == nil {
+			_, err = f.WriteAt(chunk, off)
+		}
+	}
+	if err == nil {
+		if _, msg := checkPackHeader(f, p.ID, p.Committed); msg != "" {
+			err = fmt.Errorf("%w: bucket object %s: %s", ErrCorrupt, packObjectName(p.ID), msg)
+		}
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := syncDir(s.packs.dir); err != nil {
+		return err // Open deletes the file of the pack still marked evicted
+	}
+	err = s.submit(&refillOp{id: p.ID, size: p.Committed})
+	if err != nil {
+		// Still evicted in the index: the file goes (Open would delete it).
+		s.packs.remove(p.ID)
+		if errors.Is(err, errNotEvictable) {
+			return nil
+		}
+	}
+	return err
+}
+
+// refillOp clears Evicted on pack id, whose file was just written back,
+// if it is still of that size and not retired.
+type refillOp struct {
+	id   uint32
+	size int64
+}
+
+func (o *refillOp) apply(x *index.Txn, _ time.Time) error {
+	p, err := x.Pack(o.id)
+	if errors.Is(err, index.ErrNotFound) {
+		return refuse(errNotEvictable)
+	}
+	if err != nil {
+		return err
+	}
+	if p.Retired || !p.Evicted || p.Committed != o.size {
+		return refuse(errNotEvictable)
+	}
+	p.Evicted = false
+	return x.PutPack(p)
 }
 
 // readErr classifies a failed range read: bytes that do not check out
@@ -400,6 +567,7 @@ type PackCacheStatus struct {
 	// Evictions since Open; RangeGets, RangeBytes, RangeSeconds and
 	// RangeFailures: range reads of pack objects since Open.
 	Evictions     int64   `json:"evictions"`
+	Refills       int64   `json:"refills"` // evicted packs copied back since Open
 	RangeGets     int64   `json:"range_gets"`
 	RangeBytes    int64   `json:"range_bytes"`
 	RangeSeconds  float64 `json:"range_seconds"`
@@ -423,6 +591,7 @@ func (c *packCache) status() (*PackCacheStatus, error) {
 		})
 	})
 	c.mu.Lock()
+	cs.Refills = c.refills
 	cs.Evictions, cs.RangeGets, cs.RangeBytes, cs.RangeFailures = c.evictions, c.gets, c.getBytes, c.getFails
 	cs.RangeSeconds = c.getTime.Seconds()
 	c.mu.Unlock()
@@ -655,6 +824,9 @@ func (s *Store) prefetchRun(run *prefetchRun) {
 			return s.decodeRecord(h, &loc, rec, payload, true)
 		})
 		s.cache.release(e)
+		if err == nil {
+			s.rc.noteFetch(loc.Pack, loc.RecordLen())
+		}
 		if err != nil {
 			s.log.Debug("prefetch: block not loaded", "block", h, "err", err)
 		}

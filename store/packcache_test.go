@@ -374,7 +374,9 @@ func TestPackCacheKeepsPacksNotUploaded(t *testing.T) {
 }
 
 // Open deletes the file of a pack the index marks evicted (a crash
-// between the eviction's commit and the unlink) and does not take the
+// between the eviction's commit and the unlink, or between a refill's
+// rename and its commit) and an interrupted refill's temporary file, and
+// does not take the
 // missing file of an evicted pack for damage; a missing file of a pack
 // not marked evicted is still reported by verify.
 func TestPackCacheOpenCompletesEviction(t *testing.T) {
@@ -407,8 +409,16 @@ func TestPackCacheOpenCompletesEviction(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// And an interrupted refill's temporary file.
+	leftover := packFileName(filepath.Join(dir, "packs"), ids[0]) + ".refill"
+	if err := os.WriteFile(leftover, []byte("partial"), 0o640); err != nil {
+		t.Fatal(err)
+	}
 	s.Close()
 	s = openTest(t, dir, cacheConfig(cb.b, 0))
+	if _, err := os.Stat(leftover); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("an interrupted refill's file is still there after Open: %v", err)
+	}
 	_, present := localPackBytes(t, s)
 	for _, id := range ids {
 		if present[id] {
@@ -531,5 +541,58 @@ func TestPackCachePrefetchRuns(t *testing.T) {
 		if blocks >= 8 && runs*4 > blocks {
 			t.Fatalf("%s: %d blocks in %d runs: records are not grouped", p, blocks, runs)
 		}
+	}
+}
+
+// Refill: evicted packs a restore reads through are copied back whole
+// while the bound has room, durably, and then read locally: a second
+// read of the same files makes no range GET; verify passes.
+func TestPackCacheRefill(t *testing.T) {
+	cb := newCacheBucket(t, true)
+	dir := t.TempDir()
+	s := openTest(t, dir, cacheConfig(cb.b, 1))
+	want := putRealWAL(t, s, 1, 3)
+	bs := waitBucket(t, s, "every pack is evicted", func(b *BucketStatus) bool { return drained(b) && b.Cache.LocalBytes <= 1 })
+	evicted := bs.Cache.EvictedPacks
+	s.Close()
+	// Room for everything now: nothing is evicted, reads bring packs back.
+	s = openTest(t, dir, cacheConfig(cb.b, 64<<20))
+	checkFiles(t, s, want)
+	bs = waitBucket(t, s, "the packs read are copied back", func(b *BucketStatus) bool {
+		return drained(b) && b.Cache.Refills > 0 && b.Cache.EvictedPacks < evicted
+	})
+	t.Logf("%d of %d evicted packs copied back: %+v", evicted-bs.Cache.EvictedPacks, evicted, bs.Cache)
+	checkEvictionInvariants(t, s)
+	s.Close()
+	s = openTest(t, dir, func(c *Config) { cacheConfig(cb.b, 64<<20)(c); c.CacheBytes = 64 << 20 })
+	_, present := localPackBytes(t, s)
+	onlyLocal := map[string][]byte{}
+	for path, b := range want {
+		f, err := s.lookup(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local := true
+		for _, h := range f.Blocks {
+			if l, err := s.locate(h); err == nil && !present[l.Pack] {
+				local = false
+			}
+		}
+		if local {
+			onlyLocal[path] = b
+		}
+	}
+	if len(onlyLocal) == 0 {
+		t.Fatal("no file lies wholly in copied-back packs")
+	}
+	before := cacheStatus(t, s)
+	checkFiles(t, s, onlyLocal)
+	if after := cacheStatus(t, s); after.RangeGets != before.RangeGets {
+		t.Fatalf("reading %d files of copied-back packs made %d range GETs", len(onlyLocal), after.RangeGets-before.RangeGets)
+	}
+	checkFiles(t, s, want)
+	rep, err := s.Verify(context.Background(), "", nil)
+	if err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("verify after refill: %v %+v", err, rep.Problems)
 	}
 }

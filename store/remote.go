@@ -170,6 +170,9 @@ func (u *uploader) run() {
 			if eerr := u.s.rc.evict(); eerr != nil && u.ctx.Err() == nil {
 				u.s.log.Warn("pack cache: eviction failed; retried after the next upload pass", "err", eerr)
 			}
+			if rerr := u.s.rc.refill(); rerr != nil && u.ctx.Err() == nil {
+				u.s.log.Warn("pack cache: refill failed; the pack is read from the bucket", "err", rerr)
+			}
 		}
 		u.notify()
 		if u.ctx.Err() != nil {
