@@ -273,3 +273,25 @@ func TestPackUploadedFlag(t *testing.T) {
 		t.Fatalf("short record: %+v, %v", got, err)
 	}
 }
+
+// Evicted is another bit of the flags byte: it round-trips, leaves the
+// other flags alone, and records without it read as not evicted.
+func TestPackEvictedFlag(t *testing.T) {
+	p := &Pack{ID: 9, Committed: 8192, Live: 10, MaxSeq: 3, Uploaded: true, Evicted: true}
+	b := encodePack(p)
+	got, err := decodePack(9, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(p, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	p.Evicted = false
+	old := encodePack(p)
+	if len(old) != len(b) || old[len(old)-2]&packEvicted != 0 || b[len(b)-2] != old[len(old)-2]|packEvicted {
+		t.Fatalf("flag is not a bit of the existing flags byte: %x vs %x", old, b)
+	}
+	if got, err := decodePack(9, old); err != nil || got.Evicted || !got.Uploaded {
+		t.Fatalf("record without the bit: %+v, %v", got, err)
+	}
+}
