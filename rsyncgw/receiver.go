@@ -383,6 +383,8 @@ func (s *session) reportStoreError(t *target, err error) {
 		why = "the archive server is out of disk space; pushes succeed again by themselves once space is freed there (walrus retain, walrus gc, or a larger filesystem)"
 	case errors.Is(err, store.ErrRetry):
 		why = "a concurrent change to the same file; run the push again"
+	case errors.Is(err, store.ErrBucket):
+		why = "the bucket is unreachable (remote-ack); the file is kept on the archive server's disk and pushes succeed again once the bucket is back"
 	case errors.Is(err, store.ErrClosed):
 		why = "the archive server is shutting down; run the push again once it is back"
 	default:
