@@ -384,7 +384,7 @@ func (s *session) reportStoreError(t *target, err error) {
 	case errors.Is(err, store.ErrRetry):
 		why = "a concurrent change to the same file; run the push again"
 	case errors.Is(err, store.ErrBucket):
-		why = "the bucket is unreachable (remote-ack); the file is kept on the archive server's disk and pushes succeed again once the bucket is back"
+		why = "not in the bucket yet (remote-ack)"
 	case errors.Is(err, store.ErrClosed):
 		why = "the archive server is shutting down; run the push again once it is back"
 	default:
