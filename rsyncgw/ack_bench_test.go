@@ -31,10 +31,11 @@ func TestCompareAck(t *testing.T) {
 		t.Skip("set WALRUS_BENCH=1")
 	}
 	segs := benchSegments(t)
+	var rest []string // pushed 4 at a time to remote-ack afterwards (group commit)
 	if n := os.Getenv("WALRUS_BENCH_SEGMENTS"); n != "" {
 		var k int
 		fmt.Sscan(n, &k)
-		segs = segs[:min(k, len(segs))]
+		segs, rest = segs[:min(k, len(segs))], segs[min(k, len(segs)):]
 	}
 	rsyncTimeout = 5 * time.Minute
 	gw := backendtest.StartVersityGW(t)
@@ -85,6 +86,40 @@ func TestCompareAck(t *testing.T) {
 		}
 		fmt.Println()
 	}
+	if len(rest) < 8 {
+		return
+	}
+	// Concurrent pushes share seals: 4 rsync clients at once.
+	st0, _ := envs[2].st.Status()
+	before := counts[2].total("put/ok")
+	var wg sync.WaitGroup
+	ch := make(chan string)
+	w0 := time.Now()
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for src := range ch {
+				if out, code := envs[2].rsync("-a", src, "rsync://HOST/wal/"+filepath.Base(src)); code != 0 {
+					t.Errorf("rsync push: exit %d: %s", code, out)
+				}
+			}
+		}()
+	}
+	for _, src := range rest {
+		ch <- src
+	}
+	close(ch)
+	wg.Wait()
+	st1, _ := envs[2].st.Status()
+	fmt.Printf("remote-ack, 4 clients at once: %d segments in %v, %d uploads, %.2f PUTs per segment\n", len(rest),
+		time.Since(w0).Round(time.Millisecond), st1.Bucket.Uploads-st0.Bucket.Uploads, float64(counts[2].total("put/ok")-before)/float64(len(rest)))
+}
+
+func (c *requestCounter) total(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[key]
 }
 
 func percentile(d []time.Duration, p float64) time.Duration {
