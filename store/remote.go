@@ -303,6 +303,7 @@ func (u *uploader) pass() (again bool, err error) {
 			continue
 		}
 		u.succeeded(p)
+		s.pw.uploadedPack(p.ID)
 		if !again { // every pack below the next one is uploaded
 			next := bound
 			if i+1 < len(packs) {

@@ -129,15 +129,25 @@ func (w *packWriter) sealBefore(want uint32) bool {
 	return true
 }
 
-// dirtyPast reports whether pack id was appended to past committed since
-// the last batch took the dirty set. A batch's own journal records leave
-// the pack dirty at exactly the length that batch committed; the uploader
-// needs no flushOp for those (one index sync less per remote-ack push).
+// dirtyPast reports whether this process wrote pack id past committed
+// (the length in the uploader's index snapshot): either a batch has yet to
+// commit those bytes, or one committed them after the snapshot; either
+// way the uploader submits a flushOp and looks again, instead of putting
+// a prefix that uploadedOp would refuse as stale. A batch's own journal
+// records end exactly at the length it committed, so they need no flushOp
+// (one index sync less per remote-ack push). A poisoned pack's bytes past
+// its committed length are never committed: not dirty.
 func (w *packWriter) dirtyPast(id uint32, committed int64) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	end, ok := w.dirty[id]
-	return ok && end > committed
+	return w.ends[id] > committed && !w.poisoned[id]
+}
+
+// uploadedPack forgets the end of pack id, uploaded (sealed: final).
+func (w *packWriter) uploadedPack(id uint32) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.ends, id)
 }
 
 // ackRemote waits, in remote-ack mode, until everything committed so far
