@@ -383,6 +383,8 @@ func (s *session) reportStoreError(t *target, err error) {
 		why = "the archive server is out of disk space; pushes succeed again by themselves once space is freed there (walrus retain, walrus gc, or a larger filesystem)"
 	case errors.Is(err, store.ErrRetry):
 		why = "a concurrent change to the same file; run the push again"
+	case errors.Is(err, store.ErrBucket):
+		why = "not in the bucket yet (remote-ack)"
 	case errors.Is(err, store.ErrClosed):
 		why = "the archive server is shutting down; run the push again once it is back"
 	default:

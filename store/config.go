@@ -24,6 +24,9 @@ const (
 	DefaultCache     = 256 << 20
 	DefaultMaxFile   = 4 << 30
 	DefaultRollAge   = 60 * time.Second
+	// DefaultAckTimeout bounds a remote-ack push's wait for the bucket
+	// (Config.AckTimeout; why this value: remoteack.go).
+	DefaultAckTimeout = 30 * time.Second
 )
 
 // Config configures a Store. The zero value of every field but Dir means
@@ -71,7 +74,14 @@ type Config struct {
 	// is this old, so that the bucket lags the local store by about
 	// RollAge plus an upload; default DefaultRollAge. Ignored without
 	// Remote.
-	RollAge      time.Duration
+	RollAge time.Duration
+	// AckRemote, with Remote, acknowledges a push (Upload.Commit,
+	// LandingFile.Commit) only once every pack holding a committed record
+	// is in the bucket (remote-ack, remoteack.go); AckTimeout bounds that
+	// wait (default DefaultAckTimeout), after which the push fails with
+	// ErrBucket and stays committed locally.
+	AckRemote    bool
+	AckTimeout   time.Duration
 	ingestPaused bool // tests: Open starts with the ingester paused (landing.paused = 1)
 	Logger       *slog.Logger
 
@@ -141,6 +151,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Remote != nil && c.RollAge <= 0 {
 		c.RollAge = DefaultRollAge
+	}
+	if c.AckRemote && c.Remote == nil {
+		return c, fmt.Errorf("store: remote ack needs a bucket: configure one, or acknowledge locally")
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = DefaultAckTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

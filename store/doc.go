@@ -39,6 +39,11 @@
 //     returns nil, which the adapters turn into close() returning 0 or rsync
 //     exiting 0.
 //
+// With Config.AckRemote (remote-ack, remoteack.go) Upload.Commit waits
+// after step 3 until every pack holding a committed record is in the
+// bucket, an identical re-push too, and fails with ErrBucket after
+// Config.AckTimeout; the local commit stays.
+//
 // So every change the index acknowledges is in the packs first, in the same
 // fsync as the blocks it names: the index is a cache of the packs. A crash
 // before step 3 leaves at most records no committed state refers to at the
@@ -77,6 +82,9 @@
 //     the bytes are compared (the same outcomes); else the file is renamed
 //     to landing/files/NAME (landing/dirs/NS/NAME) and that directory is
 //     fsynced: the durable "landed" record. Only then does close return 0.
+//
+// In remote-ack mode nothing lands: LandingFile.Commit uploads every file
+// at once, and the upload waits for the bucket (remoteack.go).
 //
 // The first segment of a namespace without a cluster identity is uploaded
 // at once instead (it sets the identity in the index, so a segment of

@@ -526,6 +526,12 @@ func (lf *LandingFile) commit(meta FileMeta) (FileInfo, error) {
 	if err != nil {
 		return FileInfo{}, err
 	}
+	if s.cfg.AckRemote {
+		// Remote-ack: a landed file would be acknowledged before its
+		// ingest; upload it now, and the upload waits for the bucket
+		// (remoteack.go).
+		return lf.upload(meta)
+	}
 	if hdr != nil {
 		dm, err := s.DirMeta(lf.dir)
 		if err == nil && dm.SysID == 0 || errors.Is(err, ErrNotFound) && lf.dir == "" {

@@ -120,6 +120,10 @@ type packWriter struct {
 	nextID   uint32
 	dirty    map[uint32]int64 // packs appended to since the last takeDirty, with their end
 	poisoned map[uint32]bool  // packs whose fsync failed
+	// ends: the end of the last record written to each pack by this
+	// process, committed or not (dirtyPast, remoteack.go); an entry goes
+	// once the pack is uploaded.
+	ends map[uint32]int64
 	// first is when the active pack received its first record (zero:
 	// none yet); the uploader seals it by age (sealIfOlder).
 	first time.Time
@@ -174,6 +178,10 @@ func (w *packWriter) appendChecked(h index.Hash, rawLen int, codec index.Codec, 
 	}
 	w.size = off + n
 	w.dirty[w.id] = w.size
+	if w.ends == nil {
+		w.ends = map[uint32]int64{}
+	}
+	w.ends[w.id] = w.size
 	return w.id, off, nil
 }
 

@@ -27,8 +27,9 @@ import (
 //     store by about RollAge plus an upload. A sealed pack is never
 //     appended to again: Open does not resume a pack marked uploaded;
 //  2. the uploader takes every pack that is sealed, not retired and not
-//     marked uploaded, oldest first. If the writer appended to it since
-//     the last commit batch it first submits an empty op (flushOp), so
+//     marked uploaded, oldest first. If the writer appended to it past
+//     its committed length since the last commit batch (a batch's own
+//     journal records are committed by it) it first submits an empty op (flushOp), so
 //     that a batch fsyncs the pack and commits its final length
 //     (Pack.Committed);
 //  3. Put of the pack's [0, Committed) as object packs/NNNNNNNN.pack
@@ -125,6 +126,7 @@ type uploader struct {
 	claimed       bool // claimBucket succeeded
 	lastErr       string
 	changed       chan struct{} // closed and replaced at every change
+	ack           ackState      // remote-ack (remoteack.go)
 }
 
 func newUploader(s *Store) *uploader {
@@ -158,7 +160,11 @@ func (u *uploader) notify() {
 }
 
 func (u *uploader) maxBackoff() time.Duration {
-	return min(max(u.s.cfg.RollAge, time.Second), time.Minute)
+	d := min(max(u.s.cfg.RollAge, time.Second), time.Minute)
+	if u.s.cfg.AckRemote {
+		d = min(d, ackMaxBackoff(u.s.cfg.AckTimeout)) // pushes wait for the retry
+	}
+	return d
 }
 
 func (u *uploader) run() {
@@ -256,6 +262,9 @@ func (u *uploader) pass() (again bool, err error) {
 		}
 	}
 	bound := s.pw.sealedBelow()
+	if u.sealForAck(bound) { // remote-ack: seal what waiting pushes need
+		bound = s.pw.sealedBelow()
+	}
 	if u.idle && bound == u.idleBelow {
 		return false, nil
 	}
@@ -265,17 +274,22 @@ func (u *uploader) pass() (again bool, err error) {
 		return false, err
 	}
 	if len(packs) == 0 {
+		u.uploadedUpTo(bound)
+		if u.sealForAck(bound) {
+			return true, nil
+		}
 		u.idle, u.idleBelow = true, bound
 		return false, nil
 	}
-	if slices.ContainsFunc(packs, func(p *index.Pack) bool { return s.pw.isDirty(p.ID) }) {
+	u.uploadedUpTo(packs[0].ID)
+	if slices.ContainsFunc(packs, func(p *index.Pack) bool { return s.pw.dirtyPast(p.ID, p.Committed) }) {
 		// Commit the final lengths first (step 2 in the comment above).
 		if err := s.submit(flushOp{}); err != nil {
 			return false, err
 		}
 		return true, nil
 	}
-	for _, p := range packs {
+	for i, p := range packs {
 		if u.ctx.Err() != nil {
 			return false, nil
 		}
@@ -289,7 +303,18 @@ func (u *uploader) pass() (again bool, err error) {
 			continue
 		}
 		u.succeeded(p)
+		s.pw.uploadedPack(p.ID)
+		if !again { // every pack below the next one is uploaded
+			next := bound
+			if i+1 < len(packs) {
+				next = packs[i+1].ID
+			}
+			u.uploadedUpTo(next)
+		}
 		u.notify()
+	}
+	if !again && u.sealForAck(bound) {
+		again = true
 	}
 	return again, nil
 }

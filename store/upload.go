@@ -368,7 +368,15 @@ func (u *Upload) Commit() (info FileInfo, err error) {
 				Existed: err == nil && u.existing != nil, Err: err, Duration: time.Since(start)})
 		}()
 	}
-	return u.commit()
+	info, err = u.commit()
+	if err == nil && !u.landing {
+		// Remote-ack: also an identical re-push waits for the bucket
+		// (remoteack.go); an ingest answers nobody.
+		if err = u.s.ackRemote(u.Path()); err != nil {
+			return FileInfo{}, err
+		}
+	}
+	return info, err
 }
 
 func (u *Upload) commit() (FileInfo, error) {

@@ -17,7 +17,7 @@ import (
 // never a flag (it would show in ps and in --check-config): it comes from
 // WALRUS_BUCKET_SECRET_KEY or from --bucket-secret-key-file.
 type bucketFlags struct {
-	Bucket          string        `name:"bucket" help:"Copy sealed packs to this S3 bucket (it must exist) in the background; empty: no bucket. Pushes are acknowledged locally as before (local-ack). See README \"Packs in a bucket\"." placeholder:"NAME"`
+	Bucket          string        `name:"bucket" help:"Copy sealed packs to this S3 bucket (it must exist) in the background; empty: no bucket. Pushes are acknowledged locally as before (local-ack) unless --ack remote. See README \"Packs in a bucket\"." placeholder:"NAME"`
 	BucketEndpoint  string        `name:"bucket-endpoint" help:"host:port of the S3 API (no scheme; --bucket-tls says https)." placeholder:"HOST:PORT"`
 	BucketPrefix    string        `name:"bucket-prefix" help:"Key prefix of walrus's objects in the bucket, ending in / (e.g. walrus/)."`
 	BucketRegion    string        `name:"bucket-region" help:"Region of the bucket (default us-east-1)."`
@@ -94,4 +94,16 @@ func (b *bucketFlags) open(met *metrics.Metrics) (backend.Backend, error) {
 		be = backend.NewEncrypted(be, key)
 	}
 	return be, nil
+}
+
+// checkAck refuses --ack remote without a bucket and a timeout that is
+// not positive.
+func (c *serveCmd) checkAck() error {
+	if c.Ack == "remote" && !c.enabled() {
+		return errors.New("bucket: --ack remote needs --bucket (a push is acknowledged once its packs are there): add --bucket NAME, or use --ack local")
+	}
+	if c.AckTimeout <= 0 {
+		return fmt.Errorf("bucket: ack timeout %s invalid: use a positive duration such as 30s", c.AckTimeout)
+	}
+	return nil
 }

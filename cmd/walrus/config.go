@@ -161,6 +161,9 @@ func (c *serveCmd) checkConfig(g *globals, kctx *kong.Context) error {
 			bad("mount %s: its parent directory: %v", c.Mount, err)
 		}
 	}
+	if err := c.checkAck(); err != nil {
+		bad("%v", err)
+	}
 	if err := c.bucketFlags.check(); err != nil {
 		bad("%v", err)
 	} else if c.enabled() {

@@ -99,7 +99,7 @@ func TestConfigFileBucket(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "# configuration OK") {
 		t.Fatalf("check of a bucket configuration: %+v", r)
 	}
-	for _, want := range []string{`bucket = "wal-archive"`, `bucket_roll_age = 30s`, `bucket_tls = false`} {
+	for _, want := range []string{`bucket = "wal-archive"`, `bucket_roll_age = 30s`, `bucket_tls = false`, `ack = "local"`, `ack_timeout = 30s`} {
 		if !strings.Contains(r.stdout, want+"\n") {
 			t.Errorf("effective configuration lacks %s:\n%s", want, r.stdout)
 		}
@@ -114,6 +114,9 @@ func TestConfigFileBucket(t *testing.T) {
 		{"scheme", strings.Replace(good, "127.0.0.1:9000", "http://127.0.0.1:9000", 1), "has a scheme"},
 		{"no-secret", strings.Replace(good, "bucket_secret_key_file = \""+secret+"\"\n", "", 1), "no secret key"},
 		{"open-key", strings.Replace(good, key, filepath.Join(work, "open.key"), 1), "readable by group or others"},
+		{"ack-no-bucket", base + "ack = \"remote\"\n", "--ack remote needs --bucket"},
+		{"ack-bad", good + "ack = \"bucket\"\n", "ack"},
+		{"ack-timeout", good + "ack = \"remote\"\nack_timeout = \"0s\"\n", "ack timeout 0s invalid"},
 	} {
 		r := runArgs("serve", "--config", write(c.name+".toml", c.body, 0o644), "--check-config")
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) {

@@ -56,6 +56,8 @@ type serveCmd struct {
 	CheckConfig bool `help:"Check the configuration (flags, environment, --config file, rsyncd.conf, retention) and print the effective one, then exit: 0 if it would start."`
 
 	bucketFlags `embed:""`
+	Ack         string        `name:"ack" enum:"local,remote" default:"local" help:"When a push succeeds: local (default) once fsynced and indexed here, sealed packs reach --bucket in the background; remote: only once its packs are in the bucket (needs --bucket). See README \"Packs in a bucket\"."`
+	AckTimeout  time.Duration `name:"ack-timeout" default:"30s" help:"With --ack remote: a push whose packs are not in the bucket this long after its local commit fails (the bucket is unreachable; it is kept here and succeeds again once the bucket is back)."`
 
 	MemoryLimit int64 `help:"Soft memory limit of the Go runtime in bytes (0: the bound computed from the cache size and cores, see README; negative: none; GOMEMLIMIT wins)."`
 }
@@ -83,13 +85,21 @@ func (c *serveCmd) Run(ctx context.Context, g *globals, kctx *kong.Context) erro
 	if err := c.bucketFlags.check(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	if err := c.checkAck(); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	if c.enabled() {
 		if cfg.Remote, err = c.bucketFlags.open(met); err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
 		cfg.RollAge = c.BucketRollAge
 		cfg.PackCacheBytes = c.BucketCacheSize
-		log.Info("copying sealed packs to the bucket (local-ack: pushes do not wait for it)", "bucket", cfg.Remote.Location(), "roll_age", c.BucketRollAge)
+		cfg.AckRemote, cfg.AckTimeout = c.Ack == "remote", c.AckTimeout
+		if cfg.AckRemote {
+			log.Info("copying packs to the bucket (remote-ack: a push succeeds once its packs are in the bucket)", "bucket", cfg.Remote.Location(), "ack_timeout", c.AckTimeout)
+		} else {
+			log.Info("copying sealed packs to the bucket (local-ack: pushes do not wait for it)", "bucket", cfg.Remote.Location(), "roll_age", c.BucketRollAge)
+		}
 	}
 	st, created, err := openOrCreate(cfg)
 	if err != nil {

@@ -37,6 +37,7 @@ var kinds = []struct {
 	{"retry", store.ErrRetry, http.StatusServiceUnavailable},
 	{"closed", store.ErrClosed, http.StatusServiceUnavailable},
 	{"no_space", store.ErrNoSpace, http.StatusInsufficientStorage},
+	{"bucket", store.ErrBucket, http.StatusServiceUnavailable},
 }
 
 func kindOf(err error) (string, int) {
