@@ -160,13 +160,20 @@ type Pack struct {
 	// (store.Config.Remote): the object was put and its size confirmed.
 	// Records written before it existed, or by a store without a bucket,
 	// read as false ("not uploaded"). It is a flag bit, so older walrus
-	// versions read such records and simply ignore it.
+	// versions read such records and simply ignore it. On a retired pack
+	// it means its object is still in the bucket, to be deleted (a pending
+	// deletion, store/remotegc.go); it is cleared once the object is gone.
 	Uploaded bool
 	// Evicted is set (only on an Uploaded pack) when its local file was
 	// deleted to bound the local pack cache (store/packcache.go): the
 	// pack lives in the bucket only, and reads fetch its records by range.
 	// A flag bit like Uploaded: older versions ignore it.
 	Evicted bool
+	// MovedBelow is set when the pack is retired: every copy GC made of its
+	// blocks lies in a pack with a lower id (the packs allocated by then).
+	// 0 in records written before it existed (and on packs not retired):
+	// unknown. An optional trailing field: older versions ignore it.
+	MovedBelow uint32
 }
 
 // AddLive adds (sign 1) or removes (sign -1) block b's record from the
@@ -435,9 +442,12 @@ func encodePack(p *Pack) []byte {
 	}
 	e.u8(flags)
 	e.uvar(p.MaxSeq)
-	if p.Unsettled != 0 || p.Cold != 0 {
+	if p.Unsettled != 0 || p.Cold != 0 || p.MovedBelow != 0 {
 		e.svar(p.Unsettled)
 		e.svar(p.Cold)
+	}
+	if p.MovedBelow != 0 {
+		e.uvar(uint64(p.MovedBelow))
 	}
 	return e.b
 }
@@ -464,6 +474,9 @@ func decodePack(id uint32, b []byte) (*Pack, error) {
 	}
 	if d.err == nil && len(d.b) > 0 {
 		p.Unsettled, p.Cold = d.svar(), d.svar()
+	}
+	if d.err == nil && len(d.b) > 0 {
+		p.MovedBelow = uint32(d.uvar())
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: pack %d", d.err, id)

@@ -42,6 +42,10 @@ type GCReport struct {
 	DiskBefore     int64   `json:"disk_bytes_before"`
 	DiskAfter      int64   `json:"disk_bytes_after"`
 	Seconds        float64 `json:"seconds"`
+
+	// PacksNotUploaded: left alone because the store has a bucket and they
+	// are not in it yet (remote.go, remotegc.go).
+	PacksNotUploaded int `json:"packs_not_uploaded"`
 }
 
 // GC reclaims the space of removed files. A pack with no live bytes is
@@ -67,6 +71,9 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 		threshold = DefaultGCThreshold
 	}
 	var err error
+	if s.gcGuard, err = s.hasBucket(); err != nil {
+		return rep, err
+	}
 	if rep.DiskBefore, err = s.packDiskBytes(); err != nil {
 		return rep, err
 	}
@@ -175,8 +182,9 @@ func (s *Store) gcCandidates(threshold float64, rep *GCReport) ([]*index.Pack, e
 			rep.PacksScanned++
 			switch {
 			case p.ID >= bound || busy[p.ID]:
-			case s.cfg.Remote != nil && !p.Uploaded:
+			case s.gcGuard && !p.Uploaded:
 				// Not in the bucket yet: stays until it is (remote.go).
+				rep.PacksNotUploaded++
 			case collectable(p, threshold):
 				out = append(out, p)
 			case p.Committed < s.cfg.PackSize/smallPackDivisor:
@@ -188,6 +196,7 @@ func (s *Store) gcCandidates(threshold float64, rep *GCReport) ([]*index.Pack, e
 	if len(small) >= 2 {
 		out = append(out, small...)
 	}
+	s.warnNotUploaded(rep)
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Live != out[j].Live {
 			return out[i].Live < out[j].Live
@@ -279,7 +288,7 @@ func (s *Store) collectPack(ctx context.Context, p *index.Pack, rep *GCReport) (
 			return false, err
 		}
 	}
-	op := &gcMoveOp{s: s, pack: p.ID, moves: moves, retire: true}
+	op := &gcMoveOp{s: s, pack: p.ID, moves: moves, retire: true, guard: s.gcGuard}
 	if err := s.submit(op); err != nil {
 		return false, err
 	}
@@ -291,6 +300,7 @@ func (s *Store) collectPack(ctx context.Context, p *index.Pack, rep *GCReport) (
 		// The record is retired: Open deletes the file if we cannot now.
 		s.log.Error("gc: delete retired pack", "pack", p.ID, "err", err)
 	}
+	s.wantBucketDeletes() // its object, if any (remotegc.go)
 	return true, nil
 }
 
@@ -384,6 +394,7 @@ type gcMoveOp struct {
 	pack    uint32
 	moves   []gcMove
 	retire  bool
+	guard   bool // the store has a bucket: retire only an uploaded pack
 	retired bool // out
 }
 
@@ -425,12 +436,16 @@ func (o *gcMoveOp) apply(x *index.Txn, _ time.Time) error {
 			return err
 		}
 	}
-	if o.retire && old.Live == 0 && !o.s.hasPending(o.pack) && (o.s.cfg.Remote == nil || old.Uploaded) {
+	if o.retire && old.Live == 0 && !o.s.hasPending(o.pack) && (!o.guard || old.Uploaded) {
 		ok, err := retirable(x, old) // the journal may still need it
 		if err != nil {
 			return err
 		}
 		old.Retired, o.retired = ok, ok
+		if ok && old.Uploaded {
+			// Its object is now a pending deletion (remotegc.go).
+			old.MovedBelow = o.s.pw.allocatedBelow()
+		}
 	}
 	return x.PutPack(old)
 }

@@ -52,10 +52,11 @@ import (
 // store (bucketid.go): one prefix, one store.
 //
 // GC: with a Remote, GC neither rewrites nor retires a pack that is not
-// uploaded, so no local pack leaves before its copy is in the bucket. GC
-// never deletes bucket objects (a later step): the bucket keeps every pack
-// ever sealed, which Repair accepts (a retired pack's blocks are dead
-// bytes there, superseded by their later copies).
+// uploaded, so no local pack leaves before its copy is in the bucket. The
+// object of a retired pack is deleted once the bucket holds what replaced
+// it (remotegc.go: the order and its crash points); until then Repair
+// accepts it (a retired pack's blocks are dead bytes there, superseded by
+// their later copies).
 //
 // Rebuild: FetchPacks downloads every packs/ object into an empty
 // DATA/packs (temporary file, fsync, size and header check, rename, fsync
@@ -97,6 +98,13 @@ type BucketStatus struct {
 	LastError string `json:"last_error,omitempty"`
 	// Cache: the local pack cache and range reads (packcache.go).
 	Cache *PackCacheStatus `json:"cache,omitempty"`
+	// PendingDeletePacks and PendingDeleteBytes: objects of packs GC
+	// retired, deleted once the bucket holds what replaced them
+	// (remotegc.go); Deletes and DeletedBytes: deleted since Open.
+	PendingDeletePacks int   `json:"pending_delete_packs"`
+	PendingDeleteBytes int64 `json:"pending_delete_bytes"`
+	Deletes            int64 `json:"deletes"`
+	DeletedBytes       int64 `json:"deleted_bytes"`
 }
 
 // Lagging reports whether anything committed may not be in the bucket
@@ -127,12 +135,16 @@ type uploader struct {
 	lastErr       string
 	changed       chan struct{} // closed and replaced at every change
 	ack           ackState      // remote-ack (remoteack.go)
+
+	gc bucketGC // deleting retired packs' objects (remotegc.go)
 }
 
 func newUploader(s *Store) *uploader {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &uploader{s: s, b: s.cfg.Remote, kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
+	u := &uploader{s: s, b: s.cfg.Remote, kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), changed: make(chan struct{})}
+	u.gc.want.Store(true) // deletions left pending by the last run
+	return u
 }
 
 // kickUpload wakes the uploader (after every commit batch: a pack may have
@@ -179,6 +191,7 @@ func (u *uploader) run() {
 			if rerr := u.s.rc.refill(); rerr != nil && u.ctx.Err() == nil {
 				u.s.log.Warn("pack cache: refill failed; the pack is read from the bucket", "err", rerr)
 			}
+			err = u.deletePass() // remotegc.go
 		}
 		u.notify()
 		if u.ctx.Err() != nil {
@@ -379,6 +392,7 @@ func (u *uploader) succeeded(p *index.Pack) {
 	u.mu.Lock()
 	u.uploads++
 	u.uploadedBytes += p.Committed
+	u.gc.want.Store(true) // a pending deletion may wait for this pack
 	was, failures := u.failing, u.failures
 	u.failing, u.lastErr = false, ""
 	u.mu.Unlock()
@@ -460,6 +474,9 @@ func (s *Store) bucketStatus() (*BucketStatus, error) {
 	bs.UploadSeconds, bs.Verified = u.uploadTime.Seconds(), u.claimed
 	u.mu.Unlock()
 	if bs.Cache, err = s.rc.status(); err != nil {
+		return nil, err
+	}
+	if err := s.bucketGCStatus(bs); err != nil {
 		return nil, err
 	}
 	return bs, nil

@@ -73,6 +73,7 @@ type Store struct {
 
 	pf        *prefetcher
 	gcMu      sync.Mutex // one GC at a time; Close waits for a running GC
+	gcGuard   bool       // under gcMu: this GC keeps packs not in the bucket (remotegc.go)
 	ckptMu    sync.Mutex // one checkpoint at a time (checkpoint.go)
 	seq       uint64     // the next journal batch number; committer only
 	legacy    bool       // the index holds records no pack journals yet: Open checkpoints

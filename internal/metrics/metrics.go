@@ -210,6 +210,10 @@ var (
 	dBucketFails   = prometheus.NewDesc("walrus_bucket_upload_failures_total", "Pack uploads that failed (after the backend's retries) since start.", nil, nil)
 	dBucketUploads = prometheus.NewDesc("walrus_bucket_uploads_total", "Packs uploaded to the bucket since start.", nil, nil)
 	dBucketUpBytes = prometheus.NewDesc("walrus_bucket_uploaded_bytes_total", "Pack bytes uploaded to the bucket since start.", nil, nil)
+	dBucketPendDel = prometheus.NewDesc("walrus_bucket_pending_delete_packs", "Objects of packs GC retired, deleted once the bucket holds what replaced them.", nil, nil)
+	dBucketPendDB  = prometheus.NewDesc("walrus_bucket_pending_delete_bytes", "Bytes of the objects pending deletion.", nil, nil)
+	dBucketDeletes = prometheus.NewDesc("walrus_bucket_deletes_total", "Objects of retired packs deleted from the bucket since start.", nil, nil)
+	dBucketDelByte = prometheus.NewDesc("walrus_bucket_deleted_bytes_total", "Bytes of the objects deleted from the bucket since start.", nil, nil)
 	dScrapeErr     = prometheus.NewDesc("walrus_state_scrape_error", "1 if reading the archive's state failed at the last scrape.", nil, nil)
 )
 
@@ -228,7 +232,8 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dStoreFiles, dLogical, dStored, dDisk, dPacks, dLandedFiles, dLandedBytes, dLandedFailing, dFree, dFloor, dCacheHits, dCacheMisses,
 		dDirLogical, dDirStored, dDirSegments, dLastArchived, dLastEndLSN, dTimelineSegs, dGaps, dProblems, dBackups,
 		dNewestBackup, dNewestRestore, dScrapeErr,
-		dBucketPacks, dBucketBytes, dBucketOldest, dBucketActive, dBucketFails, dBucketUploads, dBucketUpBytes} {
+		dBucketPacks, dBucketBytes, dBucketOldest, dBucketActive, dBucketFails, dBucketUploads, dBucketUpBytes,
+		dBucketPendDel, dBucketPendDB, dBucketDeletes, dBucketDelByte} {
 		ch <- d
 	}
 }
@@ -276,7 +281,10 @@ func (c *stateCollector) read(ctx context.Context) []prometheus.Metric {
 		g(dBucketBytes, float64(b.WaitingBytes))
 		g(dBucketOldest, b.OldestWaitingSeconds)
 		g(dBucketActive, float64(b.ActiveBytes))
-		for d, v := range map[*prometheus.Desc]float64{dBucketFails: float64(b.Failures), dBucketUploads: float64(b.Uploads), dBucketUpBytes: float64(b.UploadedBytes)} {
+		g(dBucketPendDel, float64(b.PendingDeletePacks))
+		g(dBucketPendDB, float64(b.PendingDeleteBytes))
+		for d, v := range map[*prometheus.Desc]float64{dBucketFails: float64(b.Failures), dBucketUploads: float64(b.Uploads), dBucketUpBytes: float64(b.UploadedBytes),
+			dBucketDeletes: float64(b.Deletes), dBucketDelByte: float64(b.DeletedBytes)} {
 			out = append(out, prometheus.MustNewConstMetric(d, prometheus.CounterValue, v))
 		}
 	}
