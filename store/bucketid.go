@@ -121,6 +121,7 @@ func (u *uploader) claimBucket(ctx context.Context) error {
 	}
 	switch {
 	case remote != "" && remote == local:
+		u.gc.sameStore = true // its objects are this store's (alreadyInBucket)
 		return nil
 	case remote != "":
 		return fmt.Errorf("%w (%s holds id %s, %s/%s holds %q): give this store its own --bucket-prefix, or rebuild a store from that bucket with walrus repair --from-bucket",

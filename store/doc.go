@@ -203,10 +203,13 @@
 // copied to a bucket in the background and marked Uploaded (remote.go:
 // the order, the age roll, the backlog, rebuilding from the bucket); a
 // pack marked Uploaded is never resumed, and GC neither rewrites nor
-// retires a pack that is not yet uploaded. With Config.PackCacheBytes an
-// uploaded, sealed pack may lose its local file (Pack.Evicted, committed
-// before the unlink) and its records are then read by range from the
-// bucket, checked as local ones (packcache.go).
+// retires a pack that is not yet uploaded (nor does it when the store, with
+// a DATA/bucket.id, is opened without its bucket). A retired pack's object
+// is deleted once the bucket holds its copies and a checkpoint covering its
+// journal (remotegc.go: the order and its crash points). With
+// Config.PackCacheBytes an uploaded, sealed pack may lose its local file
+// (Pack.Evicted, committed before the unlink) and its records are then read
+// by range from the bucket, checked as local ones (packcache.go).
 //
 // # Full disk
 //

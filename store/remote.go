@@ -144,6 +144,7 @@ func newUploader(s *Store) *uploader {
 	u := &uploader{s: s, b: s.cfg.Remote, kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), changed: make(chan struct{})}
 	u.gc.want.Store(true) // deletions left pending by the last run
+	u.gc.openBelow = s.pw.allocatedBelow()
 	return u
 }
 
@@ -356,8 +357,15 @@ func (u *uploader) upload(p *index.Pack) (stale bool, err error) {
 			u.mu.Unlock()
 		}
 	}()
-	if err := u.b.Put(u.ctx, name, io.NewSectionReader(pf.f, 0, p.Committed), p.Committed); err != nil {
-		return false, fmt.Errorf("put %s: %w", name, err)
+	there, err := u.alreadyInBucket(p) // remotegc.go
+	if err != nil {
+		return false, err
+	}
+	u.gc.found = there
+	if !there {
+		if err := u.b.Put(u.ctx, name, io.NewSectionReader(pf.f, 0, p.Committed), p.Committed); err != nil {
+			return false, fmt.Errorf("put %s: %w", name, err)
+		}
 	}
 	info, err := u.b.Stat(u.ctx, name)
 	if err != nil {
@@ -390,8 +398,10 @@ func (u *uploader) failed(what string, err error) {
 
 func (u *uploader) succeeded(p *index.Pack) {
 	u.mu.Lock()
-	u.uploads++
-	u.uploadedBytes += p.Committed
+	if !u.gc.found { // not put: it was there (alreadyInBucket)
+		u.uploads++
+		u.uploadedBytes += p.Committed
+	}
 	u.gc.want.Store(true) // a pending deletion may wait for this pack
 	was, failures := u.failing, u.failures
 	u.failing, u.lastErr = false, ""

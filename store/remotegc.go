@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/walrus-archive/walrus/index"
+	"github.com/walrus-archive/walrus/store/backend"
 )
 
 // Deleting the bucket objects of retired packs (issue 14).
@@ -67,6 +68,11 @@ import (
 // bucketGC is the uploader's state for deleting objects.
 type bucketGC struct {
 	want atomic.Bool // something may have become deletable
+	// openBelow: the packs allocated before Open; sameStore: the claim
+	// found the bucket already this store's (alreadyInBucket). Uploader only.
+	openBelow uint32
+	sameStore bool
+	found     bool // the last upload found its pack there and put nothing
 
 	mu           sync.Mutex
 	deletes      int64
@@ -289,4 +295,26 @@ func (s *Store) bucketGCStatus(bs *BucketStatus) error {
 	bs.Deletes, bs.DeletedBytes = s.up.gc.deletes, s.up.gc.deletedBytes
 	s.up.gc.mu.Unlock()
 	return nil
+}
+
+// alreadyInBucket reports whether pack p, not marked uploaded, is in the
+// bucket already: a pack that existed before Open whose object has exactly
+// its committed length, in a prefix that held this store's id before this
+// process claimed it. Committed bytes never change, so that object holds
+// them: a crash between the Put and the mark, or a repair that rebuilt the
+// index from the local packs (it keeps no marks), costs one HEAD per pack
+// instead of its upload. Packs created since Open were never put.
+func (u *uploader) alreadyInBucket(p *index.Pack) (bool, error) {
+	if p.ID >= u.gc.openBelow || !u.gc.sameStore {
+		return false, nil
+	}
+	name := packObjectName(p.ID)
+	info, err := u.b.Stat(u.ctx, name)
+	if backend.IsNotExist(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("stat %s: %w", name, err)
+	}
+	return info.Size == p.Committed, nil
 }

@@ -365,3 +365,35 @@ func TestBucketGCWithoutBucketFlagsKeepsNotUploaded(t *testing.T) {
 		t.Fatal("first differs")
 	}
 }
+
+// A repair from the local packs keeps no Uploaded marks; the next Open
+// with the bucket finds the packs already there (HEAD, same size) and
+// does not upload them again.
+func TestBucketLocalRepairDoesNotReupload(t *testing.T) {
+	_, b := testBucket(t, true)
+	dir := t.TempDir()
+	s := openTest(t, dir, remoteConfig(b, 100*time.Millisecond))
+	for i := range 12 {
+		mustPut(t, s, fmt.Sprintf("f%02d", i), randomBytes(150<<10, uint64(i)))
+	}
+	bs := waitBucket(t, s, "every pack is uploaded", drained)
+	packs := bs.UploadedPacks
+	s.Close()
+	rep, err := Repair(context.Background(), Config{Dir: dir, BlockSize: 64 << 10, PackSize: 512 << 10}, RepairOptions{})
+	if err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("repair: %v %+v", err, rep)
+	}
+	s = openTest(t, dir, remoteConfig(b, 100*time.Millisecond))
+	bs = waitBucket(t, s, "the repaired store is in the bucket", drained)
+	// Repair's checkpoint went into a pack of its own or one it resumed:
+	// that one is new. The others are marked without an upload.
+	if bs.Uploads > 2 || bs.UploadedPacks < packs {
+		t.Fatalf("after a local repair %d of %d packs were uploaded again: %+v", bs.Uploads, packs, bs)
+	}
+	checkBucketHoldsPacks(t, s, b)
+	for i := range 12 {
+		if !bytes.Equal(readAll(t, s, fmt.Sprintf("f%02d", i)), randomBytes(150<<10, uint64(i))) {
+			t.Fatalf("f%02d differs", i)
+		}
+	}
+}
