@@ -53,8 +53,8 @@ import (
 // with the packs allocated now (bucketBoundOp), which bounds every copy
 // made before; from then on they are pending like any other.
 //
-// A store with a bucket that is opened without one (walrus gc run without
-// the bucket flags) still knows it has one: DATA/bucket.id (bucketid.go).
+// A store with a bucket that is opened without one (walrus gc while serve
+// is not running) still knows it has one: DATA/bucket.id (bucketid.go).
 // Its GC then retires no pack that is not uploaded, as with a bucket, and
 // says so; pending deletions wait for a store opened with the bucket.
 //
@@ -101,8 +101,8 @@ func (s *Store) hasBucket() (bool, error) {
 // packs alone.
 func (s *Store) warnNotUploaded(rep *GCReport) {
 	if s.cfg.Remote == nil && rep.PacksNotUploaded > 0 {
-		s.log.Warn("gc: this store uploads to a bucket (DATA/"+bucketIDFile+") and none is configured: packs not in the bucket yet are kept; "+
-			"pass the bucket flags (--bucket ...) to collect them, or remove DATA/"+bucketIDFile+" to stop using the bucket",
+		s.log.Warn("gc: this store uploads to a bucket (DATA/"+bucketIDFile+") and is opened without it: packs not in the bucket yet are kept; "+
+			"walrus serve with the bucket flags uploads them, and its gc (or walrus gc while it runs) collects them; remove DATA/"+bucketIDFile+" to stop using the bucket",
 			"packs", rep.PacksNotUploaded)
 	}
 }

@@ -310,8 +310,8 @@ func TestBucketGCKeepsObjectUntilCopiesUploaded(t *testing.T) {
 	}
 }
 
-// A store with a bucket opened without one (walrus gc without the bucket
-// flags) keeps the packs that are not in the bucket yet; GC says so.
+// A store with a bucket opened without one (walrus gc while serve is not
+// running) keeps the packs that are not in the bucket yet; GC says so.
 func TestBucketGCWithoutBucketFlagsKeepsNotUploaded(t *testing.T) {
 	gw, b := testBucket(t, false)
 	dir := t.TempDir()
@@ -395,5 +395,62 @@ func TestBucketLocalRepairDoesNotReupload(t *testing.T) {
 		if !bytes.Equal(readAll(t, s, fmt.Sprintf("f%02d", i)), randomBytes(150<<10, uint64(i))) {
 			t.Fatalf("f%02d differs", i)
 		}
+	}
+}
+
+// Packs retired by a walrus that never deleted objects (Uploaded kept,
+// no MovedBelow) are stamped with the packs allocated now and deleted
+// like any other once those are in the bucket.
+func TestBucketGCOldRetiredRecords(t *testing.T) {
+	_, b := testBucket(t, false)
+	fb := &faultyDelete{Backend: b}
+	fb.mode.Store(faultSkip) // keep the objects while the records are made old
+	dir := t.TempDir()
+	s := openTest(t, dir, remoteConfig(fb, 100*time.Millisecond))
+	for i := range 9 {
+		mustPut(t, s, fmt.Sprintf("f%d", i), randomBytes(150<<10, uint64(i)))
+	}
+	waitBucket(t, s, "the files are in the bucket", drained)
+	for i := range 8 {
+		if err := s.Remove(fmt.Sprintf("f%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.GC(context.Background(), GCOptions{Threshold: 0.9}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTest(t, dir, func(c *Config) { c.BlockSize, c.PackSize = 64<<10, 512<<10 })
+	var old []uint32
+	if err := s.idx.Update(func(x *index.Txn) error {
+		return x.Packs(func(p *index.Pack) error {
+			if p.Retired && p.Uploaded {
+				old = append(old, p.ID)
+				p.MovedBelow = 0 // as main wrote it
+				return x.PutPack(p)
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if len(old) == 0 {
+		t.Fatal("no retired pack with an object")
+	}
+	fb.mode.Store(faultNone)
+	s = openTest(t, dir, remoteConfig(fb, 100*time.Millisecond))
+	bs := waitBucket(t, s, "the old retired packs' objects are deleted", noPendingDeletes)
+	if bs.Deletes != int64(len(old)) {
+		t.Fatalf("%d deletes, %d old retired packs: %+v", bs.Deletes, len(old), bs)
+	}
+	for _, p := range packRecords(t, s) {
+		if slices.Contains(old, p.ID) && p.MovedBelow == 0 {
+			t.Fatalf("old retired pack %d never stamped", p.ID)
+		}
+	}
+	checkBucketIsLivePacks(t, s, b)
+	if !bytes.Equal(readAll(t, s, "f8"), randomBytes(150<<10, 8)) {
+		t.Fatal("f8 differs")
 	}
 }

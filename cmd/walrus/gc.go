@@ -40,5 +40,8 @@ func (c *gcCmd) Run(ctx context.Context, g *globals) error {
 	fmt.Fprintf(g.stdout, "gc: %d packs rewritten, %d deleted, %d busy, %d left for lack of free space (of %d candidates, %d packs); copied %s (%.0f MB/s); disk %s -> %s (freed %s)\n",
 		rep.PacksRewritten, rep.PacksDeleted, rep.PacksBusy, rep.PacksNoSpace, rep.Candidates, rep.PacksScanned, humanBytes(rep.BytesCopied), mbps,
 		humanBytes(rep.DiskBefore), humanBytes(rep.DiskAfter), humanBytes(rep.DiskBefore-rep.DiskAfter))
+	if rep.PacksNotUploaded > 0 {
+		fmt.Fprintf(g.stdout, "gc: %d packs kept: not in the bucket yet (walrus serve with the bucket flags uploads them; run gc while it runs)\n", rep.PacksNotUploaded)
+	}
 	return a.Close()
 }
