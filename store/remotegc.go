@@ -35,8 +35,10 @@ import (
 //     (GC retires no pack the journal pins), so the bucket then holds a
 //     complete checkpoint, the batches after it up to R's retirement, and
 //     a copy of each of R's live blocks: in a pack below MovedBelow that
-//     is uploaded, or, if that pack was retired since, in its object,
-//     which by the same rule stays until its own copies are in the bucket;
+//     is uploaded, or, if that pack was retired since, in its object
+//     (uploaded before it was retired: GC of a store with a bucket
+//     retires no other), which by the same rule stays until its own
+//     copies are in the bucket;
 //  3. Delete of packs/NNNNNNNN.pack (idempotent: a missing object is
 //     success);
 //  4. only then bucketDeletedOp clears Uploaded on the retired record, in a
@@ -46,7 +48,8 @@ import (
 // one) deletes it. A crash between 3 and 4 leaves a pending record whose
 // object is gone: Delete succeeds again and 4 follows. Nothing else clears
 // the mark (forgetUploadsOp does, when the bucket no longer holds the
-// store at all). A failing Delete is retried on the uploader's backoff.
+// store at all). A failing Delete is retried on the uploader's backoff
+// and shows in Status.Bucket like a failed upload (Failures, LastError).
 //
 // Records retired before MovedBelow existed (by a walrus that never
 // deleted objects) read MovedBelow 0, unknown: the first pass stamps them

@@ -69,6 +69,10 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 		if !b.Verified && !b.Failing {
 			fmt.Fprintln(w, "  bucket: checking that the prefix is this store's before the first upload")
 		}
+		if b.PendingDeletePacks > 0 || b.Deletes > 0 {
+			fmt.Fprintf(w, "  bucket: %d objects of retired packs (%s) to delete once what replaced them is uploaded; %d deleted since start (%s)\n",
+				b.PendingDeletePacks, humanBytes(b.PendingDeleteBytes), b.Deletes, humanBytes(b.DeletedBytes))
+		}
 		if b.Failures > 0 || b.Failing {
 			fmt.Fprintf(w, "  bucket: %d failed uploads since start", b.Failures)
 			if b.Failing {
