@@ -75,6 +75,11 @@ func TestMain(m *testing.M) {
 		gcCrashChild(dir, start)
 		return
 	}
+	if dir := os.Getenv("WALRUS_BGC_CHILD"); dir != "" {
+		start, _ := strconv.ParseUint(os.Getenv("WALRUS_CRASH_START"), 10, 64)
+		bucketGCCrashChild(dir, start)
+		return
+	}
 	if dir := os.Getenv("WALRUS_FULLDISK_CHILD"); dir != "" {
 		cycles, _ := strconv.Atoi(os.Getenv("WALRUS_FULLDISK_CYCLES"))
 		fullDiskChild(dir, cycles)
