@@ -112,7 +112,7 @@ func TestBucketGCCrashConsistency(t *testing.T) {
 	cfg := Config{Dir: dir, BlockSize: 64 << 10, PackSize: 512 << 10, CacheBytes: 128 << 10}
 	for it := 0; it < iterations; it++ {
 		var removed []string
-		runKilledChild(t, "WALRUS_BGC_CHILD="+dir, uint64(it)*1000+1, rng.IntN(maxLines)+1, time.Duration(rng.IntN(40))*time.Millisecond,
+		runKilledChild(t, "WALRUS_BGC_CHILD="+dir, uint64(it)*1000+1, rng.IntN(maxLines)+4, time.Duration(rng.IntN(40))*time.Millisecond,
 			func(f []string) bool {
 				switch {
 				case len(f) == 3 && f[0] == "ok":
@@ -142,13 +142,30 @@ func TestBucketGCCrashConsistency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs := waitBucket(t, s, "the pending deletions complete", func(bs *BucketStatus) bool {
-		if id, ok := s.pw.active(); ok && bs.ActiveBytes > 0 {
-			s.pw.sealActive(id)
-			s.kickUpload()
+	sealed := func(cond func(*BucketStatus) bool) func(*BucketStatus) bool {
+		return func(bs *BucketStatus) bool {
+			if id, ok := s.pw.active(); ok && bs.ActiveBytes > 0 {
+				s.pw.sealActive(id) // do not wait for the age roll
+				s.kickUpload()
+			}
+			return cond(bs)
 		}
-		return noPendingDeletes(bs)
-	})
+	}
+	// However early the children were killed, some packs retire here.
+	waitBucket(t, s, "the backlog is uploaded", sealed(drained))
+	n := 0
+	for name := range acked {
+		if n++; n%2 == 0 {
+			if err := s.Remove(name); err != nil {
+				t.Fatal(err)
+			}
+			delete(acked, name)
+		}
+	}
+	if _, err := s.GC(context.Background(), GCOptions{Threshold: 0.95}); err != nil {
+		t.Fatal(err)
+	}
+	bs := waitBucket(t, s, "the pending deletions complete", sealed(noPendingDeletes))
 	retired := checkBucketIsLivePacks(t, s, b)
 	checkAcked(t, iterations, s, acked)
 	want := stateOf(t, s)
