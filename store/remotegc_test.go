@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-archive/walrus/index"
 	"github.com/walrus-archive/walrus/store/backend"
 )
 
