@@ -192,7 +192,7 @@ func (u *uploader) run() {
 			if rerr := u.s.rc.refill(); rerr != nil && u.ctx.Err() == nil {
 				u.s.log.Warn("pack cache: refill failed; the pack is read from the bucket", "err", rerr)
 			}
-			err = u.deletePass() // remotegc.go
+			again, err = u.deletePass() // remotegc.go: a bounded batch, again if more wait
 		}
 		u.notify()
 		if u.ctx.Err() != nil {

@@ -28,7 +28,8 @@ import (
 //     below it. Retired with Uploaded is the recorded intent, a pending
 //     deletion (Status.Bucket.PendingDeletePacks);
 //  2. the uploader, after each pass that found nothing more to upload,
-//     deletes the object of every pending pack R for which, in one index
+//     deletes (bucketDeletesPerPass at a time, uploads passing between)
+//     the object of every pending pack R for which, in one index
 //     snapshot: every pack below R.MovedBelow is retired or uploaded, and
 //     every pack of the index's checkpoint (Journal.CkptPacks) is
 //     uploaded. A retired pack's batches are covered by that checkpoint
@@ -175,15 +176,23 @@ func (s *Store) bucketPlan() (bucketPlan, error) {
 	return pl, nil
 }
 
-// deletePass deletes the objects the index no longer needs (steps 2-4).
-func (u *uploader) deletePass() error {
+// bucketDeletesPerPass bounds the Deletes between two upload passes, so
+// that a large GC does not hold back uploads (and remote-ack pushes).
+const bucketDeletesPerPass = 32
+
+// deletePass deletes the objects the index no longer needs (steps 2-4),
+// at most bucketDeletesPerPass of them; more: others wait, pass again.
+func (u *uploader) deletePass() (more bool, err error) {
 	if !u.gc.want.Swap(false) {
-		return nil
+		return false, nil
 	}
 	s := u.s
 	pl, err := s.bucketPlan()
 	if err == nil && len(pl.unknown) > 0 {
 		err = s.submit(&bucketBoundOp{ids: pl.unknown, bound: s.pw.allocatedBelow()})
+	}
+	if len(pl.deletable) > bucketDeletesPerPass {
+		pl.deletable, more = pl.deletable[:bucketDeletesPerPass], true
 	}
 	var done []*index.Pack // deleted, not yet recorded
 	record := func() error {
@@ -230,9 +239,12 @@ func (u *uploader) deletePass() error {
 		if !errors.Is(err, ErrClosed) {
 			u.failed("deleting retired packs", err)
 		}
-		return err
+		return false, err
 	}
-	return nil
+	if more {
+		u.gc.want.Store(true)
+	}
+	return more, nil
 }
 
 // bucketBoundOp sets MovedBelow on retired, pending records that lack it.
