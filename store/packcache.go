@@ -466,6 +466,18 @@ func (c *packCache) localPacks() (int64, []*index.Pack, error) {
 	s := c.s
 	bound, activeSize, _ := s.pw.activeSince()
 	activeID, active := s.pw.active()
+	// The background settler re-encodes unsettled blocks soon after they
+	// are uploaded (it waits only for pushes and restores to pause);
+	// evicting their pack first made it read every one of them back with
+	// a range GET and upload the new pack again (make compare-bucket: ~15
+	// GETs per segment archived, against 2 for its restore). Such packs
+	// stay until settled, so the bound is soft by the settler's backlog
+	// too. Without a background settler nothing would ever settle them.
+	// So do packs an upload in progress has written to: its blocks (and
+	// their unsettled bytes) are counted when it commits, after the pack
+	// may have been sealed and uploaded.
+	settling := s.cfg.Settle && s.st != nil && s.st.enc != nil
+	busy := s.pendingPacks()
 	var local int64
 	var cands []*index.Pack
 	err := s.idx.View(func(x *index.Txn) error {
@@ -478,7 +490,7 @@ func (c *packCache) localPacks() (int64, []*index.Pack, error) {
 				return nil
 			}
 			local += p.Committed
-			if p.Uploaded && p.ID < bound {
+			if p.Uploaded && p.ID < bound && !busy[p.ID] && !(settling && p.Unsettled > 0) {
 				cands = append(cands, p)
 			}
 			return nil

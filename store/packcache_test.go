@@ -596,3 +596,24 @@ func TestPackCacheRefill(t *testing.T) {
 		t.Fatalf("verify after refill: %v %+v", err, rep.Problems)
 	}
 }
+
+// With the background settler on, a pack holding blocks it has still to
+// re-encode is not evicted before it has: the settler reads local packs
+// only (no range GET) and the packs are evicted once settled. On the old
+// code the ingest packs went as soon as they were uploaded and the
+// settler read them back block by block.
+func TestPackCacheKeepsUnsettledPacksForTheSettler(t *testing.T) {
+	cb := newCacheBucket(t, false)
+	dir := t.TempDir()
+	s := openTest(t, dir, func(c *Config) { cacheConfig(cb.b, 1)(c); c.Settle = true })
+	want := putRealWAL(t, s, 1, 4)
+	bs := waitBucket(t, s, "everything is settled, uploaded and evicted", func(b *BucketStatus) bool {
+		st, err := s.Status()
+		return err == nil && st.UnsettledBytes == 0 && drained(b) && b.Cache != nil && b.Cache.EvictedPacks > 0 && b.Cache.LocalBytes <= 1
+	})
+	if bs.Cache.RangeGets != 0 {
+		t.Errorf("the settler read %d ranges (%d bytes) from the bucket: it re-encoded blocks of evicted packs", bs.Cache.RangeGets, bs.Cache.RangeBytes)
+	}
+	checkEvictionInvariants(t, s)
+	checkFiles(t, s, want)
+}

@@ -28,8 +28,9 @@ import (
 // walrus's is plain HTTP), on real WAL made in the run. Per segment,
 // interleaved: push (walrus through rsync, local ack, and with --ack
 // remote where this build has it; pgBackRest archive-push), then cold and
-// warm restores (walrus restarted, page cache dropped; walrus reads its
-// local packs, pgBackRest GETs from the bucket), and the requests each
+// warm restores (walrus restarted, page cache dropped; cp out of walrus's
+// mount reads its local packs, or the bucket when its packs are evicted;
+// pgBackRest archive-get GETs from the bucket), and the requests each
 // sent to its gateway (versitygw's access log), per segment. Prints a
 // Markdown report and writes it to $WALRUS_COMPARE_BUCKET_OUT (default
 // bench-results/compare-bucket.md); asserts nothing but the bytes.
@@ -58,6 +59,14 @@ func TestCompareBucket(t *testing.T) {
 	}
 	wb := wgw.NewBucket(t)
 	peers := []*peer{add(walrusBucketPeer(t, wgw, wb, "walrus via rsync, bucket, local ack", nil), wlog, wgw, wb)}
+	if hasFlag(t, "--bucket-cache-size") {
+		// Every pack evicted once it is in the bucket (a bound of one
+		// byte, sealed after 1 s): restores read the bucket with range GETs.
+		eg := backendtest.StartVersityGWWith(t, backendtest.GatewayOptions{AccessLog: filepath.Join(logDir, "walrus-evicted-gw.log")})
+		eb := eg.NewBucket(t)
+		peers = append(peers, add(walrusBucketPeer(t, eg, eb, "walrus, bucket, local ack, packs evicted (restores from the bucket)",
+			[]string{"--bucket-cache-size", "1", "--bucket-roll-age", "1s"}), filepath.Join(logDir, "walrus-evicted-gw.log"), eg, eb))
+	}
 	remoteAck := hasFlag(t, "--ack")
 	if remoteAck {
 		rlog := filepath.Join(logDir, "walrus-remote-gw.log")
@@ -96,7 +105,7 @@ func TestCompareBucket(t *testing.T) {
 	if remoteAck {
 		fmt.Fprintf(&b, "; with --ack remote a push returns once its pack is in the bucket")
 	}
-	fmt.Fprintf(&b, ". walrus's restores read its local packs; pgBackRest's GET from the bucket. pgBackRest's gateway serves TLS (pgBackRest has no plain-HTTP S3), which costs it a handshake per command.\n")
+	fmt.Fprintf(&b, ". walrus restores with cp out of its mount: from its local packs, or, with its packs evicted (--bucket-cache-size 1), with range GETs from the bucket (prefetch 8); pgBackRest's archive-get GETs from the bucket. pgBackRest's gateway serves TLS (pgBackRest has no plain-HTTP S3), which costs it a handshake per command.\n")
 	out := os.Getenv("WALRUS_COMPARE_BUCKET_OUT")
 	if out == "" {
 		root := must(exec.Command("go", "env", "GOMOD").Output())
@@ -112,7 +121,9 @@ func TestCompareBucket(t *testing.T) {
 }
 
 // walrusBucketPeer is walrus serve with its packs copied to a new bucket
-// on gw (default roll age), archived to and restored from through rsync.
+// on gw (default roll age unless extra says otherwise), archived to through
+// rsync and restored from with cp out of its mount (the restore_command
+// the README recommends).
 func walrusBucketPeer(t *testing.T, gw *backendtest.VersityGW, bucket, name string, extra []string) *peer {
 	home := pgcluster.TempDir(t)
 	secret := filepath.Join(home, "s3.secret")
@@ -125,7 +136,7 @@ func walrusBucketPeer(t *testing.T, gw *backendtest.VersityGW, bucket, name stri
 	p := &peer{
 		name:   name,
 		push:   func(seg string) []string { return []string{"rsync", "-aq", seg, w.StoreURL(filepath.Base(seg))} },
-		pull:   func(name, dst string) []string { return []string{"rsync", "-a", w.FetchURL(name), dst} },
+		pull:   func(name, dst string) []string { return []string{"cp", filepath.Join(w.Mount, name), dst} },
 		stored: func() int64 { return totalsOf(w).StoredBytes },
 		totals: func() storeTotals { return totalsOf(w) },
 		server: func() int { return w.Pid() },
@@ -148,13 +159,19 @@ func walrusBucketPeer(t *testing.T, gw *backendtest.VersityGW, bucket, name stri
 					WaitingPacks int   `json:"waiting_packs"`
 					ActiveBytes  int64 `json:"active_bytes"`
 					Verified     bool  `json:"verified"`
+					Cache        *struct {
+						BoundBytes int64 `json:"bound_bytes"`
+						LocalBytes int64 `json:"local_bytes"`
+					} `json:"cache"`
 				} `json:"bucket"`
 			}
 			if err := json.Unmarshal([]byte(out), &st); err != nil || st.Bucket == nil {
 				return false, fmt.Sprintf("status: %v", err)
 			}
-			return st.Bucket.Verified && st.Bucket.WaitingPacks == 0 && st.Bucket.ActiveBytes == 0,
-				fmt.Sprintf("%d packs waiting, %d bytes in the active pack", st.Bucket.WaitingPacks, st.Bucket.ActiveBytes)
+			b := st.Bucket
+			evicted := b.Cache == nil || b.Cache.BoundBytes == 0 || b.Cache.LocalBytes <= b.Cache.BoundBytes
+			return b.Verified && b.WaitingPacks == 0 && b.ActiveBytes == 0 && evicted,
+				fmt.Sprintf("%d packs waiting, %d bytes in the active pack, cache %+v", b.WaitingPacks, b.ActiveBytes, b.Cache)
 		})
 	}
 	return p
