@@ -23,9 +23,11 @@ import (
 // bytes of the packs that have a local file. A pack may lose its local
 // file (be evicted) only when it is sealed, not the active pack, not
 // retired and marked Uploaded (its Committed bytes are the object
-// packs/NNNNNNNN.pack, size confirmed: remote.go). A pack that is not in
-// the bucket is never evicted, so the bound is soft: an upload backlog
-// may hold the local bytes above it (Status.Bucket shows both).
+// packs/NNNNNNNN.pack, size confirmed: remote.go), no upload in progress
+// wrote to it, and (with the background settler on) it holds no block the
+// settler has still to re-encode (localPacks). A pack that is not in the
+// bucket is never evicted, so the bound is soft: an upload or settle
+// backlog may hold the local bytes above it (Status.Bucket shows both).
 //
 // Eviction, least recently read first (reads since Open; packs not read
 // since, oldest id first), runs in the uploader goroutine after each
