@@ -5,8 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,14 +48,8 @@ func TestBucketCacheServesEvictedPacks(t *testing.T) {
 	t.Parallel()
 	testenv.RequireFUSE(t)
 	testenv.RequireCommand(t, "rsync")
-	corpus, _ := filepath.Glob(filepath.Join("..", "testdata", "walcache", "00000001[0-9A-F]*"))
-	corpus = slices.DeleteFunc(corpus, func(p string) bool { return len(filepath.Base(p)) != 24 })
-	sort.Strings(corpus)
 	const n = 12
-	if len(corpus) < n {
-		testenv.Require(t, "the WAL corpus in test/testdata/walcache")
-	}
-	corpus = corpus[:n]
+	corpus := walCorpus(t, n)
 	gw := backendtest.StartVersityGW(t)
 	home := t.TempDir()
 	_, serveArgs := bucketArgs(t, gw, home, true)

@@ -4,7 +4,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -30,13 +29,7 @@ func TestRemoteAckRsyncAndMount(t *testing.T) {
 	if _, err := exec.LookPath("rsync"); err != nil {
 		testenv.Require(t, "rsync")
 	}
-	corpus, _ := filepath.Glob(filepath.Join("..", "testdata", "walcache", "00000001[0-9A-F]*"))
-	corpus = slices.DeleteFunc(corpus, func(p string) bool { return len(filepath.Base(p)) != 24 })
-	sort.Strings(corpus)
-	if len(corpus) < 6 {
-		testenv.Require(t, "the WAL corpus in test/testdata/walcache")
-	}
-	corpus = corpus[:6]
+	corpus := walCorpus(t, 6)
 	gw := backendtest.StartVersityGW(t)
 	home := t.TempDir()
 	common, serveArgs := bucketArgs(t, gw, home, false)
