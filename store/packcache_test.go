@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -29,22 +28,7 @@ type cacheBucket struct {
 
 func newCacheBucket(t *testing.T, encrypted bool) *cacheBucket {
 	t.Helper()
-	gw := backendtest.StartVersityGW(t)
-	bucket := gw.NewBucket(t)
-	s3, err := backend.NewS3(backend.S3Config{Endpoint: gw.Endpoint, Bucket: bucket, Prefix: "walrus/",
-		AccessKey: gw.AccessKey, SecretKey: gw.Secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b backend.Backend = backend.Stack(s3, backend.StackOptions{Attempts: 2, BackoffBase: 10 * time.Millisecond,
-		BackoffMax: 50 * time.Millisecond, Timeout: 5 * time.Second})
-	if encrypted {
-		var k backend.Key
-		if _, err := rand.Read(k[:]); err != nil {
-			t.Fatal(err)
-		}
-		b = backend.NewEncrypted(b, k)
-	}
+	gw, bucket, b := testBucketIn(t, encrypted)
 	return &cacheBucket{gw: gw, b: b, dir: filepath.Join(gw.Root, bucket, "walrus"), enc: encrypted}
 }
 

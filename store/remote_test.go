@@ -23,8 +23,17 @@ import (
 // the gateway is stopped (an outage), optionally encrypted.
 func testBucket(t *testing.T, encrypted bool) (*backendtest.VersityGW, backend.Backend) {
 	t.Helper()
+	gw, _, b := testBucketIn(t, encrypted)
+	return gw, b
+}
+
+// testBucketIn is testBucket, with the new bucket's name (its objects
+// are under gw.Root/BUCKET/walrus/).
+func testBucketIn(t *testing.T, encrypted bool) (*backendtest.VersityGW, string, backend.Backend) {
+	t.Helper()
 	gw := backendtest.StartVersityGW(t)
-	s3, err := backend.NewS3(backend.S3Config{Endpoint: gw.Endpoint, Bucket: gw.NewBucket(t), Prefix: "walrus/",
+	bucket := gw.NewBucket(t)
+	s3, err := backend.NewS3(backend.S3Config{Endpoint: gw.Endpoint, Bucket: bucket, Prefix: "walrus/",
 		AccessKey: gw.AccessKey, SecretKey: gw.Secret})
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +47,7 @@ func testBucket(t *testing.T, encrypted bool) (*backendtest.VersityGW, backend.B
 		}
 		b = backend.NewEncrypted(b, k)
 	}
-	return gw, b
+	return gw, bucket, b
 }
 
 func remoteConfig(b backend.Backend, rollAge time.Duration) func(*Config) {
