@@ -181,33 +181,19 @@ func walrusBucketPeer(t *testing.T, gw *backendtest.VersityGW, bucket, name stri
 // S3 repository in a new bucket on gw, its stanza on the corpus's cluster.
 func pgbackrestS3Peer(t *testing.T, c *corpus, gw *backendtest.VersityGW, bucket string) *peer {
 	work := pgcluster.TempDir(t)
-	conf := filepath.Join(work, "pgbackrest.conf")
 	host, port, _ := strings.Cut(gw.Endpoint, ":")
-	body := fmt.Sprintf(`[global]
-repo1-type=s3
+	// The key in a file the postgres user reads: a test gateway's.
+	conf := writePgbackrestConfig(t, work, fmt.Sprintf(`repo1-type=s3
 repo1-path=/repo
-repo1-s3-bucket=%[1]s
-repo1-s3-endpoint=%[2]s
-repo1-storage-port=%[3]s
+repo1-s3-bucket=%s
+repo1-s3-endpoint=%s
+repo1-storage-port=%s
 repo1-s3-region=us-east-1
-repo1-s3-key=%[4]s
-repo1-s3-key-secret=%[5]s
+repo1-s3-key=%s
+repo1-s3-key-secret=%s
 repo1-s3-uri-style=path
 repo1-storage-verify-tls=n
-compress-type=zst
-archive-async=n
-log-level-console=warn
-log-level-stderr=warn
-log-level-file=off
-lock-path=%[6]s/lock
-spool-path=%[6]s/spool
-
-[walrus]
-pg1-path=%[7]s
-`, bucket, host, port, gw.AccessKey, gw.Secret, work, c.cluster.Dir)
-	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil { // read by the postgres user; a test gateway's key
-		t.Fatal(err)
-	}
+`, bucket, host, port, gw.AccessKey, gw.Secret), "pg1-path="+c.cluster.Dir+"\n")
 	pgbr := []string{"pgbackrest", "--config=" + conf, "--stanza=walrus"}
 	pgcluster.Run(t, work, pgbr[0], append(slices.Clone(pgbr[1:]), "--no-online", "stanza-create")...)
 	return &peer{

@@ -190,24 +190,27 @@ func makeCorpus(t *testing.T, n int) *corpus {
 // zst), synchronous archive-push as archive_command would run it.
 func pgbackrestConfig(t *testing.T, pg *pgcluster.Cluster) string {
 	work := pgcluster.TempDir(t)
+	return writePgbackrestConfig(t, work, "repo1-path="+work+"/repo\n",
+		fmt.Sprintf("pg1-path=%s\npg1-socket-path=%s\npg1-port=5432\npg1-user=postgres\n", pg.Dir, pg.Sock))
+}
+
+// writePgbackrestConfig writes work/pgbackrest.conf: the repository lines,
+// the settings every pgBackRest peer shares (zst, synchronous archive-push,
+// quiet logs, lock and spool under work), and stanza "walrus".
+func writePgbackrestConfig(t *testing.T, work, repo, stanza string) string {
 	conf := filepath.Join(work, "pgbackrest.conf")
 	body := fmt.Sprintf(`[global]
-repo1-path=%[1]s/repo
-compress-type=zst
+%[1]scompress-type=zst
 archive-async=n
 log-level-console=warn
 log-level-stderr=warn
 log-level-file=off
-lock-path=%[1]s/lock
-spool-path=%[1]s/spool
+lock-path=%[2]s/lock
+spool-path=%[2]s/spool
 
 [walrus]
-pg1-path=%[2]s
-pg1-socket-path=%[3]s
-pg1-port=5432
-pg1-user=postgres
-`, work, pg.Dir, pg.Sock)
-	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+%[3]s`, repo, work, stanza)
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil { // read by the postgres user
 		t.Fatal(err)
 	}
 	return conf
