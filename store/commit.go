@@ -98,6 +98,9 @@ func (s *Store) commitBatch(batch []*commitReq) {
 	results := make([]error, len(batch))
 	now := time.Now()
 	jb := &journalBatch{time: now, mayRelease: mayRelease}
+	// Its journal records go to this pack or a later one (snapshot.go:
+	// ScanFrom); set before they are appended, cleared once committed.
+	s.journalFrom.Store(uint64(s.pw.sealedBelow()) + 1)
 	err := s.idx.Update(func(x *index.Txn) error {
 		// Pack ends first: the ops check the blocks they name against them.
 		if err := recordPackEnds(x, dirty); err != nil {
@@ -118,6 +121,7 @@ func (s *Store) commitBatch(batch []*commitReq) {
 		}
 		return s.commitJournal(x, jb, dirty)
 	})
+	s.journalFrom.Store(0)
 	var se *packSyncError
 	if errors.As(err, &se) {
 		err = spaceErr(fmt.Errorf("store: fsync pack %d: %w", se.pack, se.err))

@@ -91,6 +91,14 @@ type Config struct {
 	// by range (packcache.go). 0: unbounded. Ignored without Remote.
 	PackCacheBytes int64
 
+	// SnapshotBytes and SnapshotInterval, with Remote: an index snapshot
+	// is written to the bucket once the packs uploaded since the last one
+	// hold max(SnapshotBytes, its size) bytes, at most once per
+	// SnapshotInterval (snapshot.go); defaults DefaultSnapshotBytes and
+	// DefaultSnapshotInterval. SnapshotBytes < 0: never by itself.
+	SnapshotBytes    int64
+	SnapshotInterval time.Duration
+
 	// Observer receives an event for every commit and every read (metrics);
 	// nil: none. Its methods are called on the committing or reading
 	// goroutine and must not block.
@@ -154,6 +162,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.AckRemote && c.Remote == nil {
 		return c, fmt.Errorf("store: remote ack needs a bucket: configure one, or acknowledge locally")
+	}
+	if c.SnapshotBytes == 0 {
+		c.SnapshotBytes = DefaultSnapshotBytes
+	}
+	if c.SnapshotInterval <= 0 {
+		c.SnapshotInterval = DefaultSnapshotInterval
 	}
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = DefaultAckTimeout

@@ -98,6 +98,8 @@ type BucketStatus struct {
 	LastError string `json:"last_error,omitempty"`
 	// Cache: the local pack cache and range reads (packcache.go).
 	Cache *PackCacheStatus `json:"cache,omitempty"`
+	// Snapshot: the newest index snapshot (snapshot.go).
+	Snapshot *SnapshotStatus `json:"snapshot,omitempty"`
 	// PendingDeletePacks and PendingDeleteBytes: objects of packs GC
 	// retired, deleted once the bucket holds what replaced them
 	// (remotegc.go); Deletes and DeletedBytes: deleted since Open.
@@ -137,6 +139,8 @@ type uploader struct {
 	ack           ackState      // remote-ack (remoteack.go)
 
 	gc bucketGC // deleting retired packs' objects (remotegc.go)
+
+	snap *snapshotter // index snapshots (snapshot.go)
 }
 
 func newUploader(s *Store) *uploader {
@@ -145,6 +149,7 @@ func newUploader(s *Store) *uploader {
 		done: make(chan struct{}), changed: make(chan struct{})}
 	u.gc.want.Store(true) // deletions left pending by the last run
 	u.gc.openBelow = s.pw.allocatedBelow()
+	u.snap = newSnapshotter(s)
 	return u
 }
 
@@ -163,6 +168,14 @@ func (s *Store) kickUpload() {
 func (u *uploader) stop() {
 	u.cancel()
 	<-u.done
+	<-u.snap.done
+}
+
+// uploaded returns the bytes uploaded since Open.
+func (u *uploader) uploaded() int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.uploadedBytes
 }
 
 func (u *uploader) notify() {
@@ -182,6 +195,7 @@ func (u *uploader) maxBackoff() time.Duration {
 
 func (u *uploader) run() {
 	defer close(u.done)
+	go u.snap.run(u.ctx, u.uploaded)
 	backoff := time.Duration(0)
 	for {
 		again, err := u.pass()
@@ -193,6 +207,9 @@ func (u *uploader) run() {
 				u.s.log.Warn("pack cache: refill failed; the pack is read from the bucket", "err", rerr)
 			}
 			again, err = u.deletePass() // remotegc.go: a bounded batch, again if more wait
+			if err == nil && !again {
+				u.snap.poke(u.uploaded()) // snapshot.go: on its own goroutine
+			}
 		}
 		u.notify()
 		if u.ctx.Err() != nil {
@@ -483,6 +500,7 @@ func (s *Store) bucketStatus() (*BucketStatus, error) {
 	bs.Uploads, bs.UploadedBytes, bs.Failures, bs.Failing, bs.LastError = u.uploads, u.uploadedBytes, u.failures, u.failing, u.lastErr
 	bs.UploadSeconds, bs.Verified = u.uploadTime.Seconds(), u.claimed
 	u.mu.Unlock()
+	bs.Snapshot = s.up.snap.status()
 	if bs.Cache, err = s.rc.status(); err != nil {
 		return nil, err
 	}

@@ -87,6 +87,13 @@ type Store struct {
 	up   *uploader // copies sealed packs to Config.Remote (remote.go); nil without one
 
 	rc *packCache // reads evicted packs from Config.Remote, bounds DATA/packs (packcache.go); nil without one
+
+	// journalFrom: 1 + the lowest pack the committing batch may append
+	// journal records to; 0 between batches (snapshot.go: ScanFrom).
+	journalFrom atomic.Uint64
+
+	snapMu   sync.Mutex   // one WriteSnapshot at a time (snapshot.go)
+	snapLast SnapshotInfo // the last snapshot this process wrote; snapMu
 }
 
 // Open opens the store in cfg.Dir and repairs torn pack tails left by a

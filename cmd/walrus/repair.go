@@ -16,7 +16,7 @@ type repairCmd struct {
 	Force bool `help:"Rebuild even if some files cannot be named (packs written before walrus recorded file names in packs, never checkpointed) or the pack journal has a hole: the index then lacks those files, and gc later deletes their blocks."`
 	JSON  bool `help:"Print the report as JSON."`
 
-	FromBucket  bool `name:"from-bucket" help:"Rebuild an empty data directory from the bucket (--bucket and its settings, as for serve): download every pack, then rebuild the index from them."`
+	FromBucket  bool `name:"from-bucket" help:"Rebuild an empty data directory from the bucket (--bucket and its settings, as for serve): from its newest index snapshot and the packs written after it (those are downloaded; the others stay in the bucket and are read from there), or, without a usable snapshot, by downloading every pack and rebuilding the index from them."`
 	bucketFlags `embed:""`
 }
 
@@ -37,10 +37,12 @@ func (c *repairCmd) Run(ctx context.Context, g *globals) error {
 	return repairFromBucket(ctx, o, &c.bucketFlags)
 }
 
-// repairFromBucket downloads every pack of the bucket into the empty data
-// directory (store.FetchPacks: temp file, fsync, checks, rename), rebuilds
-// the index from them (repair, store.Repair), and marks the packs that
-// came from the bucket as uploaded, so that serve does not send them back.
+// repairFromBucket rebuilds the empty data directory from the bucket's
+// newest index snapshot (store.RebuildFromBucket). Without a usable one it
+// downloads every pack of the bucket (store.FetchPacks: temp file, fsync,
+// checks, rename), rebuilds the index from them (repair, store.Repair),
+// and marks the packs that came from the bucket as uploaded, so that serve
+// does not send them back.
 func repairFromBucket(ctx context.Context, o repairOptions, bf *bucketFlags) error {
 	if _, err := control.Dial(o.data); err == nil {
 		return fmt.Errorf("repair: walrus serve is running on %s; stop it first", o.data)
@@ -48,6 +50,19 @@ func repairFromBucket(ctx context.Context, o repairOptions, bf *bucketFlags) err
 	be, err := bf.open(nil)
 	if err != nil {
 		return fmt.Errorf("repair: %w", err)
+	}
+	cs, err := store.RebuildFromBucket(ctx, store.Config{Dir: o.data, Logger: o.log}, be, store.RepairOptions{Force: o.force})
+	switch {
+	case err == nil:
+		return reportColdStart(o, cs, be.Location())
+	case !errors.Is(err, store.ErrNoSnapshot):
+		if o.json {
+			json.NewEncoder(o.stdout).Encode(cs)
+		}
+		return fmt.Errorf("repair: %w", err)
+	}
+	if !o.json {
+		fmt.Fprintf(o.stdout, "repair: %v; downloading every pack instead\n", err)
 	}
 	fetched, err := store.FetchPacks(ctx, be, o.data, nil)
 	if err != nil {
@@ -76,6 +91,33 @@ func repairFromBucket(ctx context.Context, o repairOptions, bf *bucketFlags) err
 	}
 	if !o.json {
 		fmt.Fprintf(o.stdout, "repair: %d of the %d packs are marked as in the bucket; serve uploads the rest\n", n, len(fetched.Sizes))
+	}
+	return nil
+}
+
+// reportColdStart prints what a rebuild from a snapshot did.
+func reportColdStart(o repairOptions, cs store.ColdStartReport, where string) error {
+	if o.json {
+		if err := json.NewEncoder(o.stdout).Encode(cs); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(o.stdout, "repair: index snapshot %s (batch %d, %d files, %s) from %s in %.1f s\n",
+			cs.Snapshot.Name, cs.Snapshot.Seq, cs.Snapshot.Files, humanBytes(cs.Snapshot.Bytes), where, cs.SnapshotSeconds)
+		for _, s := range cs.SkippedSnapshots {
+			fmt.Fprintf(o.stdout, "SKIP %s\n", s)
+		}
+		fmt.Fprintf(o.stdout, "repair: downloaded %d of the bucket's %d packs (%s, written from pack %d on; %d already here) in %.1f s; %d packs (%s) stay in the bucket\n",
+			cs.FetchedPacks, cs.BucketPacks, humanBytes(cs.FetchedBytes), cs.ScanFrom, cs.Skipped, cs.FetchSeconds, cs.EvictedPacks, humanBytes(cs.EvictedBytes))
+		fmt.Fprintf(o.stdout, "repair: replayed %d journal batches on the %s (batch %d to %d); %d files (%s) in %d namespaces; index written in %.1f s, %.1f s in all\n",
+			cs.Batches, cs.Base, cs.CheckpointSeq, cs.HeadSeq, cs.Files, humanBytes(cs.LogicalBytes), cs.Dirs, cs.WriteSeconds, cs.Seconds)
+		for _, p := range cs.Problems {
+			fmt.Fprintf(o.stdout, "BAD  %s: %s\n", p.Path, p.Err)
+		}
+		fmt.Fprintln(o.stdout, "repair: serve it with the same bucket flags (walrus verify, while it runs, reads every block back from the bucket)")
+	}
+	if n := len(cs.Problems); n > 0 {
+		return fmt.Errorf("%w: %d (see above)", errProblems, n)
 	}
 	return nil
 }
