@@ -367,7 +367,7 @@ func replayOnSnapshot(ctx context.Context, sn *snapshot, blocks map[index.Hash]*
 		}
 	}
 	chain, head, short := sc.chain(floor)
-	rr.CheckpointSeq, rr.HeadSeq, rr.Batches = floor, head, len(chain)
+	rr.CheckpointSeq, rr.HeadSeq, rr.Batches = floor, max(head, floor), len(chain)
 	if err := sc.replay(ctx, r, ckpt, chain); err != nil {
 		return nil, nil, nil, err
 	}

@@ -73,6 +73,18 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 			fmt.Fprintf(w, "  bucket: %d objects of retired packs (%s) to delete once what replaced them is uploaded; %d deleted since start (%s)\n",
 				b.PendingDeletePacks, humanBytes(b.PendingDeleteBytes), b.Deletes, humanBytes(b.DeletedBytes))
 		}
+		if sn := b.Snapshot; sn != nil {
+			if sn.Name != "" {
+				fmt.Fprintf(w, "  bucket: index snapshot %s (batch %d, %s), %s old", sn.Name, sn.Seq, humanBytes(sn.Bytes),
+					time.Duration(sn.AgeSeconds*float64(time.Second)).Round(time.Second))
+			} else {
+				fmt.Fprint(w, "  bucket: no index snapshot yet (written after the next upload pass)")
+			}
+			if sn.LastError != "" {
+				fmt.Fprintf(w, "; %d failed since start, the last: %s", sn.Failures, sn.LastError)
+			}
+			fmt.Fprintln(w)
+		}
 		if b.Failures > 0 || b.Failing {
 			fmt.Fprintf(w, "  bucket: %d failed uploads since start", b.Failures)
 			if b.Failing {

@@ -26,6 +26,9 @@ type bucketFlags struct {
 	BucketTLS       bool          `name:"bucket-tls" help:"Speak https to the endpoint; --no-bucket-tls: http." default:"true" negatable:""`
 	BucketKeyFile   string        `name:"bucket-key-file" help:"Encrypt objects in the bucket (XChaCha20-Poly1305) with the 32-byte key in this file (walrus keeps it local; losing it loses the bucket's copy)." type:"path"`
 	BucketRollAge   time.Duration `name:"bucket-roll-age" help:"Seal the active pack once its first record is this old, so the bucket lags by about this much." default:"60s"`
+	// BucketSnapshotInterval: store.Config.SnapshotInterval.
+	BucketSnapshotInterval time.Duration `name:"bucket-snapshot-interval" help:"Write an index snapshot to the bucket at most this often, and only once the packs uploaded since the last one hold --bucket-snapshot-bytes (or the last snapshot's own size, if larger): a new front-end rebuilds from the newest one plus the packs written after it (repair --from-bucket)." default:"5m"`
+	BucketSnapshotBytes    int64         `name:"bucket-snapshot-bytes" help:"See --bucket-snapshot-interval." default:"67108864" placeholder:"BYTES"`
 	// BucketCacheSize bounds DATA/packs (store.Config.PackCacheBytes).
 	BucketCacheSize int64 `name:"bucket-cache-size" help:"Keep at most this many bytes of packs in DATA/packs: packs already in the bucket beyond it lose their local copy (least recently read first) and are read from the bucket by range; packs not yet uploaded are always kept. 0: keep every pack." default:"0" placeholder:"BYTES"`
 }
@@ -68,6 +71,12 @@ func (b *bucketFlags) open(met *metrics.Metrics) (backend.Backend, error) {
 	}
 	if b.BucketCacheSize < 0 {
 		return nil, fmt.Errorf("bucket: cache size %d invalid: use 0 (keep every pack) or a byte count", b.BucketCacheSize)
+	}
+	if b.BucketSnapshotBytes <= 0 {
+		return nil, fmt.Errorf("bucket: snapshot bytes %d invalid: use a positive byte count such as 67108864", b.BucketSnapshotBytes)
+	}
+	if b.BucketSnapshotInterval <= 0 {
+		return nil, fmt.Errorf("bucket: snapshot interval %s invalid: use a positive duration such as 5m", b.BucketSnapshotInterval)
 	}
 	if b.BucketRollAge <= 0 {
 		return nil, fmt.Errorf("bucket: roll age %s invalid: use a positive duration such as 60s", b.BucketRollAge)

@@ -94,6 +94,7 @@ func (c *serveCmd) Run(ctx context.Context, g *globals, kctx *kong.Context) erro
 		}
 		cfg.RollAge = c.BucketRollAge
 		cfg.PackCacheBytes = c.BucketCacheSize
+		cfg.SnapshotInterval, cfg.SnapshotBytes = c.BucketSnapshotInterval, c.BucketSnapshotBytes
 		cfg.AckRemote, cfg.AckTimeout = c.Ack == "remote", c.AckTimeout
 		if cfg.AckRemote {
 			log.Info("copying packs to the bucket (remote-ack: a push succeeds once its packs are in the bucket)", "bucket", cfg.Remote.Location(), "ack_timeout", c.AckTimeout)

@@ -225,8 +225,16 @@ var (
 	dCacheGetB    = prometheus.NewDesc("walrus_bucket_range_bytes_total", "Bytes fetched by range reads of pack objects since start.", nil, nil)
 )
 
+// Index snapshots in the bucket (store/snapshot.go).
+var (
+	dSnapAge   = prometheus.NewDesc("walrus_bucket_snapshot_age_seconds", "Age of the newest index snapshot in the bucket (a cold start reads it and the packs uploaded after it); absent while none is known.", nil, nil)
+	dSnapBytes = prometheus.NewDesc("walrus_bucket_snapshot_bytes", "Size of the newest index snapshot object.", nil, nil)
+	dSnapWrite = prometheus.NewDesc("walrus_bucket_snapshots_total", "Index snapshots written to the bucket since start.", nil, nil)
+	dSnapFails = prometheus.NewDesc("walrus_bucket_snapshot_failures_total", "Index snapshots that failed since start (retried after a later upload pass).", nil, nil)
+)
+
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dCacheLocal, dCacheEvicted, dCacheGets, dCacheGetB} {
+	for _, d := range []*prometheus.Desc{dCacheLocal, dCacheEvicted, dCacheGets, dCacheGetB, dSnapAge, dSnapBytes, dSnapWrite, dSnapFails} {
 		ch <- d
 	}
 	for _, d := range []*prometheus.Desc{dStoreFiles, dLogical, dStored, dDisk, dPacks, dLandedFiles, dLandedBytes, dLandedFailing, dFree, dFloor, dCacheHits, dCacheMisses,
@@ -287,6 +295,14 @@ func (c *stateCollector) read(ctx context.Context) []prometheus.Metric {
 			dBucketDeletes: float64(b.Deletes), dBucketDelByte: float64(b.DeletedBytes)} {
 			out = append(out, prometheus.MustNewConstMetric(d, prometheus.CounterValue, v))
 		}
+	}
+	if b := rep.Bucket; b != nil && b.Snapshot != nil {
+		if b.Snapshot.Name != "" {
+			g(dSnapAge, b.Snapshot.AgeSeconds)
+			g(dSnapBytes, float64(b.Snapshot.Bytes))
+		}
+		out = append(out, prometheus.MustNewConstMetric(dSnapWrite, prometheus.CounterValue, float64(b.Snapshot.Writes)),
+			prometheus.MustNewConstMetric(dSnapFails, prometheus.CounterValue, float64(b.Snapshot.Failures)))
 	}
 	if b := rep.Bucket; b != nil && b.Cache != nil {
 		g(dCacheLocal, float64(b.Cache.LocalBytes))

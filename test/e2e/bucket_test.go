@@ -76,9 +76,11 @@ func waitBucketEmpty(t *testing.T, w *walrusproc.Server) *bucketStatus {
 // Segments pushed with the real rsync client and with cp into the FUSE
 // mount of a `walrus serve --bucket` (encrypted) are all in the bucket
 // once the backlog is 0; the data directory is then deleted, `walrus
-// repair --from-bucket` rebuilds a new one from the bucket alone, and a
-// serve on it returns every segment byte-identical through the mount and
-// through rsync.
+// repair --from-bucket` rebuilds a new one from the bucket alone (from the
+// server's newest index snapshot: it downloads only the packs written
+// after it), and a serve on it returns every segment byte-identical
+// through the mount and through rsync, reading the other packs from the
+// bucket.
 func TestBucketRebuildAfterDataLoss(t *testing.T) {
 	t.Parallel()
 	testenv.RequireFUSE(t)
@@ -90,6 +92,7 @@ func TestBucketRebuildAfterDataLoss(t *testing.T) {
 	gw := backendtest.StartVersityGW(t)
 	home := t.TempDir()
 	common, serveArgs := bucketArgs(t, gw, home, true)
+	serveArgs = append(serveArgs, "--bucket-snapshot-bytes", "1", "--bucket-snapshot-interval", "1s")
 
 	w := walrusproc.Start(t, home, serveArgs...)
 	if out, err := exec.Command("mkdir", filepath.Join(w.Mount, "ns")).CombinedOutput(); err != nil {
@@ -121,7 +124,11 @@ func TestBucketRebuildAfterDataLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rebuildFromBucket(t, w, gw, common)
+	out := rebuildFromBucket(t, w, gw, common)
+	if !strings.Contains(out, "repair: index snapshot snapshots/") || !strings.Contains(out, "stay in the bucket") ||
+		strings.Contains(out, "downloading every pack") {
+		t.Fatalf("the rebuild did not start from the server's index snapshot:\n%s", out)
+	}
 	w = walrusproc.Start(t, home, serveArgs...)
 	ls := w.Ls("ns")
 	for i, p := range corpus {
@@ -171,7 +178,7 @@ func bucketArgs(t *testing.T, gw *backendtest.VersityGW, home string, encrypt bo
 
 // rebuildFromBucket deletes the stopped server's data directory and runs
 // `walrus repair --from-bucket` into it (the secret from the environment).
-func rebuildFromBucket(t *testing.T, w *walrusproc.Server, gw *backendtest.VersityGW, common []string) {
+func rebuildFromBucket(t *testing.T, w *walrusproc.Server, gw *backendtest.VersityGW, common []string) string {
 	t.Helper()
 	if err := os.RemoveAll(w.Data); err != nil {
 		t.Fatal(err)
@@ -184,6 +191,7 @@ func rebuildFromBucket(t *testing.T, w *walrusproc.Server, gw *backendtest.Versi
 		t.Fatalf("walrus repair --from-bucket: %v\n%s", err, out)
 	}
 	t.Logf("rebuild from the bucket in %.1fs:\n%s", time.Since(start).Seconds(), out)
+	return string(out)
 }
 
 // Point-in-time recovery with real PostgreSQL from an archive rebuilt
