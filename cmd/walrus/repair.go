@@ -16,8 +16,10 @@ type repairCmd struct {
 	Force bool `help:"Rebuild even if some files cannot be named (packs written before walrus recorded file names in packs, never checkpointed) or the pack journal has a hole: the index then lacks those files, and gc later deletes their blocks."`
 	JSON  bool `help:"Print the report as JSON."`
 
-	FromBucket  bool `name:"from-bucket" help:"Rebuild an empty data directory from the bucket (--bucket and its settings, as for serve): from its newest index snapshot and the packs written after it (those are downloaded; the others stay in the bucket and are read from there), or, without a usable snapshot, by downloading every pack and rebuilding the index from them."`
-	bucketFlags `embed:""`
+	FromBucket bool `name:"from-bucket" help:"Rebuild an empty data directory from the bucket (--bucket and its settings, as for serve): from its newest index snapshot and the packs written after it (those are downloaded; the others stay in the bucket and are read from there), or, without a usable snapshot, by downloading every pack and rebuilding the index from them."`
+	// IgnoreSnapshots: the rebuild of FetchPacks + Repair, from the packs alone.
+	IgnoreSnapshots bool `name:"ignore-snapshots" help:"With --from-bucket: ignore the bucket's index snapshots, download every pack and rebuild the index from the packs alone (slower; for a snapshot you do not trust)."`
+	bucketFlags     `embed:""`
 }
 
 func (c *repairCmd) Run(ctx context.Context, g *globals) error {
@@ -26,6 +28,9 @@ func (c *repairCmd) Run(ctx context.Context, g *globals) error {
 		return fmt.Errorf("repair: %w", err)
 	}
 	if !c.FromBucket {
+		if c.IgnoreSnapshots {
+			return errors.New("repair: --ignore-snapshots without --from-bucket: add --from-bucket, or drop it")
+		}
 		if c.enabled() {
 			return errors.New("repair: --bucket without --from-bucket: add --from-bucket to rebuild from the bucket, or drop --bucket")
 		}
@@ -34,7 +39,7 @@ func (c *repairCmd) Run(ctx context.Context, g *globals) error {
 	if !c.enabled() {
 		return errors.New("repair: --from-bucket needs the bucket: give --bucket and its settings (as for walrus serve)")
 	}
-	return repairFromBucket(ctx, o, &c.bucketFlags)
+	return repairFromBucket(ctx, o, &c.bucketFlags, c.IgnoreSnapshots)
 }
 
 // repairFromBucket rebuilds the empty data directory from the bucket's
@@ -43,7 +48,7 @@ func (c *repairCmd) Run(ctx context.Context, g *globals) error {
 // checks, rename), rebuilds the index from them (repair, store.Repair),
 // and marks the packs that came from the bucket as uploaded, so that serve
 // does not send them back.
-func repairFromBucket(ctx context.Context, o repairOptions, bf *bucketFlags) error {
+func repairFromBucket(ctx context.Context, o repairOptions, bf *bucketFlags, ignoreSnapshots bool) error {
 	if _, err := control.Dial(o.data); err == nil {
 		return fmt.Errorf("repair: walrus serve is running on %s; stop it first", o.data)
 	}
@@ -51,7 +56,10 @@ func repairFromBucket(ctx context.Context, o repairOptions, bf *bucketFlags) err
 	if err != nil {
 		return fmt.Errorf("repair: %w", err)
 	}
-	cs, err := store.RebuildFromBucket(ctx, store.Config{Dir: o.data, Logger: o.log}, be, store.RepairOptions{Force: o.force})
+	cs, err := store.ColdStartReport{}, fmt.Errorf("%w: --ignore-snapshots", store.ErrNoSnapshot)
+	if !ignoreSnapshots {
+		cs, err = store.RebuildFromBucket(ctx, store.Config{Dir: o.data, Logger: o.log}, be, store.RepairOptions{Force: o.force})
+	}
 	switch {
 	case err == nil:
 		return reportColdStart(o, cs, be.Location())
