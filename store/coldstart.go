@@ -141,16 +141,14 @@ func RebuildFromBucket(ctx context.Context, cfg Config, b backend.Backend, opts 
 			must[id] = true
 		}
 	}
-	// The snapshot's block locations in packs the bucket still holds.
-	base := map[index.Hash]*blockLoc{}
+	// The snapshot's block locations in packs the bucket still holds (in
+	// place: at a million segments the map holds 16 million blocks).
 	for h, bl := range sn.blocks {
-		if p, ok := known[bl.Pack]; ok && !p.retired {
-			if _, in := objs[bl.Pack]; in {
-				base[h] = bl
-			}
+		p, ok := known[bl.Pack]
+		if _, in := objs[bl.Pack]; !ok || p.retired || !in {
+			delete(sn.blocks, h)
 		}
 	}
-	sn.blocks = nil
 
 	scanFrom := sn.info.ScanFrom
 	var r *rebuilt
@@ -164,7 +162,10 @@ func RebuildFromBucket(ctx context.Context, cfg Config, b backend.Backend, opts 
 		rep.FetchSeconds += time.Since(t).Seconds()
 		t = time.Now()
 		var short error
-		r, scans, short, err = replayOnSnapshot(ctx, sn, maps.Clone(base), packDir, scanIDs, &rep)
+		// The same map each attempt: an attempt scans a superset of the
+		// last one's packs in id order, so every location a scan set is set
+		// again, or replaced by a later copy, as in a first attempt.
+		r, scans, short, err = replayOnSnapshot(ctx, sn, sn.blocks, packDir, scanIDs, &rep)
 		rep.ScanSeconds += time.Since(t).Seconds()
 		if err != nil {
 			return rep, err
