@@ -81,8 +81,8 @@ type Config struct {
 	// wait (default DefaultAckTimeout), after which the push fails with
 	// ErrBucket and stays committed locally. AckTimeout also bounds a
 	// claim (Claims), after which the push fails with ErrClaims.
-	AckRemote    bool
-	AckTimeout   time.Duration
+	AckRemote  bool
+	AckTimeout time.Duration
 	// Claims, if set, is the claim namespace shared by a group of
 	// front-ends serving one archive (a bucket prefix all of them use;
 	// each keeps its own packs prefix in Remote): every commit first
@@ -90,6 +90,7 @@ type Config struct {
 	// commit different content under one name (claims.go). nil: no
 	// claims. It does not need Remote.
 	Claims backend.Backend
+
 	ingestPaused bool // tests: Open starts with the ingester paused (landing.paused = 1)
 	Logger       *slog.Logger
 
