@@ -290,3 +290,23 @@ func TestClaimObjectNames(t *testing.T) {
 		}
 	}
 }
+
+// A name committed before claims were configured gets its claim from its
+// next identical re-push (every commit claims), after which another
+// front-end is refused other content under it.
+func TestClaimsRepushClaimsEarlierName(t *testing.T) {
+	_, _, stores := claimsGroup(t, 1, 10*time.Second)
+	dir := t.TempDir()
+	x := randomBytes(20<<10, 7)
+	plain := openTest(t, dir, func(c *Config) { c.BlockSize = 64 << 10 })
+	mustPut(t, plain, "old/a.dat", x)
+	if err := plain.Close(); err != nil {
+		t.Fatal(err)
+	}
+	claimsB := stores[0].cfg.Claims
+	s := openTest(t, dir, func(c *Config) { c.BlockSize, c.Claims = 64<<10, claimsB })
+	mustPut(t, s, "old/a.dat", x)
+	if _, err := put(t, stores[0], "old/a.dat", randomBytes(20<<10, 8)); !errors.Is(err, ErrExists) {
+		t.Fatalf("other content after the re-push claimed the name: %v, want ErrExists", err)
+	}
+}
