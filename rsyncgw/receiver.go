@@ -385,6 +385,8 @@ func (s *session) reportStoreError(t *target, err error) {
 		why = "a concurrent change to the same file; run the push again"
 	case errors.Is(err, store.ErrBucket):
 		why = "not in the bucket yet (remote-ack)"
+	case errors.Is(err, store.ErrClaims):
+		why = "the name could not be claimed (the claims bucket is unreachable); nothing was committed"
 	case errors.Is(err, store.ErrClosed):
 		why = "the archive server is shutting down; run the push again once it is back"
 	default:

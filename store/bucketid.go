@@ -50,8 +50,12 @@ func newBucketID() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-func readLocalBucketID(dir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, bucketIDFile))
+func readLocalBucketID(dir string) (string, error) { return readIDFile(dir, bucketIDFile) }
+
+// readIDFile reads a random id (32 hex digits) kept in DATA/file
+// (bucket.id; claimant.id, claims.go): "" if the file does not exist.
+func readIDFile(dir, file string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, file))
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
@@ -60,15 +64,17 @@ func readLocalBucketID(dir string) (string, error) {
 	}
 	id := strings.TrimSpace(string(b))
 	if len(id) != 32 {
-		return "", fmt.Errorf("store: %s does not hold a bucket id (32 hex digits): restore it or remove it", filepath.Join(dir, bucketIDFile))
+		return "", fmt.Errorf("store: %s does not hold an id (32 hex digits): restore it or remove it", filepath.Join(dir, file))
 	}
 	return id, nil
 }
 
-// writeLocalBucketID writes DATA/bucket.id: temporary file, fsync, rename,
-// fsync of the directory.
-func writeLocalBucketID(dir, id string) error {
-	tmp := filepath.Join(dir, bucketIDFile+".tmp")
+func writeLocalBucketID(dir, id string) error { return writeIDFile(dir, bucketIDFile, id) }
+
+// writeIDFile writes DATA/file: temporary file, fsync, rename, fsync of
+// the directory.
+func writeIDFile(dir, file, id string) error {
+	tmp := filepath.Join(dir, file+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -81,11 +87,11 @@ func writeLocalBucketID(dir, id string) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, bucketIDFile))
+		err = os.Rename(tmp, filepath.Join(dir, file))
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("store: write %s: %w", bucketIDFile, err)
+		return fmt.Errorf("store: write %s: %w", file, err)
 	}
 	return syncDir(dir)
 }

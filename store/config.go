@@ -79,9 +79,18 @@ type Config struct {
 	// LandingFile.Commit) only once every pack holding a committed record
 	// is in the bucket (remote-ack, remoteack.go); AckTimeout bounds that
 	// wait (default DefaultAckTimeout), after which the push fails with
-	// ErrBucket and stays committed locally.
-	AckRemote    bool
-	AckTimeout   time.Duration
+	// ErrBucket and stays committed locally. AckTimeout also bounds a
+	// claim (Claims), after which the push fails with ErrClaims.
+	AckRemote  bool
+	AckTimeout time.Duration
+	// Claims, if set, is the claim namespace shared by a group of
+	// front-ends serving one archive (a bucket prefix all of them use;
+	// each keeps its own packs prefix in Remote): every commit first
+	// claims its name there for its content, so that no two front-ends
+	// commit different content under one name (claims.go). nil: no
+	// claims. It does not need Remote.
+	Claims backend.Backend
+
 	ingestPaused bool // tests: Open starts with the ingester paused (landing.paused = 1)
 	Logger       *slog.Logger
 

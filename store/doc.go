@@ -44,6 +44,12 @@
 // bucket, an identical re-push too, and fails with ErrBucket after
 // Config.AckTimeout; the local commit stays.
 //
+// With Config.Claims (claims.go) Upload.Commit first claims the name for
+// the file's identity in the claims prefix a group of front-ends shares,
+// before anything is submitted to the committer, an identical re-push too:
+// a name claimed for other content fails with ErrExists, an unanswered
+// claim with ErrClaims, and either way nothing is committed.
+//
 // So every change the index acknowledges is in the packs first, in the same
 // fsync as the blocks it names: the index is a cache of the packs. A crash
 // before step 3 leaves at most records no committed state refers to at the

@@ -526,10 +526,10 @@ func (lf *LandingFile) commit(meta FileMeta) (FileInfo, error) {
 	if err != nil {
 		return FileInfo{}, err
 	}
-	if s.cfg.AckRemote {
-		// Remote-ack: a landed file would be acknowledged before its
-		// ingest; upload it now, and the upload waits for the bucket
-		// (remoteack.go).
+	if s.uploadsAtClose() {
+		// Remote-ack or claims: a landed file would be acknowledged before
+		// its ingest; upload it now, and the upload waits for the bucket
+		// (remoteack.go) and claims its name (claims.go).
 		return lf.upload(meta)
 	}
 	if hdr != nil {

@@ -86,6 +86,8 @@ type Store struct {
 	land *landing  // landed files (landing.go)
 	up   *uploader // copies sealed packs to Config.Remote (remote.go); nil without one
 
+	claims *claims // the claims prefix (claims.go); nil without Config.Claims
+
 	rc *packCache // reads evicted packs from Config.Remote, bounds DATA/packs (packcache.go); nil without one
 
 	// journalFrom: 1 + the lowest pack the committing batch may append
@@ -155,6 +157,13 @@ func Open(cfg Config) (*Store, error) {
 		s.packs.closeAll()
 		idx.Close()
 		return nil, err
+	}
+	if cfg.Claims != nil {
+		if s.claims, err = openClaims(cfg); err != nil {
+			s.packs.closeAll()
+			idx.Close()
+			return nil, err
+		}
 	}
 	if cfg.Remote != nil {
 		s.up = newUploader(s) // before the committer, which kicks it

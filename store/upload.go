@@ -400,6 +400,18 @@ func (u *Upload) commit() (FileInfo, error) {
 		return FileInfo{}, fmt.Errorf("%w: %s (archived %s, %d bytes; the new copy of %d bytes differs)",
 			ErrExists, u.Path(), time.Unix(0, u.existing.Archived).UTC().Format(time.RFC3339), u.existing.Size, u.size)
 	}
+	if u.existing == nil {
+		if err := u.validate(); err != nil {
+			return FileInfo{}, err
+		}
+	}
+	// Claims (claims.go): f's identity is final and nothing of it is
+	// submitted yet; the name is claimed for it in the group's claims
+	// prefix before the local commit, an identical re-push too. Refused
+	// or unanswered: nothing is committed.
+	if err := u.s.claim(f); err != nil {
+		return FileInfo{}, err
+	}
 	if u.existing != nil {
 		// Identical re-push (PostgreSQL re-archives after a crash): the
 		// committed copy is already durable; nothing to write. Unless it was
@@ -409,9 +421,6 @@ func (u *Upload) commit() (FileInfo, error) {
 			return FileInfo{}, fmt.Errorf("store: %s was removed or replaced during the upload; retry", u.Path())
 		}
 		return infoOf(cur), nil
-	}
-	if err := u.validate(); err != nil {
-		return FileInfo{}, err
 	}
 	o := &commitFileOp{file: f, header: u.header, located: u.located}
 	if !u.landing {

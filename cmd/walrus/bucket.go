@@ -31,6 +31,8 @@ type bucketFlags struct {
 	BucketSnapshotBytes    int64         `name:"bucket-snapshot-bytes" help:"See --bucket-snapshot-interval." default:"67108864" placeholder:"BYTES"`
 	// BucketCacheSize bounds DATA/packs (store.Config.PackCacheBytes).
 	BucketCacheSize int64 `name:"bucket-cache-size" help:"Keep at most this many bytes of packs in DATA/packs: packs already in the bucket beyond it lose their local copy (least recently read first) and are read from the bucket by range; packs not yet uploaded are always kept. 0: keep every pack." default:"0" placeholder:"BYTES"`
+	// BucketClaimsPrefix: store.Config.Claims (store/claims.go), serve only.
+	BucketClaimsPrefix string `name:"bucket-claims-prefix" help:"walrus serve: claim every name in this key prefix of --bucket (ending in /) before committing it. Give every front-end serving one archive the same claims prefix (and each its own --bucket-prefix): no two of them ever commit different content under one name. See README \"Packs in a bucket\"." placeholder:"PREFIX"`
 }
 
 // enabled reports whether a bucket is configured.
@@ -40,12 +42,15 @@ func (b *bucketFlags) enabled() bool { return b.Bucket != "" }
 // ignored silently).
 func (b *bucketFlags) check() error {
 	if b.enabled() {
+		if b.BucketClaimsPrefix != "" && strings.Trim(b.BucketClaimsPrefix, "/") == strings.Trim(b.BucketPrefix, "/") {
+			return fmt.Errorf("bucket: --bucket-claims-prefix %q is the --bucket-prefix: the claims prefix is shared by the front-ends, each front-end's packs prefix is its own", b.BucketClaimsPrefix)
+		}
 		return nil
 	}
 	if b.BucketCacheSize != 0 {
 		return errors.New("bucket: --bucket-cache-size given without --bucket: add --bucket NAME, or drop it")
 	}
-	for name, v := range map[string]string{"bucket-endpoint": b.BucketEndpoint, "bucket-prefix": b.BucketPrefix,
+	for name, v := range map[string]string{"bucket-endpoint": b.BucketEndpoint, "bucket-prefix": b.BucketPrefix, "bucket-claims-prefix": b.BucketClaimsPrefix,
 		"bucket-key-file": b.BucketKeyFile, "bucket-secret-key-file": b.BucketSecretKey} {
 		if v != "" {
 			return fmt.Errorf("bucket: --%s given without --bucket: add --bucket NAME, or drop it", name)
@@ -54,10 +59,35 @@ func (b *bucketFlags) check() error {
 	return nil
 }
 
-// open builds the backend: S3 under the Stack decorators (retries,
-// timeouts, a connection limit, metrics when met is set), encrypted over
-// the stack when a key file is given. It makes no request.
+// open builds the packs backend (--bucket-prefix); see openPrefixes.
 func (b *bucketFlags) open(met *metrics.Metrics) (backend.Backend, error) {
+	bs, err := b.openPrefixes(met, b.BucketPrefix)
+	if err != nil {
+		return nil, err
+	}
+	return bs[0], nil
+}
+
+// openClaims builds the packs backend and the claims backend
+// (--bucket-claims-prefix; nil without it): the same bucket, endpoint,
+// credentials and encryption, another prefix.
+func (b *bucketFlags) openClaims(met *metrics.Metrics) (packs, claims backend.Backend, err error) {
+	if b.BucketClaimsPrefix == "" {
+		packs, err = b.open(met)
+		return packs, nil, err
+	}
+	bs, err := b.openPrefixes(met, b.BucketPrefix, b.BucketClaimsPrefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	return bs[0], bs[1], nil
+}
+
+// openPrefixes builds one backend per key prefix: S3 under the Stack
+// decorators (retries, timeouts, a connection limit, metrics when met is
+// set: one set of collectors for all of them), encrypted over the stack
+// when a key file is given. It makes no request.
+func (b *bucketFlags) openPrefixes(met *metrics.Metrics, prefixes ...string) ([]backend.Backend, error) {
 	secret := os.Getenv("WALRUS_BUCKET_SECRET_KEY")
 	if b.BucketSecretKey != "" {
 		raw, err := os.ReadFile(b.BucketSecretKey)
@@ -81,11 +111,6 @@ func (b *bucketFlags) open(met *metrics.Metrics) (backend.Backend, error) {
 	if b.BucketRollAge <= 0 {
 		return nil, fmt.Errorf("bucket: roll age %s invalid: use a positive duration such as 60s", b.BucketRollAge)
 	}
-	s3, err := backend.NewS3(backend.S3Config{Endpoint: b.BucketEndpoint, Bucket: b.Bucket, Prefix: b.BucketPrefix,
-		Region: b.BucketRegion, AccessKey: b.BucketAccessKey, SecretKey: secret, TLS: b.BucketTLS})
-	if err != nil {
-		return nil, err
-	}
 	var opts backend.StackOptions
 	if met != nil {
 		bm, err := backend.NewMetrics(met.Registerer())
@@ -94,15 +119,28 @@ func (b *bucketFlags) open(met *metrics.Metrics) (backend.Backend, error) {
 		}
 		opts.Observer = bm
 	}
-	var be backend.Backend = backend.Stack(s3, opts)
+	var key *backend.Key
 	if b.BucketKeyFile != "" {
-		key, err := backend.LoadKeyFile(b.BucketKeyFile)
+		k, err := backend.LoadKeyFile(b.BucketKeyFile)
 		if err != nil {
 			return nil, err
 		}
-		be = backend.NewEncrypted(be, key)
+		key = &k
 	}
-	return be, nil
+	var bs []backend.Backend
+	for _, prefix := range prefixes {
+		s3, err := backend.NewS3(backend.S3Config{Endpoint: b.BucketEndpoint, Bucket: b.Bucket, Prefix: prefix,
+			Region: b.BucketRegion, AccessKey: b.BucketAccessKey, SecretKey: secret, TLS: b.BucketTLS})
+		if err != nil {
+			return nil, err
+		}
+		var be backend.Backend = backend.Stack(s3, opts)
+		if key != nil {
+			be = backend.NewEncrypted(be, *key)
+		}
+		bs = append(bs, be)
+	}
+	return bs, nil
 }
 
 // checkAck refuses --ack remote without a bucket and a timeout that is

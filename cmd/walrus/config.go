@@ -167,7 +167,7 @@ func (c *serveCmd) checkConfig(g *globals, kctx *kong.Context) error {
 	if err := c.bucketFlags.check(); err != nil {
 		bad("%v", err)
 	} else if c.enabled() {
-		if _, err := c.bucketFlags.open(nil); err != nil {
+		if _, _, err := c.bucketFlags.openClaims(nil); err != nil {
 			bad("%v", err)
 		}
 	}

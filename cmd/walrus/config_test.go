@@ -95,7 +95,11 @@ func TestConfigFileBucket(t *testing.T) {
 	base := "data = \"" + filepath.Join(work, "data") + "\"\nmount = \"" + mnt + "\"\n"
 	good := base + "bucket = \"wal-archive\"\nbucket_endpoint = \"127.0.0.1:9000\"\nbucket_tls = false\nbucket_access_key = \"AK\"\n" +
 		"bucket_secret_key_file = \"" + secret + "\"\nbucket_key_file = \"" + key + "\"\nbucket_roll_age = \"30s\"\n"
-	r := runArgs("serve", "--config", write("good.toml", good, 0o644), "--check-config")
+	r := runArgs("serve", "--config", write("claims.toml", good+"bucket_prefix = \"fe1/\"\nbucket_claims_prefix = \"group/\"\n", 0o644), "--check-config")
+	if r.code != 0 || !strings.Contains(r.stdout, `bucket_claims_prefix = "group/"`+"\n") {
+		t.Fatalf("check of a claims configuration: %+v", r)
+	}
+	r = runArgs("serve", "--config", write("good.toml", good, 0o644), "--check-config")
 	if r.code != 0 || !strings.Contains(r.stdout, "# configuration OK") {
 		t.Fatalf("check of a bucket configuration: %+v", r)
 	}
@@ -117,6 +121,9 @@ func TestConfigFileBucket(t *testing.T) {
 		{"ack-no-bucket", base + "ack = \"remote\"\n", "--ack remote needs --bucket"},
 		{"ack-bad", good + "ack = \"bucket\"\n", "ack"},
 		{"ack-timeout", good + "ack = \"remote\"\nack_timeout = \"0s\"\n", "ack timeout 0s invalid"},
+		{"claims-no-bucket", base + "bucket_claims_prefix = \"group/\"\n", "--bucket-claims-prefix given without --bucket"},
+		{"claims-is-packs", good + "bucket_prefix = \"fe1/\"\nbucket_claims_prefix = \"fe1/\"\n", "the claims prefix is shared by the front-ends"},
+		{"claims-no-slash", good + "bucket_claims_prefix = \"group\"\n", "does not end in '/'"},
 	} {
 		r := runArgs("serve", "--config", write(c.name+".toml", c.body, 0o644), "--check-config")
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
@@ -125,5 +132,8 @@ func TestConfigFileBucket(t *testing.T) {
 	}
 	if r := runArgs("--data", work, "repair", "--from-bucket"); r.code == 0 || !strings.Contains(r.stderr, "--from-bucket needs the bucket") {
 		t.Errorf("repair --from-bucket without a bucket: %+v", r)
+	}
+	if r := runArgs("--data", work, "repair", "--from-bucket", "--bucket", "b", "--bucket-claims-prefix", "group/"); r.code == 0 || !strings.Contains(r.stderr, "is a walrus serve setting") {
+		t.Errorf("repair --bucket-claims-prefix: %+v", r)
 	}
 }

@@ -27,6 +27,9 @@ func (c *repairCmd) Run(ctx context.Context, g *globals) error {
 	if err := c.bucketFlags.check(); err != nil {
 		return fmt.Errorf("repair: %w", err)
 	}
+	if c.BucketClaimsPrefix != "" {
+		return errors.New("repair: --bucket-claims-prefix is a walrus serve setting (claims are not rebuilt): drop it")
+	}
 	if !c.FromBucket {
 		if c.IgnoreSnapshots {
 			return errors.New("repair: --ignore-snapshots without --from-bucket: add --from-bucket, or drop it")

@@ -57,7 +57,7 @@ type serveCmd struct {
 
 	bucketFlags `embed:""`
 	Ack         string        `name:"ack" enum:"local,remote" default:"local" help:"When a push succeeds: local (default) once fsynced and indexed here, sealed packs reach --bucket in the background; remote: only once its packs are in the bucket (needs --bucket). See README \"Packs in a bucket\"."`
-	AckTimeout  time.Duration `name:"ack-timeout" default:"30s" help:"With --ack remote: a push whose packs are not in the bucket this long after its local commit fails (the bucket is unreachable; it is kept here and succeeds again once the bucket is back)."`
+	AckTimeout  time.Duration `name:"ack-timeout" default:"30s" help:"With --ack remote: a push whose packs are not in the bucket this long after its local commit fails (the bucket is unreachable; it is kept here and succeeds again once the bucket is back). With --bucket-claims-prefix: a push whose name is not claimed this long after its bytes arrived fails, nothing committed."`
 
 	MemoryLimit int64 `help:"Soft memory limit of the Go runtime in bytes (0: the bound computed from the cache size and cores, see README; negative: none; GOMEMLIMIT wins)."`
 }
@@ -89,13 +89,16 @@ func (c *serveCmd) Run(ctx context.Context, g *globals, kctx *kong.Context) erro
 		return fmt.Errorf("serve: %w", err)
 	}
 	if c.enabled() {
-		if cfg.Remote, err = c.bucketFlags.open(met); err != nil {
+		if cfg.Remote, cfg.Claims, err = c.bucketFlags.openClaims(met); err != nil {
 			return fmt.Errorf("serve: %w", err)
+		}
+		if cfg.Claims != nil {
+			log.Info("claiming every name in the shared claims prefix before committing it", "claims", cfg.Claims.Location())
 		}
 		cfg.RollAge = c.BucketRollAge
 		cfg.PackCacheBytes = c.BucketCacheSize
 		cfg.SnapshotInterval, cfg.SnapshotBytes = c.BucketSnapshotInterval, c.BucketSnapshotBytes
-		cfg.AckRemote, cfg.AckTimeout = c.Ack == "remote", c.AckTimeout
+		cfg.AckRemote, cfg.AckTimeout = c.Ack == "remote", c.AckTimeout // AckTimeout also bounds a claim
 		if cfg.AckRemote {
 			log.Info("copying packs to the bucket (remote-ack: a push succeeds once its packs are in the bucket)", "bucket", cfg.Remote.Location(), "ack_timeout", c.AckTimeout)
 		} else {

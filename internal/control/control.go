@@ -38,6 +38,7 @@ var kinds = []struct {
 	{"closed", store.ErrClosed, http.StatusServiceUnavailable},
 	{"no_space", store.ErrNoSpace, http.StatusInsufficientStorage},
 	{"bucket", store.ErrBucket, http.StatusServiceUnavailable},
+	{"claims", store.ErrClaims, http.StatusServiceUnavailable},
 }
 
 func kindOf(err error) (string, int) {
