@@ -18,10 +18,11 @@ import (
 	"github.com/walrus-archive/walrus/store/backend/backendtest"
 )
 
-// TestCompareAck pushes every segment with the real rsync client to three
+// TestCompareAck pushes every segment with the real rsync client to four
 // gateways in the same run, interleaved (the order rotates per segment):
 // no bucket (today without --bucket), a bucket with local-ack (the
-// default) and a bucket with --ack remote, both buckets on one versitygw
+// default), a bucket with --ack remote, and local-ack with name claims
+// (--bucket-claims-prefix, issue 15), the buckets on one versitygw
 // on this machine, and prints the median wall time per push, the ratios,
 // and the bucket requests per segment of each. Run it with
 //
@@ -39,13 +40,14 @@ func TestCompareAck(t *testing.T) {
 	}
 	rsyncTimeout = 5 * time.Minute
 	gw := backendtest.StartVersityGW(t)
-	names := []string{"no bucket", "local-ack", "remote-ack"}
-	var counts [3]*requestCounter
-	envs := make([]*testEnv, 3)
+	names := []string{"no bucket", "local-ack", "remote-ack", "claims"}
+	var counts [4]*requestCounter
+	envs := make([]*testEnv, 4)
 	for j := range envs {
 		sc := store.Config{Dir: t.TempDir()}
 		if j > 0 {
-			s3, err := backend.NewS3(backend.S3Config{Endpoint: gw.Endpoint, Bucket: gw.NewBucket(t), Prefix: "walrus/",
+			bucket := gw.NewBucket(t)
+			s3, err := backend.NewS3(backend.S3Config{Endpoint: gw.Endpoint, Bucket: bucket, Prefix: "walrus/",
 				AccessKey: gw.AccessKey, SecretKey: gw.Secret})
 			if err != nil {
 				t.Fatal(err)
@@ -53,11 +55,19 @@ func TestCompareAck(t *testing.T) {
 			counts[j] = &requestCounter{n: map[string]int{}}
 			sc.Remote = backend.Stack(s3, backend.StackOptions{Observer: counts[j]})
 			sc.AckRemote = j == 2
+			if j == 3 { // local-ack with name claims (issue 15), in the same bucket
+				cl, err := backend.NewS3(backend.S3Config{Endpoint: gw.Endpoint, Bucket: bucket, Prefix: "claims/",
+					AccessKey: gw.AccessKey, SecretKey: gw.Secret})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sc.Claims = backend.Stack(cl, backend.StackOptions{Observer: counts[j]})
+			}
 		}
 		envs[j] = startServerAt(t, sc, "[wal]\n\tpath = /db/pg_archived\n\tread only = false\n",
 			func(s *store.Store) Store { return s }, func(o *Options) { o.Logger = quiet })
 	}
-	var wall [3][]time.Duration
+	var wall [4][]time.Duration
 	for i, src := range segs {
 		name := filepath.Base(src)
 		for k := range envs {
@@ -77,7 +87,7 @@ func TestCompareAck(t *testing.T) {
 		m := median(wall[j])
 		fmt.Printf("%-11s median %9v  p90 %9v  %.2fx of no bucket", names[j], m.Round(time.Millisecond/10),
 			percentile(wall[j], 0.9).Round(time.Millisecond/10), float64(m)/float64(base))
-		if j == 2 {
+		if j >= 2 {
 			fmt.Printf(", %.2fx of local-ack", float64(m)/float64(median(wall[1])))
 		}
 		if c := counts[j]; c != nil {
