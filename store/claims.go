@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/walrus-archive/walrus/index"
@@ -102,6 +103,46 @@ const (
 type claims struct {
 	b  backend.Backend
 	id [16]byte // this data directory's claimant id (DATA/claimant.id)
+
+	mu sync.Mutex
+	st ClaimsStatus // counters since Open
+}
+
+// ClaimsStatus is what status shows of the claims prefix (Status.Claims;
+// nil without one): outcomes of the claims made since Open.
+type ClaimsStatus struct {
+	Location  string `json:"location"`
+	Claimant  string `json:"claimant"`  // this front-end's id
+	Claimed   int64  `json:"claimed"`   // names newly claimed
+	Identical int64  `json:"identical"` // already claimed for the same content (re-pushes)
+	Refused   int64  `json:"refused"`   // already claimed for other content
+	Failures  int64  `json:"failures"`  // no answer (the push failed, nothing committed)
+	LastError string `json:"last_error,omitempty"`
+}
+
+func (c *claims) status() *ClaimsStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.st
+	st.Location, st.Claimant = c.b.Location(), hex.EncodeToString(c.id[:])
+	return &st
+}
+
+// count records one claim's outcome.
+func (c *claims) count(claimed bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case err == nil && claimed:
+		c.st.Claimed++
+	case err == nil:
+		c.st.Identical++
+	case errors.Is(err, ErrExists) || errors.Is(err, errClaimBlockSize):
+		c.st.Refused++
+	default:
+		c.st.Failures++
+		c.st.LastError = oneLine(err.Error())
+	}
 }
 
 // openClaims reads DATA/claimant.id, creating it durably first if it is
@@ -253,11 +294,13 @@ func unescapeClaimComponent(e string) (string, bool) {
 // claim claims f's name in the claims prefix for f's content (steps 1 to
 // 3 above); nil: the local commit may go on. Without Config.Claims it
 // returns nil at once.
-func (s *Store) claim(f *index.File) error {
+func (s *Store) claim(f *index.File) (err error) {
 	c := s.claims
 	if c == nil {
 		return nil
 	}
+	claimed := false
+	defer func() { c.count(claimed, err) }()
 	path := joinPath(f.Dir, f.Name)
 	mine := claimRecord{HashKind: f.HashKind, BlockSize: f.BlockSize, Size: f.Size, Hash: f.Hash,
 		Claimant: c.id, Time: time.Now().Unix(), Path: path}
@@ -270,6 +313,7 @@ func (s *Store) claim(f *index.File) error {
 	for attempt := 0; ; attempt++ {
 		err := c.b.PutIfAbsent(ctx, obj, bytes.NewReader(body), int64(len(body)))
 		if err == nil {
+			claimed = true
 			return nil
 		}
 		if !backend.IsExist(err) {

@@ -101,6 +101,21 @@ func TestClaimsOneWinnerInRaces(t *testing.T) {
 	took := time.Since(began)
 	t.Logf("%d races in %v (%v per race); wins %d : %d", rounds, took.Round(time.Millisecond),
 		(took / time.Duration(rounds)).Round(time.Microsecond), wins[0], wins[1])
+	// Status counts every outcome, on the front-end it happened on.
+	var claimed, refused int64
+	for i, s := range stores {
+		st, err := s.Status()
+		if err != nil || st.Claims == nil {
+			t.Fatalf("status: %v %+v", err, st.Claims)
+		}
+		if st.Claims.Claimed != int64(wins[i]) || st.Claims.Refused != int64(rounds-wins[i]) || st.Claims.Failures != 0 {
+			t.Errorf("front-end %d: status %+v, want %d claimed, %d refused", i+1, st.Claims, wins[i], rounds-wins[i])
+		}
+		claimed, refused = claimed+st.Claims.Claimed, refused+st.Claims.Refused
+	}
+	if claimed != int64(rounds) || refused != int64(rounds) {
+		t.Errorf("%d claimed and %d refused in all, want %d each", claimed, refused, rounds)
+	}
 }
 
 // The same content pushed to both front-ends at once (PostgreSQL's retry

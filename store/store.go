@@ -749,6 +749,8 @@ type Status struct {
 	// Bucket is the upload backlog with Config.Remote (remote.go); nil
 	// (and absent from JSON) without one.
 	Bucket *BucketStatus `json:"bucket,omitempty"`
+	// Claims: the name claims shared with other front-ends (claims.go).
+	Claims *ClaimsStatus `json:"claims,omitempty"`
 }
 
 // Status returns the running totals without scanning files.
@@ -784,6 +786,9 @@ func (s *Store) Status() (Status, error) {
 	})
 	if err == nil {
 		st.Bucket, err = s.bucketStatus()
+		if s.claims != nil {
+			st.Claims = s.claims.status()
+		}
 	}
 	return st, err
 }

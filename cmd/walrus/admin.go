@@ -60,6 +60,14 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 		}
 		fmt.Fprintln(w)
 	}
+	if c := rep.Claims; c != nil {
+		fmt.Fprintf(w, "  name claims %s (this front-end %s): %d claimed, %d identical re-pushes, %d refused (other content) since start",
+			c.Location, c.Claimant, c.Claimed, c.Identical, c.Refused)
+		if c.Failures > 0 {
+			fmt.Fprintf(w, "; %d failed (pushes refused, nothing committed), the last: %s", c.Failures, c.LastError)
+		}
+		fmt.Fprintln(w)
+	}
 	if b := rep.Bucket; b != nil {
 		fmt.Fprintf(w, "  bucket %s: %d packs in it; waiting to upload: %d packs (%s)", b.Location, b.UploadedPacks, b.WaitingPacks, humanBytes(b.WaitingBytes))
 		if b.WaitingPacks > 0 {

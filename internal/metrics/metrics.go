@@ -231,10 +231,11 @@ var (
 	dSnapBytes = prometheus.NewDesc("walrus_bucket_snapshot_bytes", "Size of the newest index snapshot object.", nil, nil)
 	dSnapWrite = prometheus.NewDesc("walrus_bucket_snapshots_total", "Index snapshots written to the bucket since start.", nil, nil)
 	dSnapFails = prometheus.NewDesc("walrus_bucket_snapshot_failures_total", "Index snapshots that failed since start (retried after a later upload pass).", nil, nil)
+	dClaims    = prometheus.NewDesc("walrus_claims_total", "Name claims shared with other front-ends since start, by outcome: claimed (new), identical (a re-push), refused (other content), failed (no answer; the push failed).", []string{"outcome"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dCacheLocal, dCacheEvicted, dCacheGets, dCacheGetB, dSnapAge, dSnapBytes, dSnapWrite, dSnapFails} {
+	for _, d := range []*prometheus.Desc{dCacheLocal, dCacheEvicted, dCacheGets, dCacheGetB, dSnapAge, dSnapBytes, dSnapWrite, dSnapFails, dClaims} {
 		ch <- d
 	}
 	for _, d := range []*prometheus.Desc{dStoreFiles, dLogical, dStored, dDisk, dPacks, dLandedFiles, dLandedBytes, dLandedFailing, dFree, dFloor, dCacheHits, dCacheMisses,
@@ -294,6 +295,11 @@ func (c *stateCollector) read(ctx context.Context) []prometheus.Metric {
 		for d, v := range map[*prometheus.Desc]float64{dBucketFails: float64(b.Failures), dBucketUploads: float64(b.Uploads), dBucketUpBytes: float64(b.UploadedBytes),
 			dBucketDeletes: float64(b.Deletes), dBucketDelByte: float64(b.DeletedBytes)} {
 			out = append(out, prometheus.MustNewConstMetric(d, prometheus.CounterValue, v))
+		}
+	}
+	if c := rep.Claims; c != nil {
+		for outcome, v := range map[string]int64{"claimed": c.Claimed, "identical": c.Identical, "refused": c.Refused, "failed": c.Failures} {
+			out = append(out, prometheus.MustNewConstMetric(dClaims, prometheus.CounterValue, float64(v), outcome))
 		}
 	}
 	if b := rep.Bucket; b != nil && b.Snapshot != nil {

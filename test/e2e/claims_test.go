@@ -104,6 +104,12 @@ func TestClaimsTwoFrontEndsRsyncRaces(t *testing.T) {
 			}
 		}
 	}
+	for i, w := range fe {
+		text := w.MustCLI("status")
+		if !strings.Contains(text, "name claims") || !strings.Contains(text, fmt.Sprintf("%d claimed", wins[i])) {
+			t.Errorf("walrus status of front-end %d does not show its %d claims:\n%s", i+1, wins[i], text)
+		}
+	}
 	t.Logf("%d races of two real rsync pushes in %.1f s (%.0f ms a race); front-end 1 won %d, front-end 2 won %d",
 		rounds, time.Since(start).Seconds(), time.Since(start).Seconds()*1000/float64(rounds), wins[0], wins[1])
 }
