@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -354,11 +356,46 @@ func TestColdStartSimChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if prof := os.Getenv("WALRUS_COLDSTART_HEAPPROFILE"); prof != "" {
+		stop := profileHeapPeaks(prof)
+		defer stop()
+	}
 	cs, err := store.RebuildFromBucket(context.Background(), store.Config{Dir: f[5]}, listedPacks{Backend: backend.Stack(s3, backend.StackOptions{}), n: n}, store.RepairOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	json.NewEncoder(os.Stdout).Encode(cs)
+}
+
+// profileHeapPeaks writes a heap profile to path whenever the heap in use
+// reaches a new high, checked every 200 ms (where the cold start's memory
+// goes).
+func profileHeapPeaks(path string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		var high uint64
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > high+high/10 {
+				high = ms.HeapInuse
+				if f, err := os.Create(path); err == nil {
+					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // loadSimRecords writes n segment records, their blocks and the packs
