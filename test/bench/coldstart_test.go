@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -355,6 +356,9 @@ func TestColdStartSimChild(t *testing.T) {
 	s3, err := backend.NewS3(backend.S3Config{Endpoint: f[0], Bucket: f[1], Prefix: "walrus/", AccessKey: f[2], SecretKey: f[3]})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(25) // as walrus repair --from-bucket does
 	}
 	if prof := os.Getenv("WALRUS_COLDSTART_HEAPPROFILE"); prof != "" {
 		stop := profileHeapPeaks(prof)
