@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"syscall"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -357,8 +358,11 @@ func TestColdStartSimChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(25) // as walrus repair --from-bucket does
+	if os.Getenv("GOMEMLIMIT") == "" && os.Getenv("GOGC") == "" {
+		var si syscall.Sysinfo_t // as walrus repair --from-bucket does
+		if syscall.Sysinfo(&si) == nil {
+			debug.SetMemoryLimit(int64(si.Totalram) * int64(si.Unit) / 2)
+		}
 	}
 	if prof := os.Getenv("WALRUS_COLDSTART_HEAPPROFILE"); prof != "" {
 		stop := profileHeapPeaks(prof)
