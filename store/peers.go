@@ -83,6 +83,9 @@ const (
 	peerPrefix    = "fronts/"
 	peerMaxRecord = 4096
 	peerDirName   = "peers"
+	// peerLookBack: how many of a peer's earlier packs a missing block is
+	// looked for in (read by range from its bucket prefix).
+	peerLookBack = 4
 
 	DefaultPeerHeartbeat = 10 * time.Second
 	DefaultPeerInterval  = time.Second
@@ -116,6 +119,11 @@ type peer struct {
 	behind  int
 	adopted int64
 	lastErr string
+	// recent: block records of its last packs (peerLookBack), for a file
+	// whose journal entry is in a later pack than some of its blocks (the
+	// pack rolled between them). Follower only.
+	recent map[uint32]map[index.Hash]index.Block
+	listed []backend.Info // its packs at the last listing, ascending
 }
 
 type follower struct {
@@ -334,17 +342,23 @@ func (f *follower) readMarker(id string) (uint32, error) {
 
 // follow takes every pack of p above its marker, in order.
 func (f *follower) follow(p *peer) error {
-	var objs []backend.Info
+	var all, objs []backend.Info
 	if err := p.b.List(f.ctx, remotePackPrefix, func(in backend.Info) error {
 		rest := strings.TrimPrefix(in.Name, remotePackPrefix)
-		if id, ok := parsePackName(rest); ok && !strings.Contains(rest, "/") && id > p.marker {
-			objs = append(objs, in)
+		if _, ok := parsePackName(rest); ok && !strings.Contains(rest, "/") {
+			all = append(all, in)
 		}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("list %s in %s: %w", remotePackPrefix, p.b.Location(), err)
 	}
-	slices.SortFunc(objs, func(a, b backend.Info) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(all, func(a, b backend.Info) int { return strings.Compare(a.Name, b.Name) })
+	p.listed = all
+	for _, in := range all {
+		if id, _ := parsePackName(strings.TrimPrefix(in.Name, remotePackPrefix)); id > p.marker {
+			objs = append(objs, in)
+		}
+	}
 	f.setBehind(p, len(objs))
 	for i, in := range objs {
 		if f.ctx.Err() != nil {
@@ -371,9 +385,85 @@ func (f *follower) setBehind(p *peer, n int) {
 	f.mu.Unlock()
 }
 
-// peerBlock is where a block record is in a downloaded pack.
-type peerBlock struct {
-	loc index.Block
+// peerPack is a downloaded pack of a peer.
+type peerPack struct {
+	*os.File
+	id uint32
+}
+
+// remember keeps pack id's block records in p.recent, dropping all but
+// the newest peerLookBack packs.
+func (f *follower) remember(p *peer, id uint32, blocks map[index.Hash]index.Block) {
+	if p.recent == nil {
+		p.recent = map[uint32]map[index.Hash]index.Block{}
+	}
+	p.recent[id] = blocks
+	for len(p.recent) > peerLookBack+1 {
+		delete(p.recent, slices.Min(slices.Collect(mapKeys(p.recent))))
+	}
+}
+
+// lookBack finds block h in one of p's packs before id: the ones in
+// p.recent, else (after a restart) those listed, scanned by range from
+// its bucket prefix. It returns the block's bytes, checked.
+func (f *follower) lookBack(p *peer, id uint32, h index.Hash) ([]byte, bool, error) {
+	find := func() (index.Block, bool) {
+		for pid, m := range p.recent {
+			if loc, ok := m[h]; ok && pid != id {
+				return loc, true
+			}
+		}
+		return index.Block{}, false
+	}
+	loc, ok := find()
+	if !ok {
+		n := 0
+		for i := len(p.listed) - 1; i >= 0 && n < peerLookBack; i-- {
+			in := p.listed[i]
+			pid, _ := parsePackName(strings.TrimPrefix(in.Name, remotePackPrefix))
+			if pid >= id {
+				continue
+			}
+			n++
+			if _, ok := p.recent[pid]; ok {
+				continue
+			}
+			blocks := map[index.Hash]index.Block{}
+			r := &windowReader{r: backendReader{ctx: f.ctx, b: p.b, name: in.Name}, size: in.Size}
+			if _, err := scanPack(r, pid, in.Size, false, func(off int64, rh recordHeader, _ []byte) error {
+				if rh.Codec != codecJournal {
+					blocks[rh.Hash] = index.Block{Pack: pid, Offset: off, RawLen: rh.RawLen, StoredLen: rh.StoredLen, Codec: rh.Codec}
+				}
+				return nil
+			}); err != nil {
+				return nil, false, err
+			}
+			p.recent[pid] = blocks
+		}
+		if loc, ok = find(); !ok {
+			return nil, false, nil
+		}
+	}
+	rec, payload, err := readRecord(backendReader{ctx: f.ctx, b: p.b, name: packObjectName(loc.Pack)}, loc.Offset, &loc)
+	if err != nil {
+		return nil, false, err
+	}
+	raw, err := f.s.decodeRecord(h, &loc, rec, payload, true)
+	return raw, err == nil, err
+}
+
+// backendReader reads an object by range.
+type backendReader struct {
+	ctx  context.Context
+	b    backend.Backend
+	name string
+}
+
+func (r backendReader) ReadAt(p []byte, off int64) (int, error) {
+	if err := r.b.ReadAt(r.ctx, r.name, p, off); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // followPack adopts the files pack id of p names (steps 3 and 4).
@@ -391,11 +481,11 @@ func (f *follower) followPack(p *peer, id uint32, in backend.Info) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	defer file.Close()
-	blocks := map[index.Hash]peerBlock{}
+	blocks := map[index.Hash]index.Block{}
 	var files []*index.File
 	_, err = scanPack(file, id, in.Size, false, func(off int64, h recordHeader, payload []byte) error {
 		if h.Codec != codecJournal {
-			blocks[h.Hash] = peerBlock{loc: index.Block{Pack: id, Offset: off, RawLen: h.RawLen, StoredLen: h.StoredLen, Codec: h.Codec}}
+			blocks[h.Hash] = index.Block{Pack: id, Offset: off, RawLen: h.RawLen, StoredLen: h.StoredLen, Codec: h.Codec}
 			return nil
 		}
 		r, err := decodeJournal(payload)
@@ -416,11 +506,12 @@ func (f *follower) followPack(p *peer, id uint32, in backend.Info) error {
 	if err != nil {
 		return err
 	}
+	f.remember(p, id, blocks)
 	for _, fe := range files {
 		if f.ctx.Err() != nil {
 			return f.ctx.Err()
 		}
-		if err := f.adopt(p, file, blocks, fe); err != nil {
+		if err := f.adopt(p, peerPack{file, id}, blocks, fe); err != nil {
 			return fmt.Errorf("%s (pack %s, retried): %w", fe.Path(), in.Name, err)
 		}
 	}
@@ -431,7 +522,7 @@ func (f *follower) followPack(p *peer, id uint32, in backend.Info) error {
 
 // adopt commits fe here unless it is held already. A nil error means
 // done (adopted, held, or refused by its claim).
-func (f *follower) adopt(p *peer, pack *os.File, blocks map[index.Hash]peerBlock, fe *index.File) error {
+func (f *follower) adopt(p *peer, pack peerPack, blocks map[index.Hash]index.Block, fe *index.File) error {
 	s := f.s
 	path := fe.Path()
 	if cur, err := s.lookup(path); err == nil && cur.HashKind == fe.HashKind && cur.Hash == fe.Hash && cur.Size == fe.Size {
@@ -454,22 +545,30 @@ func (f *follower) adopt(p *peer, pack *os.File, blocks map[index.Hash]peerBlock
 		case h.IsZero():
 			raw = s.zero[:n]
 		case ok:
-			rec, payload, rerr := readRecord(pack, pb.loc.Offset, &pb.loc)
+			rec, payload, rerr := readRecord(pack, pb.Offset, &pb)
 			if rerr == nil {
-				raw, rerr = s.decodeRecord(h, &pb.loc, rec, payload, false)
+				raw, rerr = s.decodeRecord(h, &pb, rec, payload, false)
 			}
 			if rerr != nil {
 				u.Abort()
 				return rerr
 			}
 		default:
-			if found, _ := s.find(h); !found {
-				u.Abort()
-				return fmt.Errorf("block %d (%s) is neither in the pack nor here", i, h)
+			if found, _ := s.find(h); found {
+				b, berr := s.block(h, nil, false)
+				if berr != nil {
+					u.Abort()
+					return berr
+				}
+				raw = b
+				break
 			}
-			b, berr := s.block(h, nil, false)
-			if berr != nil {
+			b, ok, berr := f.lookBack(p, pack.id, h)
+			if berr != nil || !ok {
 				u.Abort()
+				if berr == nil {
+					berr = fmt.Errorf("block %d (%s) is neither in the pack, nor in its %d before, nor here", i, h, peerLookBack)
+				}
 				return berr
 			}
 			raw = b
