@@ -633,6 +633,21 @@ func (s *Store) Stat(path string) (FileInfo, error) {
 	return infoOf(f), nil
 }
 
+// StatHere is Stat without asking the other front-ends (peers.go): a
+// name neither committed nor landed here is ErrNotFound even if another
+// front-end holds it. The push paths use it (an identical re-push of a
+// name another front-end holds must go through, not wait for it).
+func (s *Store) StatHere(path string) (FileInfo, error) {
+	f, err := s.lookup(path)
+	if errors.Is(err, ErrNotFound) {
+		return s.statLanded(path)
+	}
+	if err != nil {
+		return FileInfo{}, err
+	}
+	return infoOf(f), nil
+}
+
 func (s *Store) lookup(path string) (*index.File, error) {
 	dir, name, err := SplitPath(path)
 	if err != nil {
