@@ -596,18 +596,7 @@ func (f *follower) adopt(p *peer, pack peerPack, blocks map[index.Hash]index.Blo
 	f.mu.Lock()
 	p.adopted++
 	f.mu.Unlock()
-	if o := s.cfg.Observer; o != nil {
-		if po, ok := o.(PeerObserver); ok {
-			po.PeerAdopted(p.id)
-		}
-	}
 	return nil
-}
-
-// PeerObserver, if Config.Observer implements it, is told of every file
-// adopted from another front-end (metrics).
-type PeerObserver interface {
-	PeerAdopted(peer string)
 }
 
 func (f *follower) status() []PeerStatus {
