@@ -68,9 +68,10 @@ import (
 // behind is reused. A marker is never ahead of what is committed here.
 //
 // Lookups: Stat and Open that find a name neither in the index nor
-// landed read its claim (one GET per miss). Claimed by another
-// front-end: the follower is kicked and the lookup waits up to PeerWait
-// for the name to arrive, then answers with it or fails with
+// landed read its claim (one HEAD and one GET per miss). Claimed by
+// another front-end: the follower is kicked (after every pass, while
+// the lookup waits) and the lookup waits up to PeerWait for the name to
+// arrive, then answers with it or fails with
 // ErrElsewhere, never ErrNotFound. No claim, or our own: ErrNotFound. A
 // claims prefix that does not answer fails the lookup with ErrClaims
 // (not "not found": PostgreSQL would end its recovery there).
@@ -640,21 +641,24 @@ func (s *Store) elsewhere(path string) (*index.File, error) {
 	if fl := s.fl; fl != nil {
 		deadline := time.NewTimer(s.cfg.PeerWait)
 		defer deadline.Stop()
-		fl.poke()
+	wait:
 		for {
+			// A pass after every pass while someone waits: the pack may
+			// reach the bucket just after one began.
 			fl.mu.Lock()
 			ch := fl.changed
 			fl.mu.Unlock()
+			fl.poke()
 			if f, err := s.lookup(path); err == nil {
 				return f, nil
 			}
 			select {
 			case <-ch:
-				continue
 			case <-deadline.C:
+				break wait
 			case <-s.closing:
+				break wait
 			}
-			break
 		}
 		if f, err := s.lookup(path); err == nil {
 			return f, nil

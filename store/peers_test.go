@@ -227,3 +227,26 @@ func TestPeersRestartDoesNotDownloadAgain(t *testing.T) {
 		t.Fatalf("reopened B downloaded no new pack of A's (%d objects read before, %d after)", len(before), len(after))
 	}
 }
+
+// TestPeersLookupWaitsForArrival: a lookup of a name another front-end
+// holds kicks the follower (whose interval is an hour here) and answers
+// with the file once it arrives.
+func TestPeersLookupWaitsForArrival(t *testing.T) {
+	e := newPeerEnv(t)
+	a := e.open(t, t.TempDir(), "fe1/")
+	b := e.open(t, t.TempDir(), "fe2/", func(c *Config) { c.PeerInterval, c.PeerWait = time.Hour, 30*time.Second })
+	// B's first pass (at its start) is over before A's file exists.
+	testenv.WaitFor(t, "B's first pass", 10*time.Second, func() bool { return len(peerStatus(t, b)) == 1 })
+	data := peerFile(7)
+	mustPut(t, a, "wanted", data)
+	fi, err := b.Stat("wanted")
+	if err != nil {
+		t.Fatalf("B's Stat of a file A holds: %v, want it once it arrived", err)
+	}
+	if fi.Size != int64(len(data)) {
+		t.Fatalf("B's Stat: %d bytes, want %d", fi.Size, len(data))
+	}
+	if got := readAll(t, b, "wanted"); !bytes.Equal(got, data) {
+		t.Fatalf("B reads %d bytes, not the %d pushed to A", len(got), len(data))
+	}
+}
