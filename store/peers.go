@@ -664,6 +664,12 @@ func (s *Store) elsewhere(path string) (*index.File, error) {
 			return f, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: %s is archived by front-end %x (claimed at %s) and not readable here yet: its pack is not in the bucket yet, or the follower is behind; retry",
-		ErrElsewhere, path, rec.Claimant, time.Unix(rec.Time, 0).UTC().Format(time.RFC3339))
+	return nil, elsewhereError(fmt.Sprintf("store: %s is archived by front-end %x (claimed at %s) and not readable here yet: its pack is not in the bucket yet, or the follower is behind; retry",
+		path, rec.Claimant, time.Unix(rec.Time, 0).UTC().Format(time.RFC3339)))
 }
+
+// elsewhereError is ErrElsewhere with its detail.
+type elsewhereError string
+
+func (e elsewhereError) Error() string        { return string(e) }
+func (e elsewhereError) Is(target error) bool { return target == ErrElsewhere }

@@ -173,6 +173,9 @@ func TestPeersNotFoundIsNotAnswered(t *testing.T) {
 	if !errors.Is(err, ErrElsewhere) || errors.Is(err, ErrNotFound) {
 		t.Fatalf("B's Stat of a name A holds: %v, want ErrElsewhere", err)
 	}
+	if !strings.HasPrefix(err.Error(), "store: held-by-a is archived by front-end ") {
+		t.Fatalf("ErrElsewhere message %q does not name the file and the front-end", err)
+	}
 	if took < 400*time.Millisecond || took > 20*time.Second {
 		t.Fatalf("B answered after %v, want about PeerWait (500ms)", took)
 	}
