@@ -67,6 +67,14 @@ import (
 // download is a temporary file fetchPack replaces; a finished one left
 // behind is reused. A marker is never ahead of what is committed here.
 //
+// Blocks of a file need not be in the pack of its journal entry (the
+// pack rolled between the blocks and the batch): a block neither there
+// nor here is looked for in the peer's peerLookBack packs before it
+// (their block records are kept from the passes that followed them, or,
+// after a restart, scanned by range from its prefix) and read by range.
+// A block found nowhere leaves the peer at that pack (Status.Peers shows
+// the error) and the pass retries it; the downloaded copy is kept for it.
+//
 // Lookups: Stat and Open that find a name neither in the index nor
 // landed read its claim (one HEAD and one GET per miss). Claimed by
 // another front-end: the follower is kicked (after every pass, while
@@ -75,6 +83,14 @@ import (
 // ErrElsewhere, never ErrNotFound. No claim, or our own: ErrNotFound. A
 // claims prefix that does not answer fails the lookup with ErrClaims
 // (not "not found": PostgreSQL would end its recovery there).
+//
+// The push paths (rsync's pre-transfer check, FUSE's CREATE checks) use
+// StatHere, which does not ask: an identical re-push of a name another
+// front-end holds goes through at once. The kernel's LOOKUP before a
+// FUSE CREATE does ask, so a cp of such a name fails with EIO until the
+// file arrived (archive_command retries it). A name another front-end
+// removed later (retention) keeps its claim and answers ErrElsewhere
+// here, after PeerWait; PostgreSQL does not ask for those.
 
 // ErrElsewhere: the name is committed by another front-end of the group
 // and has not arrived here yet; a retry succeeds once it has.
