@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/walrus-archive/walrus/internal/testenv"
+	"github.com/walrus-archive/walrus/internal/walgen"
 	"github.com/walrus-archive/walrus/store/backend"
 	"github.com/walrus-archive/walrus/store/backend/backendtest"
 )
@@ -135,12 +136,26 @@ func TestPeersServeEachOthersFiles(t *testing.T) {
 	for i := range 20 {
 		for j, s := range []*Store{a, b} {
 			name := fmt.Sprintf("file-%d-%02d", j, i)
+			if i%2 == 1 {
+				name = "ns/" + name // a namespace too
+			}
 			want[name] = peerFile(uint64(100*j + i))
 			mustPut(t, s, name, want[name])
 		}
 	}
+	// WAL segments of 1 MiB, and 700 KiB that do not compress: more than
+	// fit one 512 KiB pack, so the blocks of one file span packs (the
+	// look-back).
+	want["big"] = randomBytes(700<<10, 3)
+	mustPut(t, a, "big", want["big"])
+	for i := uint64(1); i <= 2; i++ {
+		sg := segment(i, func(g *walgen.Segment) { g.SegSize = 1 << 20 })
+		name := "db/" + sg.Name()
+		want[name] = sg.Bytes()
+		mustPut(t, a, name, want[name])
+	}
 	for i, s := range []*Store{a, b} {
-		testenv.WaitFor(t, fmt.Sprintf("store %d holds all 40 files", i), 30*time.Second, func() bool { return holdsAll(t, s, want) })
+		testenv.WaitFor(t, fmt.Sprintf("store %d holds all 43 files", i), 30*time.Second, func() bool { return holdsAll(t, s, want) })
 	}
 	for i, s := range []*Store{a, b} {
 		testenv.WaitFor(t, fmt.Sprintf("store %d follows its peer with nothing behind", i), 30*time.Second, func() bool {
@@ -148,8 +163,8 @@ func TestPeersServeEachOthersFiles(t *testing.T) {
 			return len(ps) == 1 && ps[0].PacksBehind == 0 && ps[0].Marker > 0 && ps[0].LastError == ""
 		})
 		ps := peerStatus(t, s)
-		if ps[0].Adopted != 20 || !strings.Contains(ps[0].Packs, []string{"fe2/", "fe1/"}[i]) {
-			t.Fatalf("store %d: peer status %+v, want 20 adopted from %s", i, ps[0], []string{"fe2/", "fe1/"}[i])
+		if ps[0].Adopted != int64(20+3*i) || !strings.Contains(ps[0].Packs, []string{"fe2/", "fe1/"}[i]) {
+			t.Fatalf("store %d: peer status %+v, want %d adopted from %s", i, ps[0], 20+3*i, []string{"fe2/", "fe1/"}[i])
 		}
 	}
 	if err := a.Close(); err != nil {
