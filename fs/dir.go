@@ -175,7 +175,7 @@ func (n *dirNode) taken(path, name string) syscall.Errno {
 			return n.fsys.fail("create", path, orExists(err))
 		}
 	}
-	if _, err := n.fsys.st.Stat(path); err == nil {
+	if _, err := n.fsys.st.StatHere(path); err == nil {
 		return syscall.EEXIST
 	} else if errnoOf(err) != syscall.ENOENT {
 		return n.fsys.fail("create", path, err)
@@ -338,7 +338,7 @@ func (n *dirNode) childNode(name string) *fileNode {
 
 // committed reports whether the store holds a file under name.
 func (n *dirNode) committed(name string) bool {
-	_, err := n.fsys.st.Stat(joinPath(n.dir, name))
+	_, err := n.fsys.st.StatHere(joinPath(n.dir, name))
 	return err == nil
 }
 

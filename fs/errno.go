@@ -27,6 +27,10 @@ func errnoOf(err error) syscall.Errno {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, store.ErrElsewhere), errors.Is(err, store.ErrClaims):
+		// Another front-end holds the name (or its claim is unreadable):
+		// never ENOENT, which would end a PostgreSQL recovery early.
+		return syscall.EIO
 	case errors.Is(err, store.ErrNotFound):
 		return syscall.ENOENT
 	case errors.Is(err, store.ErrExists):

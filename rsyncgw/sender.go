@@ -90,6 +90,14 @@ func (s *session) buildFileList(ctx context.Context) ([]*fileEntry, int32) {
 		if (err == nil || errors.Is(err, store.ErrNotFound)) && len(found) == 0 && s.args.ignoreMissing {
 			continue // rsync: --ignore-missing-args (flist.c send_file_list)
 		}
+		if errors.Is(err, store.ErrElsewhere) || errors.Is(err, store.ErrClaims) {
+			// Not "no such file": another front-end holds it (peers), or
+			// its claim could not be read; a retry finds it.
+			s.errorXfer(fmt.Sprintf(`rsync: [sender] link_stat "%s" (in %s) failed: not readable here yet, retry: %s (5)`, strings.TrimSuffix(arg, "/"), s.mod.Name, err))
+			s.log.Warn("rsync pull of a file held elsewhere", "path", arg, "err", err)
+			ioErr |= ioErrGeneral
+			continue
+		}
 		if err != nil || len(found) == 0 {
 			s.errorXfer(fmt.Sprintf(`rsync: [sender] link_stat "%s" (in %s) failed: No such file or directory (2)`, strings.TrimSuffix(arg, "/"), s.mod.Name))
 			if err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -23,6 +23,7 @@ type Store interface {
 	Create(path string, meta store.FileMeta) (*store.Upload, error)
 	OpenFrom(path string, o store.Origin) (*store.Reader, error)
 	Stat(path string) (store.FileInfo, error)
+	StatHere(path string) (store.FileInfo, error) // a push's check: not the other front-ends'
 	IsDir(dir string) (bool, error)
 	List(dir string) ([]store.FileInfo, error)
 	Walk(ctx context.Context, dir string, fn func(store.FileInfo) error) error

@@ -46,7 +46,7 @@ func (s *session) decideOne(t *target) (uint16, bool) {
 		s.notArchived(t, why)
 		return 0, false
 	}
-	fi, err := s.srv.st.Stat(t.path)
+	fi, err := s.srv.st.StatHere(t.path) // a push: not the other front-ends' (peers)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if s.args.existing {

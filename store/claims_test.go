@@ -91,7 +91,7 @@ func TestClaimsOneWinnerInRaces(t *testing.T) {
 		if !errors.Is(errs[l], ErrExists) || !strings.Contains(errs[l].Error(), "claimed by front-end") {
 			t.Fatalf("round %d: the loser's error: %v, want ErrExists naming the claimant", r, errs[l])
 		}
-		if _, err := stores[l].Stat(name); !errors.Is(err, ErrNotFound) {
+		if _, err := stores[l].StatHere(name); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("round %d: the loser's store: Stat %s = %v, want ErrNotFound", r, name, err)
 		}
 		if got := readAll(t, stores[w], name); !bytes.Equal(got, data[w]) {
@@ -155,8 +155,13 @@ func TestClaimsSecondFrontEnd(t *testing.T) {
 	if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), id) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("different content to the second front-end: %v, want one-line ErrExists naming %s", err, id)
 	}
-	if _, err := stores[1].Stat("seq/a.dat"); !errors.Is(err, ErrNotFound) {
+	if _, err := stores[1].StatHere("seq/a.dat"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("refused push: Stat = %v, want ErrNotFound", err)
+	}
+	// Not "no such file" through the read path: front-end 0 holds it
+	// (peers.go; no bucket here, so no follower: at once).
+	if _, err := stores[1].Stat("seq/a.dat"); !errors.Is(err, ErrElsewhere) {
+		t.Fatalf("refused push: Stat = %v, want ErrElsewhere", err)
 	}
 	mustPut(t, stores[1], "seq/a.dat", x)
 	if got := readAll(t, stores[1], "seq/a.dat"); !bytes.Equal(got, x) {
@@ -212,7 +217,7 @@ func TestClaimsBucketDown(t *testing.T) {
 		t.Fatalf("failed after %v, timeout %v", took, timeout)
 	}
 	t.Logf("failed after %v: %v", took.Round(time.Millisecond), err)
-	if _, err := s.Stat("down/f.dat"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.StatHere("down/f.dat"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("refused push: Stat = %v, want ErrNotFound", err)
 	}
 	gw.Restart(t)

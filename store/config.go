@@ -90,6 +90,22 @@ type Config struct {
 	// commit different content under one name (claims.go). nil: no
 	// claims. It does not need Remote.
 	Claims backend.Backend
+	// OpenPrefix, with Claims and Remote, opens a backend on the same
+	// bucket (credentials, encryption) under another key prefix: the
+	// packs prefixes of the other front-ends, which the follower reads
+	// (peers.go). nil: this front-end registers itself but follows none.
+	// RemotePrefix is this store's own packs prefix, as OpenPrefix takes
+	// it, published in the registry.
+	OpenPrefix   func(prefix string) (backend.Backend, error)
+	RemotePrefix string
+	// PeerHeartbeat, PeerInterval, PeerWait (peers.go): how often the
+	// registry record is rewritten (default DefaultPeerHeartbeat), how
+	// often the other front-ends' packs are listed (DefaultPeerInterval),
+	// and how long a lookup of a name another front-end holds waits for
+	// it to arrive (DefaultPeerWait) before failing with ErrElsewhere.
+	PeerHeartbeat time.Duration
+	PeerInterval  time.Duration
+	PeerWait      time.Duration
 
 	ingestPaused bool // tests: Open starts with the ingester paused (landing.paused = 1)
 	Logger       *slog.Logger
@@ -180,6 +196,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = DefaultAckTimeout
+	}
+	if c.PeerHeartbeat <= 0 {
+		c.PeerHeartbeat = DefaultPeerHeartbeat
+	}
+	if c.PeerInterval <= 0 {
+		c.PeerInterval = DefaultPeerInterval
+	}
+	if c.PeerWait <= 0 {
+		c.PeerWait = DefaultPeerWait
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

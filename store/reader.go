@@ -34,9 +34,17 @@ type Reader struct {
 func (s *Store) Open(path string) (*Reader, error) {
 	f, err := s.lookup(path)
 	if errors.Is(err, ErrNotFound) {
-		return s.openLanded(path)
-	}
-	if err != nil {
+		r, err := s.openLanded(path)
+		if !errors.Is(err, ErrNotFound) {
+			return r, err
+		}
+		if f, err = s.elsewhere(path); f == nil {
+			if err == nil {
+				err = fmt.Errorf("%w: %s", ErrNotFound, path)
+			}
+			return nil, err
+		}
+	} else if err != nil {
 		return nil, err
 	}
 	// An open is a read for the settler too: a restore's cp of a segment

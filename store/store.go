@@ -86,7 +86,8 @@ type Store struct {
 	land *landing  // landed files (landing.go)
 	up   *uploader // copies sealed packs to Config.Remote (remote.go); nil without one
 
-	claims *claims // the claims prefix (claims.go); nil without Config.Claims
+	claims *claims   // the claims prefix (claims.go); nil without Config.Claims
+	fl     *follower // follows the other front-ends (peers.go); nil without Claims and Remote
 
 	rc *packCache // reads evicted packs from Config.Remote, bounds DATA/packs (packcache.go); nil without one
 
@@ -169,10 +170,20 @@ func Open(cfg Config) (*Store, error) {
 		s.up = newUploader(s) // before the committer, which kicks it
 		s.rc = newPackCache(s)
 	}
+	if s.claims != nil && cfg.Remote != nil {
+		if s.fl, err = newFollower(s); err != nil {
+			s.packs.closeAll()
+			idx.Close()
+			return nil, err
+		}
+	}
 	s.committer.Add(1)
 	go s.runCommitter()
 	if s.up != nil {
 		go s.up.run() // queues every sealed pack not marked uploaded
+	}
+	if s.fl != nil {
+		go s.fl.run()
 	}
 	s.checkpointLegacy()
 	s.land.start()
@@ -505,6 +516,9 @@ func (s *Store) Close() error {
 		// would wait forever. What is landed stays landed: the next Open
 		// ingests it.
 		s.land.shutdown()
+		if s.fl != nil {
+			s.fl.stop() // before closing: it commits adopted files
+		}
 		if s.up != nil {
 			// Before closing: it submits ops. An upload in flight is
 			// cancelled; its pack stays unmarked and Open queues it again.
@@ -600,6 +614,30 @@ func infoOf(f *index.File) FileInfo {
 
 // Stat returns the file at path.
 func (s *Store) Stat(path string) (FileInfo, error) {
+	f, err := s.lookup(path)
+	if errors.Is(err, ErrNotFound) {
+		fi, err := s.statLanded(path)
+		if errors.Is(err, ErrNotFound) {
+			if f, perr := s.elsewhere(path); f != nil || perr != nil {
+				if perr != nil {
+					return FileInfo{}, perr
+				}
+				return infoOf(f), nil
+			}
+		}
+		return fi, err
+	}
+	if err != nil {
+		return FileInfo{}, err
+	}
+	return infoOf(f), nil
+}
+
+// StatHere is Stat without asking the other front-ends (peers.go): a
+// name neither committed nor landed here is ErrNotFound even if another
+// front-end holds it. The push paths use it (an identical re-push of a
+// name another front-end holds must go through, not wait for it).
+func (s *Store) StatHere(path string) (FileInfo, error) {
 	f, err := s.lookup(path)
 	if errors.Is(err, ErrNotFound) {
 		return s.statLanded(path)
@@ -751,6 +789,8 @@ type Status struct {
 	Bucket *BucketStatus `json:"bucket,omitempty"`
 	// Claims: the name claims shared with other front-ends (claims.go).
 	Claims *ClaimsStatus `json:"claims,omitempty"`
+	// Peers: the other front-ends this one follows (peers.go).
+	Peers []PeerStatus `json:"peers,omitempty"`
 }
 
 // Status returns the running totals without scanning files.
@@ -788,6 +828,9 @@ func (s *Store) Status() (Status, error) {
 		st.Bucket, err = s.bucketStatus()
 		if s.claims != nil {
 			st.Claims = s.claims.status()
+		}
+		if s.fl != nil {
+			st.Peers = s.fl.status()
 		}
 	}
 	return st, err

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -143,7 +144,7 @@ func TestIdenticalRepushStoresNothing(t *testing.T) {
 	before, _ := s.Status()
 	again := mustPut(t, s, sg.Name(), data)
 	after, _ := s.Status()
-	if before != after {
+	if !reflect.DeepEqual(before, after) {
 		t.Fatalf("re-push changed status: %+v -> %+v", before, after)
 	}
 	if !again.Archived.Equal(first.Archived) {
@@ -172,7 +173,7 @@ func TestDifferentContentRefused(t *testing.T) {
 		t.Fatal("original changed")
 	}
 	after, _ := s.Status()
-	if before != after {
+	if !reflect.DeepEqual(before, after) {
 		t.Fatalf("refused push changed status: %+v -> %+v", before, after)
 	}
 }

@@ -44,6 +44,8 @@ type StatusReport struct {
 	Bucket *BucketStatus `json:"bucket,omitempty"`
 	// Claims: the name claims shared with other front-ends (Status.Claims).
 	Claims *ClaimsStatus `json:"claims,omitempty"`
+	// Peers: the other front-ends followed (Status.Peers, peers.go).
+	Peers []PeerStatus `json:"peers,omitempty"`
 }
 
 // DirStatus is the WAL view of one directory (one PostgreSQL cluster).
@@ -88,7 +90,7 @@ func (s *Store) StatusReport(dir string, now time.Time) (StatusReport, error) {
 	rep := StatusReport{Files: st.Files, LogicalBytes: st.LogicalBytes, StoredBytes: st.StoredBytes,
 		DiskBytes: st.DiskBytes, Packs: st.Packs, Ratio: ratio(st.LogicalBytes, st.StoredBytes), Time: now, Dirs: []DirStatus{},
 		UnsettledBytes: st.UnsettledBytes, ColdBytes: st.ColdBytes,
-		LandedFiles: st.LandedFiles, LandedBytes: st.LandedBytes, LandedFailing: st.LandedFailing, Bucket: st.Bucket, Claims: st.Claims}
+		LandedFiles: st.LandedFiles, LandedBytes: st.LandedBytes, LandedFailing: st.LandedFailing, Bucket: st.Bucket, Claims: st.Claims, Peers: st.Peers}
 	dirs, err := s.statusDirs(strings.Trim(dir, "/"))
 	if err != nil {
 		return rep, err

@@ -68,6 +68,14 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 		}
 		fmt.Fprintln(w)
 	}
+	for _, p := range rep.Peers {
+		fmt.Fprintf(w, "  front-end %s (packs %s): heartbeat %s ago, followed to pack %d, %d packs behind, %d files adopted since start",
+			p.ID, p.Packs, time.Duration(p.HeartbeatAgeSeconds*float64(time.Second)).Round(time.Second), p.Marker, p.PacksBehind, p.Adopted)
+		if p.LastError != "" {
+			fmt.Fprintf(w, "; failing: %s", p.LastError)
+		}
+		fmt.Fprintln(w)
+	}
 	if b := rep.Bucket; b != nil {
 		fmt.Fprintf(w, "  bucket %s: %d packs in it; waiting to upload: %d packs (%s)", b.Location, b.UploadedPacks, b.WaitingPacks, humanBytes(b.WaitingBytes))
 		if b.WaitingPacks > 0 {

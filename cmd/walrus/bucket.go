@@ -83,11 +83,50 @@ func (b *bucketFlags) openClaims(met *metrics.Metrics) (packs, claims backend.Ba
 	return bs[0], bs[1], nil
 }
 
-// openPrefixes builds one backend per key prefix: S3 under the Stack
-// decorators (retries, timeouts, a connection limit, metrics when met is
-// set: one set of collectors for all of them), encrypted over the stack
-// when a key file is given. It makes no request.
+// openFront is openClaims for walrus serve, with the opener of further
+// prefixes on the same bucket (store.Config.OpenPrefix; nil without a
+// claims prefix): one set of metrics collectors for all of them.
+func (b *bucketFlags) openFront(met *metrics.Metrics) (packs, claims backend.Backend, open func(string) (backend.Backend, error), err error) {
+	if b.BucketClaimsPrefix == "" {
+		packs, err = b.open(met)
+		return packs, nil, nil, err
+	}
+	if open, err = b.opener(met); err != nil {
+		return nil, nil, nil, err
+	}
+	if packs, err = open(b.BucketPrefix); err != nil {
+		return nil, nil, nil, err
+	}
+	if claims, err = open(b.BucketClaimsPrefix); err != nil {
+		return nil, nil, nil, err
+	}
+	return packs, claims, open, nil
+}
+
+// openPrefixes builds one backend per key prefix; see opener.
 func (b *bucketFlags) openPrefixes(met *metrics.Metrics, prefixes ...string) ([]backend.Backend, error) {
+	open, err := b.opener(met)
+	if err != nil {
+		return nil, err
+	}
+	var bs []backend.Backend
+	for _, prefix := range prefixes {
+		be, err := open(prefix)
+		if err != nil {
+			return nil, err
+		}
+		bs = append(bs, be)
+	}
+	return bs, nil
+}
+
+// opener checks the flags and returns the function that builds the
+// backend of one key prefix: S3 under the Stack decorators (retries,
+// timeouts, a connection limit, metrics when met is set: one set of
+// collectors for every backend it builds), encrypted over the stack when
+// a key file is given. It makes no request. walrus serve keeps it as
+// store.Config.OpenPrefix, for the other front-ends' packs prefixes.
+func (b *bucketFlags) opener(met *metrics.Metrics) (func(prefix string) (backend.Backend, error), error) {
 	secret := os.Getenv("WALRUS_BUCKET_SECRET_KEY")
 	if b.BucketSecretKey != "" {
 		raw, err := os.ReadFile(b.BucketSecretKey)
@@ -127,8 +166,7 @@ func (b *bucketFlags) openPrefixes(met *metrics.Metrics, prefixes ...string) ([]
 		}
 		key = &k
 	}
-	var bs []backend.Backend
-	for _, prefix := range prefixes {
+	return func(prefix string) (backend.Backend, error) {
 		s3, err := backend.NewS3(backend.S3Config{Endpoint: b.BucketEndpoint, Bucket: b.Bucket, Prefix: prefix,
 			Region: b.BucketRegion, AccessKey: b.BucketAccessKey, SecretKey: secret, TLS: b.BucketTLS})
 		if err != nil {
@@ -138,9 +176,8 @@ func (b *bucketFlags) openPrefixes(met *metrics.Metrics, prefixes ...string) ([]
 		if key != nil {
 			be = backend.NewEncrypted(be, *key)
 		}
-		bs = append(bs, be)
-	}
-	return bs, nil
+		return be, nil
+	}, nil
 }
 
 // checkAck refuses --ack remote without a bucket and a timeout that is

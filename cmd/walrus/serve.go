@@ -89,11 +89,12 @@ func (c *serveCmd) Run(ctx context.Context, g *globals, kctx *kong.Context) erro
 		return fmt.Errorf("serve: %w", err)
 	}
 	if c.enabled() {
-		if cfg.Remote, cfg.Claims, err = c.bucketFlags.openClaims(met); err != nil {
+		if cfg.Remote, cfg.Claims, cfg.OpenPrefix, err = c.bucketFlags.openFront(met); err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
+		cfg.RemotePrefix = c.BucketPrefix
 		if cfg.Claims != nil {
-			log.Info("claiming every name in the shared claims prefix before committing it", "claims", cfg.Claims.Location())
+			log.Info("claiming every name in the shared claims prefix before committing it; serving the other front-ends' files too", "claims", cfg.Claims.Location())
 		}
 		cfg.RollAge = c.BucketRollAge
 		cfg.PackCacheBytes = c.BucketCacheSize

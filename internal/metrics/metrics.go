@@ -234,8 +234,15 @@ var (
 	dClaims    = prometheus.NewDesc("walrus_claims_total", "Name claims shared with other front-ends since start, by outcome: claimed (new), identical (a re-push), refused (other content), failed (no answer; the push failed).", []string{"outcome"}, nil)
 )
 
+// Other front-ends followed (store/peers.go).
+var (
+	dPeerAge     = prometheus.NewDesc("walrus_peer_heartbeat_age_seconds", "Age of another front-end's last heartbeat in the shared registry.", []string{"peer"}, nil)
+	dPeerBehind  = prometheus.NewDesc("walrus_peer_packs_behind", "Packs of another front-end in the bucket not followed yet (at the last pass).", []string{"peer"}, nil)
+	dPeerAdopted = prometheus.NewDesc("walrus_peer_adopted_files_total", "Files of another front-end adopted (committed here) since start.", []string{"peer"}, nil)
+)
+
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dCacheLocal, dCacheEvicted, dCacheGets, dCacheGetB, dSnapAge, dSnapBytes, dSnapWrite, dSnapFails, dClaims} {
+	for _, d := range []*prometheus.Desc{dCacheLocal, dCacheEvicted, dCacheGets, dCacheGetB, dSnapAge, dSnapBytes, dSnapWrite, dSnapFails, dClaims, dPeerAge, dPeerBehind, dPeerAdopted} {
 		ch <- d
 	}
 	for _, d := range []*prometheus.Desc{dStoreFiles, dLogical, dStored, dDisk, dPacks, dLandedFiles, dLandedBytes, dLandedFailing, dFree, dFloor, dCacheHits, dCacheMisses,
@@ -301,6 +308,11 @@ func (c *stateCollector) read(ctx context.Context) []prometheus.Metric {
 		for outcome, v := range map[string]int64{"claimed": c.Claimed, "identical": c.Identical, "refused": c.Refused, "failed": c.Failures} {
 			out = append(out, prometheus.MustNewConstMetric(dClaims, prometheus.CounterValue, float64(v), outcome))
 		}
+	}
+	for _, p := range rep.Peers {
+		g(dPeerAge, p.HeartbeatAgeSeconds, p.ID)
+		g(dPeerBehind, float64(p.PacksBehind), p.ID)
+		out = append(out, prometheus.MustNewConstMetric(dPeerAdopted, prometheus.CounterValue, float64(p.Adopted), p.ID))
 	}
 	if b := rep.Bucket; b != nil && b.Snapshot != nil {
 		if b.Snapshot.Name != "" {

@@ -1,0 +1,270 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walrus-archive/walrus/internal/testenv"
+	"github.com/walrus-archive/walrus/internal/walgen"
+	"github.com/walrus-archive/walrus/store/backend"
+	"github.com/walrus-archive/walrus/store/backend/backendtest"
+)
+
+// peerEnv is one bucket shared by several front-ends: each its own packs
+// prefix, all one claims prefix (archive/).
+type peerEnv struct {
+	gw     *backendtest.VersityGW
+	bucket string
+
+	mu    sync.Mutex
+	reads map[string]int // pack objects read through OpenPrefix backends
+}
+
+func newPeerEnv(t *testing.T) *peerEnv {
+	gw := backendtest.StartVersityGW(t)
+	return &peerEnv{gw: gw, bucket: gw.NewBucket(t), reads: map[string]int{}}
+}
+
+func (e *peerEnv) backend(prefix string) (backend.Backend, error) {
+	s3, err := backend.NewS3(backend.S3Config{Endpoint: e.gw.Endpoint, Bucket: e.bucket, Prefix: prefix,
+		AccessKey: e.gw.AccessKey, SecretKey: e.gw.Secret})
+	if err != nil {
+		return nil, err
+	}
+	return backend.Stack(s3, backend.StackOptions{Attempts: 2, BackoffBase: 10 * time.Millisecond,
+		BackoffMax: 50 * time.Millisecond, Timeout: 5 * time.Second}), nil
+}
+
+func (e *peerEnv) mustBackend(t *testing.T, prefix string) backend.Backend {
+	t.Helper()
+	b, err := e.backend(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// packReads returns a copy of the per-object read counts.
+func (e *peerEnv) packReads() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m := map[string]int{}
+	for k, v := range e.reads {
+		m[k] = v
+	}
+	return m
+}
+
+// countingBackend counts the reads of pack objects (downloads).
+type countingBackend struct {
+	backend.Backend
+	e      *peerEnv
+	prefix string
+}
+
+func (c countingBackend) ReadAt(ctx context.Context, name string, p []byte, off int64) error {
+	if strings.HasPrefix(name, remotePackPrefix) {
+		c.e.mu.Lock()
+		c.e.reads[c.prefix+name]++
+		c.e.mu.Unlock()
+	}
+	return c.Backend.ReadAt(ctx, name, p, off)
+}
+
+func (e *peerEnv) open(t *testing.T, dir, prefix string, mod ...func(*Config)) *Store {
+	t.Helper()
+	remote, claims := e.mustBackend(t, prefix), e.mustBackend(t, "archive/")
+	return openTest(t, dir, append([]func(*Config){func(c *Config) {
+		c.BlockSize, c.PackSize, c.CacheBytes = 64<<10, 512<<10, 1<<20
+		c.Remote, c.RemotePrefix, c.RollAge = remote, prefix, 100*time.Millisecond
+		c.Claims, c.AckTimeout = claims, 10*time.Second
+		c.PeerInterval, c.PeerWait = 50*time.Millisecond, 500*time.Millisecond
+		c.OpenPrefix = func(p string) (backend.Backend, error) {
+			b, err := e.backend(p)
+			if err != nil {
+				return nil, err
+			}
+			return countingBackend{Backend: b, e: e, prefix: p}, nil
+		}
+	}}, mod...)...)
+}
+
+func peerFile(seed uint64) []byte {
+	rng := rand.New(rand.NewPCG(seed, 15))
+	b := make([]byte, 2048+rng.IntN(6<<10))
+	for i := range b {
+		b[i] = byte(rng.IntN(16)) // compressible, distinct per seed
+	}
+	return b
+}
+
+// holdsAll reports whether s holds every file of want byte-identically.
+func holdsAll(t *testing.T, s *Store, want map[string][]byte) bool {
+	t.Helper()
+	for name, data := range want {
+		if _, err := s.lookup(name); err != nil {
+			return false
+		}
+		if got := readAll(t, s, name); !bytes.Equal(got, data) {
+			t.Fatalf("%s: %d bytes read, not the %d pushed", name, len(got), len(data))
+		}
+	}
+	return true
+}
+
+func peerStatus(t *testing.T, s *Store) []PeerStatus {
+	t.Helper()
+	st, err := s.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Peers
+}
+
+func TestPeersServeEachOthersFiles(t *testing.T) {
+	e := newPeerEnv(t)
+	a := e.open(t, t.TempDir(), "fe1/")
+	b := e.open(t, t.TempDir(), "fe2/")
+	want := map[string][]byte{}
+	for i := range 20 {
+		for j, s := range []*Store{a, b} {
+			name := fmt.Sprintf("file-%d-%02d", j, i)
+			if i%2 == 1 {
+				name = "ns/" + name // a namespace too
+			}
+			want[name] = peerFile(uint64(100*j + i))
+			mustPut(t, s, name, want[name])
+		}
+	}
+	// WAL segments of 1 MiB, and 700 KiB that do not compress: more than
+	// fit one 512 KiB pack, so the blocks of one file span packs (the
+	// look-back).
+	want["big"] = randomBytes(700<<10, 3)
+	mustPut(t, a, "big", want["big"])
+	for i := uint64(1); i <= 2; i++ {
+		sg := segment(i, func(g *walgen.Segment) { g.SegSize = 1 << 20 })
+		name := "db/" + sg.Name()
+		want[name] = sg.Bytes()
+		mustPut(t, a, name, want[name])
+	}
+	for i, s := range []*Store{a, b} {
+		testenv.WaitFor(t, fmt.Sprintf("store %d holds all 43 files", i), 30*time.Second, func() bool { return holdsAll(t, s, want) })
+	}
+	for i, s := range []*Store{a, b} {
+		testenv.WaitFor(t, fmt.Sprintf("store %d follows its peer with nothing behind", i), 30*time.Second, func() bool {
+			ps := peerStatus(t, s)
+			return len(ps) == 1 && ps[0].PacksBehind == 0 && ps[0].Marker > 0 && ps[0].LastError == ""
+		})
+		ps := peerStatus(t, s)
+		if ps[0].Adopted != int64(20+3*i) || !strings.Contains(ps[0].Packs, []string{"fe2/", "fe1/"}[i]) {
+			t.Fatalf("store %d: peer status %+v, want %d adopted from %s", i, ps[0], 20+3*i, []string{"fe2/", "fe1/"}[i])
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range want {
+		if got := readAll(t, b, name); !bytes.Equal(got, data) {
+			t.Fatalf("after closing A, B reads %d bytes of %s, not %d", len(got), name, len(data))
+		}
+	}
+}
+
+func TestPeersNotFoundIsNotAnswered(t *testing.T) {
+	e := newPeerEnv(t)
+	a := e.open(t, t.TempDir(), "fe1/", func(c *Config) { c.RollAge = time.Hour })
+	b := e.open(t, t.TempDir(), "fe2/")
+	mustPut(t, a, "held-by-a", peerFile(1))
+	start := time.Now()
+	_, err := b.Stat("held-by-a")
+	took := time.Since(start)
+	if !errors.Is(err, ErrElsewhere) || errors.Is(err, ErrNotFound) {
+		t.Fatalf("B's Stat of a name A holds: %v, want ErrElsewhere", err)
+	}
+	if !strings.HasPrefix(err.Error(), "store: held-by-a is archived by front-end ") {
+		t.Fatalf("ErrElsewhere message %q does not name the file and the front-end", err)
+	}
+	if took < 400*time.Millisecond || took > 20*time.Second {
+		t.Fatalf("B answered after %v, want about PeerWait (500ms)", took)
+	}
+	if _, err := b.Open("held-by-a"); !errors.Is(err, ErrElsewhere) {
+		t.Fatalf("B's Open of a name A holds: %v, want ErrElsewhere", err)
+	}
+	if _, err := b.Stat("nobody-has-it"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("B's Stat of an unclaimed name: %v, want ErrNotFound", err)
+	}
+	if _, err := a.Stat("nobody-has-it"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("A's Stat of an unclaimed name: %v, want ErrNotFound", err)
+	}
+}
+
+func TestPeersRestartDoesNotDownloadAgain(t *testing.T) {
+	e := newPeerEnv(t)
+	a := e.open(t, t.TempDir(), "fe1/")
+	bdir := t.TempDir()
+	b := e.open(t, bdir, "fe2/")
+	want := map[string][]byte{}
+	for i := range 5 {
+		name := fmt.Sprintf("first-%d", i)
+		want[name] = peerFile(uint64(i))
+		mustPut(t, a, name, want[name])
+	}
+	testenv.WaitFor(t, "B holds A's files", 30*time.Second, func() bool { return holdsAll(t, b, want) })
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := e.packReads()
+	if len(before) == 0 {
+		t.Fatal("B adopted A's files without downloading any pack of A's")
+	}
+	b = e.open(t, bdir, "fe2/")
+	more := map[string][]byte{}
+	for i := range 5 {
+		name := fmt.Sprintf("second-%d", i)
+		more[name] = peerFile(uint64(50 + i))
+		mustPut(t, a, name, more[name])
+	}
+	testenv.WaitFor(t, "reopened B holds A's new files", 30*time.Second, func() bool { return holdsAll(t, b, more) })
+	if !holdsAll(t, b, want) {
+		t.Fatal("reopened B lost A's first files")
+	}
+	after := e.packReads()
+	for name, n := range after {
+		if strings.HasPrefix(name, "fe1/") && before[name] != 0 && n != before[name] {
+			t.Fatalf("reopened B read %s again (%d reads before the restart, %d after)", name, before[name], n)
+		}
+	}
+	if len(after) <= len(before) {
+		t.Fatalf("reopened B downloaded no new pack of A's (%d objects read before, %d after)", len(before), len(after))
+	}
+}
+
+// TestPeersLookupWaitsForArrival: a lookup of a name another front-end
+// holds kicks the follower (whose interval is an hour here) and answers
+// with the file once it arrives.
+func TestPeersLookupWaitsForArrival(t *testing.T) {
+	e := newPeerEnv(t)
+	a := e.open(t, t.TempDir(), "fe1/")
+	b := e.open(t, t.TempDir(), "fe2/", func(c *Config) { c.PeerInterval, c.PeerWait = time.Hour, 30*time.Second })
+	// B's first pass (at its start) is over before A's file exists.
+	testenv.WaitFor(t, "B's first pass", 10*time.Second, func() bool { return len(peerStatus(t, b)) == 1 })
+	data := peerFile(7)
+	mustPut(t, a, "wanted", data)
+	fi, err := b.Stat("wanted")
+	if err != nil {
+		t.Fatalf("B's Stat of a file A holds: %v, want it once it arrived", err)
+	}
+	if fi.Size != int64(len(data)) {
+		t.Fatalf("B's Stat: %d bytes, want %d", fi.Size, len(data))
+	}
+	if got := readAll(t, b, "wanted"); !bytes.Equal(got, data) {
+		t.Fatalf("B reads %d bytes, not the %d pushed to A", len(got), len(data))
+	}
+}
