@@ -146,6 +146,18 @@ func (s *Store) commitBatch(batch []*commitReq) {
 		s.answer(batch, func(int) error { return err })
 		return
 	}
+	if len(dirty) > 0 {
+		// A pack sealed before this batch committed its length (its first
+		// record, maybe) is waiting now: the uploader's idle shortcut must
+		// look again (remote.go, uploader.idleSealed).
+		below := s.pw.sealedBelow()
+		for id := range dirty {
+			if id < below {
+				s.sealedCommits.Add(1)
+				break
+			}
+		}
+	}
 	s.changes.Add(1)
 	s.answer(batch, func(i int) error { return results[i] })
 }

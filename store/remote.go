@@ -126,6 +126,15 @@ type uploader struct {
 	// kick after every commit batch costs no index scan. Uploader only.
 	idleBelow uint32
 	idle      bool
+	// idleSealed: Store.sealedCommits when the idle pass began. A pack
+	// sealed (by age) between an append and the batch that commits it has
+	// no pack record yet, so that pass does not list it; the batch then
+	// gives it one without moving the bound. It bumps sealedCommits, which
+	// ends the shortcut (before: the pack waited until the next seal, for
+	// ever if no push came; CI saw it in TestBucketCacheServesEvictedPacks).
+	idleSealed uint64
+	// idleAt: the shortcut also expires after idleRecheck, a backstop.
+	idleAt time.Time
 
 	mu            sync.Mutex
 	uploads       int64
@@ -296,7 +305,8 @@ func (u *uploader) pass() (again bool, err error) {
 	if u.sealForAck(bound) { // remote-ack: seal what waiting pushes need
 		bound = s.pw.sealedBelow()
 	}
-	if u.idle && bound == u.idleBelow {
+	sealed := s.sealedCommits.Load() // before the index is read
+	if u.idle && bound == u.idleBelow && sealed == u.idleSealed && time.Since(u.idleAt) < idleRecheck {
 		return false, nil
 	}
 	u.idle = false
@@ -309,7 +319,7 @@ func (u *uploader) pass() (again bool, err error) {
 		if u.sealForAck(bound) {
 			return true, nil
 		}
-		u.idle, u.idleBelow = true, bound
+		u.idle, u.idleBelow, u.idleSealed, u.idleAt = true, bound, sealed, time.Now()
 		return false, nil
 	}
 	u.uploadedUpTo(packs[0].ID)
@@ -349,6 +359,10 @@ func (u *uploader) pass() (again bool, err error) {
 	}
 	return again, nil
 }
+
+// idleRecheck bounds how long the uploader trusts an idle pass
+// (uploader.idleAt): a backstop behind sealedCommits.
+const idleRecheck = 5 * time.Second
 
 var errStaleUpload = errors.New("store: pack changed while it was uploaded")
 

@@ -94,6 +94,9 @@ type Store struct {
 	// journalFrom: 1 + the lowest pack the committing batch may append
 	// journal records to; 0 between batches (snapshot.go: ScanFrom).
 	journalFrom atomic.Uint64
+	// sealedCommits counts batches that committed the length of a pack
+	// already sealed (commit.go; the uploader's idle shortcut, remote.go).
+	sealedCommits atomic.Uint64
 
 	snapMu   sync.Mutex   // one WriteSnapshot at a time (snapshot.go)
 	snapLast SnapshotInfo // the last snapshot this process wrote; snapMu
