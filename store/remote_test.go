@@ -365,3 +365,66 @@ func bucketListing(t *testing.T, b backend.Backend) string {
 	slices.Sort(names)
 	return strings.Join(names, "\n")
 }
+
+// passes waits until the uploader has finished n passes that began after
+// the call (each pass ends with a notify).
+func passes(t *testing.T, s *Store, n int) {
+	t.Helper()
+	for i := 0; i <= n; i++ { // the first may have begun before the call
+		s.up.mu.Lock()
+		ch := s.up.changed
+		s.up.mu.Unlock()
+		s.kickUpload()
+		select {
+		case <-ch:
+		case <-time.After(time.Minute):
+			t.Fatal("the uploader made no pass in a minute")
+		}
+	}
+}
+
+// A pack sealed (by age) after an upload appended blocks to it and before
+// the batch that commits them has no pack record when the uploader looks,
+// so it goes idle; the commit then gives the pack its record without
+// moving the bound. The uploader must still upload it (before: it waited
+// behind the idle shortcut until the next seal, for ever without pushes).
+// The shortcut's time backstop is off here, so only the fix can pass.
+func TestUploaderFindsPackSealedBeforeItsCommit(t *testing.T) {
+	_, b := testBucket(t, false)
+	was := idleRecheck
+	idleRecheck = time.Hour
+	t.Cleanup(func() { idleRecheck = was })
+	s := openTest(t, t.TempDir(), remoteConfig(b, time.Hour), func(c *Config) { c.SnapshotBytes = -1 })
+	mustPut(t, s, "first", randomBytes(100<<10, 1))
+	if id, ok := s.pw.active(); ok {
+		s.pw.sealActive(id)
+	}
+	s.kickUpload() // the roll age is an hour: no timer pass comes
+	waitBucket(t, s, "the first pack is uploaded", drained)
+
+	u, err := s.Create("second", FileMeta{Mode: 0o600, MTime: time.Unix(1700000000, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Write(randomBytes(300<<10, 2)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the upload's blocks are written", func() bool {
+		s.pendingMu.Lock()
+		defer s.pendingMu.Unlock()
+		return len(s.pending) >= 4
+	})
+	id, ok := s.pw.active()
+	if !ok {
+		t.Fatal("no active pack holds the upload's blocks")
+	}
+	s.pw.sealActive(id) // what the uploader's age seal does
+	passes(t, s, 2)     // it looks, finds nothing listed, goes idle
+	if _, err := u.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	bs := waitBucket(t, s, "the pack sealed before its commit is uploaded", func(b *BucketStatus) bool {
+		return b.WaitingPacks == 0 && !b.Failing && b.UploadedPacks >= 2 // the commit's journal went to a new active pack
+	})
+	t.Logf("uploaded %d packs", bs.UploadedPacks)
+}
