@@ -9,10 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/walrus-archive/walrus/index"
 	"github.com/walrus-archive/walrus/store/backend"
@@ -117,15 +114,9 @@ func RebuildFromBucket(ctx context.Context, cfg Config, b backend.Backend, opts 
 	rep.Snapshot = sn.info
 	rep.SnapshotSeconds = time.Since(start).Seconds()
 
-	objs := map[uint32]backend.Info{}
-	err = b.List(ctx, remotePackPrefix, func(in backend.Info) error {
-		if id, ok := parsePackName(strings.TrimPrefix(in.Name, remotePackPrefix)); ok && !strings.Contains(strings.TrimPrefix(in.Name, remotePackPrefix), "/") {
-			objs[id] = in
-		}
-		return nil
-	})
+	objs, err := listPackObjects(ctx, b)
 	if err != nil {
-		return rep, fmt.Errorf("store: list packs in %s: %w", b.Location(), err)
+		return rep, err
 	}
 	ids := slices.Sorted(maps.Keys(objs))
 	rep.BucketPacks = len(ids)
@@ -298,33 +289,20 @@ func newestSnapshot(ctx context.Context, b backend.Backend, storeID, tmp string,
 
 // fetch downloads the listed packs of ids not yet in packDir.
 func (rep *ColdStartReport) fetch(ctx context.Context, b backend.Backend, packDir string, ids []uint32, objs map[uint32]backend.Info) error {
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(fetchers)
+	want := map[uint32]backend.Info{}
 	for _, id := range ids {
-		if fi, err := os.Stat(packFileName(packDir, id)); err == nil && fi.Size() == objs[id].Size {
-			continue
+		if fi, err := os.Stat(packFileName(packDir, id)); err != nil || fi.Size() != objs[id].Size {
+			want[id] = objs[id] // not yet here (an earlier attempt's are)
 		}
-		g.Go(func() error {
-			skipped, err := fetchPack(gctx, b, packDir, id, objs[id])
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if skipped {
-				rep.Skipped++
-			} else {
-				rep.FetchedPacks++
-				rep.FetchedBytes += objs[id].Size
-			}
-			return nil
-		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return syncDir(packDir)
+	return fetchPackObjects(ctx, b, packDir, want, func(_ uint32, in backend.Info, skipped bool) {
+		if skipped {
+			rep.Skipped++
+		} else {
+			rep.FetchedPacks++
+			rep.FetchedBytes += in.Size
+		}
+	})
 }
 
 // replayOnSnapshot scans the packs ids (local now), and replays the

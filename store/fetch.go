@@ -54,45 +54,23 @@ func FetchPacks(ctx context.Context, b backend.Backend, dir string, progress fun
 	if err := os.MkdirAll(packDir, 0o750); err != nil {
 		return rep, fmt.Errorf("store: fetch: %w", err)
 	}
-	var objs []backend.Info
-	err := b.List(ctx, remotePackPrefix, func(in backend.Info) error {
-		if _, ok := parsePackName(strings.TrimPrefix(in.Name, remotePackPrefix)); ok && !strings.Contains(strings.TrimPrefix(in.Name, remotePackPrefix), "/") {
-			objs = append(objs, in)
-		}
-		return nil
-	})
+	objs, err := listPackObjects(ctx, b)
 	if err != nil {
-		return rep, fmt.Errorf("store: list packs in %s: %w", b.Location(), err)
-	}
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(fetchers)
-	for _, in := range objs {
-		id, _ := parsePackName(strings.TrimPrefix(in.Name, remotePackPrefix))
-		g.Go(func() error {
-			skipped, err := fetchPack(gctx, b, packDir, id, in)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if skipped {
-				rep.Skipped++
-			} else {
-				rep.Packs++
-				rep.Bytes += in.Size
-			}
-			rep.Sizes[id] = in.Size
-			if progress != nil {
-				progress(rep)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
 		return rep, err
 	}
-	if err := syncDir(packDir); err != nil {
+	err = fetchPackObjects(ctx, b, packDir, objs, func(id uint32, in backend.Info, skipped bool) {
+		if skipped {
+			rep.Skipped++
+		} else {
+			rep.Packs++
+			rep.Bytes += in.Size
+		}
+		rep.Sizes[id] = in.Size
+		if progress != nil {
+			progress(rep)
+		}
+	})
+	if err != nil {
 		return rep, err
 	}
 	// The rebuilt store is the bucket's store: it may upload there again.
@@ -107,6 +85,48 @@ func FetchPacks(ctx context.Context, b backend.Backend, dir string, progress fun
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil
+}
+
+// listPackObjects lists the bucket's pack objects (packs/NNNNNNNN.pack)
+// by pack id; other objects are left out.
+func listPackObjects(ctx context.Context, b backend.Backend) (map[uint32]backend.Info, error) {
+	objs := map[uint32]backend.Info{}
+	err := b.List(ctx, remotePackPrefix, func(in backend.Info) error {
+		rest := strings.TrimPrefix(in.Name, remotePackPrefix)
+		if id, ok := parsePackName(rest); ok && !strings.Contains(rest, "/") {
+			objs[id] = in
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: list packs in %s: %w", b.Location(), err)
+	}
+	return objs, nil
+}
+
+// fetchPackObjects downloads the packs objs into packDir, fetchers at
+// once (fetchPack each), calls done (serialised) after each, and fsyncs
+// packDir.
+func fetchPackObjects(ctx context.Context, b backend.Backend, packDir string, objs map[uint32]backend.Info, done func(id uint32, in backend.Info, skipped bool)) error {
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(fetchers)
+	for id, in := range objs {
+		g.Go(func() error {
+			skipped, err := fetchPack(gctx, b, packDir, id, in)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			done(id, in, skipped)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return syncDir(packDir)
 }
 
 // fetchPack downloads one pack: temp file, ranged reads, fsync, checks,

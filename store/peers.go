@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -359,23 +360,20 @@ func (f *follower) readMarker(id string) (uint32, error) {
 
 // follow takes every pack of p above its marker, in order.
 func (f *follower) follow(p *peer) error {
-	var all, objs []backend.Info
-	if err := p.b.List(f.ctx, remotePackPrefix, func(in backend.Info) error {
-		rest := strings.TrimPrefix(in.Name, remotePackPrefix)
-		if _, ok := parsePackName(rest); ok && !strings.Contains(rest, "/") {
-			all = append(all, in)
-		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("list %s in %s: %w", remotePackPrefix, p.b.Location(), err)
+	listed, err := listPackObjects(f.ctx, p.b)
+	if err != nil {
+		return err
 	}
-	slices.SortFunc(all, func(a, b backend.Info) int { return strings.Compare(a.Name, b.Name) })
+	ids := slices.Sorted(maps.Keys(listed))
+	all := make([]backend.Info, 0, len(ids))
+	var objs []backend.Info
+	for _, id := range ids {
+		all = append(all, listed[id])
+		if id > p.marker {
+			objs = append(objs, listed[id])
+		}
+	}
 	p.listed = all
-	for _, in := range all {
-		if id, _ := parsePackName(strings.TrimPrefix(in.Name, remotePackPrefix)); id > p.marker {
-			objs = append(objs, in)
-		}
-	}
 	f.setBehind(p, len(objs))
 	for i, in := range objs {
 		if f.ctx.Err() != nil {
