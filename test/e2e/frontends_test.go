@@ -12,7 +12,6 @@ import (
 	"github.com/walrus-archive/walrus/internal/testenv"
 	"github.com/walrus-archive/walrus/store/backend/backendtest"
 	"github.com/walrus-archive/walrus/test/e2e/pgcluster"
-	"github.com/walrus-archive/walrus/test/e2e/walrusproc"
 )
 
 // Issue 15's proof: two walrus front-ends on one versitygw bucket (own
@@ -31,18 +30,7 @@ func TestTwoFrontEndsSurviveKill(t *testing.T) {
 	testenv.RequireFUSE(t)
 	pgcluster.Require(t, "rsync")
 	gw := backendtest.StartVersityGW(t)
-	bucket := gw.NewBucket(t)
-	var fe [2]*walrusproc.Server
-	for i := range fe {
-		home := pgcluster.TempDir(t)
-		secret := filepath.Join(home, "s3.secret")
-		if err := os.WriteFile(secret, []byte(gw.Secret+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		fe[i] = walrusproc.Start(t, home, "--bucket", bucket, "--bucket-endpoint", gw.Endpoint, "--no-bucket-tls",
-			"--bucket-prefix", fmt.Sprintf("fe%d/", i+1), "--bucket-claims-prefix", "archive/", "--ack", "remote",
-			"--bucket-access-key", gw.AccessKey, "--bucket-secret-key-file", secret, "--bucket-roll-age", "1s", "--log-level", "info")
-	}
+	fe, bucket := startFrontEnds(t, gw, "--ack", "remote", "--bucket-roll-age", "1s", "--log-level", "info")
 	archive := fmt.Sprintf("archive_command = 'rsync -aq %%p %s || rsync -aq %%p %s'", fe[0].StoreURL("%f"), fe[1].StoreURL("%f"))
 	pg := pgcluster.Init(t, "twofe", pgcluster.Options{SegSizeMiB: 1, Conf: []string{"archive_mode = on", archive}})
 	pg.Start()
