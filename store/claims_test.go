@@ -17,7 +17,7 @@ import (
 // claimsGroup starts a versitygw with one bucket and opens n stores on
 // their own data directories, each with its own S3 client on the shared
 // claims prefix (as n front-ends would be configured); no Remote.
-func claimsGroup(t *testing.T, n int, timeout time.Duration) (*backendtest.VersityGW, backend.Backend, []*Store) {
+func claimsGroup(t *testing.T, n int, timeout time.Duration, mod ...func(*Config)) (*backendtest.VersityGW, backend.Backend, []*Store) {
 	t.Helper()
 	gw := backendtest.StartVersityGW(t)
 	bucket := gw.NewBucket(t)
@@ -36,6 +36,9 @@ func claimsGroup(t *testing.T, n int, timeout time.Duration) (*backendtest.Versi
 		stores = append(stores, openTest(t, t.TempDir(), func(c *Config) {
 			c.BlockSize, c.PackSize, c.CacheBytes = 64<<10, 4<<20, 1<<20
 			c.Claims, c.AckTimeout = b, timeout
+			for _, m := range mod {
+				m(c)
+			}
 		}))
 	}
 	return gw, client(), stores

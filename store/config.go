@@ -106,6 +106,11 @@ type Config struct {
 	PeerHeartbeat time.Duration
 	PeerInterval  time.Duration
 	PeerWait      time.Duration
+	// LeaseTTL, with Claims: the maintenance lease's time to live
+	// (lease.go; default DefaultLeaseTTL). Retention runs only on the
+	// front-end holding it; another takes it over at most about LeaseTTL
+	// after its holder stopped renewing.
+	LeaseTTL time.Duration
 
 	ingestPaused bool // tests: Open starts with the ingester paused (landing.paused = 1)
 	Logger       *slog.Logger
@@ -202,6 +207,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PeerInterval <= 0 {
 		c.PeerInterval = DefaultPeerInterval
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = DefaultLeaseTTL
 	}
 	if c.PeerWait <= 0 {
 		c.PeerWait = DefaultPeerWait

@@ -80,6 +80,11 @@ func (s *Store) retainDir(ctx context.Context, dir string, p retention.Policy, n
 	if dec.HasCutoff {
 		rep.Cutoff = wal.SegmentFileName(1, dec.Cutoff, meta.SegSize)[8:]
 	}
+	if !dryRun && len(dec.Remove) > 0 {
+		if err := s.maintainer(); err != nil {
+			return rep, err
+		}
+	}
 	if dryRun || len(dec.Remove) == 0 {
 		rep.Removed = append(rep.Removed, dec.Remove...)
 		return rep, nil
@@ -129,6 +134,9 @@ func (s *Store) removeMany(ctx context.Context, dir string, files []retention.Re
 	for len(files) > 0 {
 		if err := ctx.Err(); err != nil {
 			return out, err
+		}
+		if err := s.maintainer(); err != nil {
+			return out, err // lost the lease meanwhile: its holder goes on
 		}
 		n := min(per, len(files))
 		op := &removeFilesOp{dir: dir}

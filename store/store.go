@@ -88,6 +88,7 @@ type Store struct {
 
 	claims *claims   // the claims prefix (claims.go); nil without Config.Claims
 	fl     *follower // follows the other front-ends (peers.go); nil without Claims and Remote
+	lease  *lease    // the maintenance lease (lease.go); nil without Claims
 
 	rc *packCache // reads evicted packs from Config.Remote, bounds DATA/packs (packcache.go); nil without one
 
@@ -187,6 +188,10 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if s.fl != nil {
 		go s.fl.run()
+	}
+	if s.claims != nil {
+		s.lease = newLease(s)
+		go s.lease.run()
 	}
 	s.checkpointLegacy()
 	s.land.start()
@@ -522,6 +527,9 @@ func (s *Store) Close() error {
 		if s.fl != nil {
 			s.fl.stop() // before closing: it commits adopted files
 		}
+		if s.lease != nil {
+			s.lease.close(s.cfg.AckTimeout) // released: another front-end takes it at once
+		}
 		if s.up != nil {
 			// Before closing: it submits ops. An upload in flight is
 			// cancelled; its pack stays unmarked and Open queues it again.
@@ -794,6 +802,8 @@ type Status struct {
 	Claims *ClaimsStatus `json:"claims,omitempty"`
 	// Peers: the other front-ends this one follows (peers.go).
 	Peers []PeerStatus `json:"peers,omitempty"`
+	// Lease: the maintenance lease of the group (lease.go).
+	Lease *LeaseStatus `json:"lease,omitempty"`
 }
 
 // Status returns the running totals without scanning files.
@@ -834,6 +844,9 @@ func (s *Store) Status() (Status, error) {
 		}
 		if s.fl != nil {
 			st.Peers = s.fl.status()
+		}
+		if s.lease != nil {
+			st.Lease = s.lease.status()
 		}
 	}
 	return st, err

@@ -46,6 +46,8 @@ type StatusReport struct {
 	Claims *ClaimsStatus `json:"claims,omitempty"`
 	// Peers: the other front-ends followed (Status.Peers, peers.go).
 	Peers []PeerStatus `json:"peers,omitempty"`
+	// Lease: the maintenance lease (Status.Lease, lease.go).
+	Lease *LeaseStatus `json:"lease,omitempty"`
 }
 
 // DirStatus is the WAL view of one directory (one PostgreSQL cluster).
@@ -90,7 +92,7 @@ func (s *Store) StatusReport(dir string, now time.Time) (StatusReport, error) {
 	rep := StatusReport{Files: st.Files, LogicalBytes: st.LogicalBytes, StoredBytes: st.StoredBytes,
 		DiskBytes: st.DiskBytes, Packs: st.Packs, Ratio: ratio(st.LogicalBytes, st.StoredBytes), Time: now, Dirs: []DirStatus{},
 		UnsettledBytes: st.UnsettledBytes, ColdBytes: st.ColdBytes,
-		LandedFiles: st.LandedFiles, LandedBytes: st.LandedBytes, LandedFailing: st.LandedFailing, Bucket: st.Bucket, Claims: st.Claims, Peers: st.Peers}
+		LandedFiles: st.LandedFiles, LandedBytes: st.LandedBytes, LandedFailing: st.LandedFailing, Bucket: st.Bucket, Claims: st.Claims, Peers: st.Peers, Lease: st.Lease}
 	dirs, err := s.statusDirs(strings.Trim(dir, "/"))
 	if err != nil {
 		return rep, err

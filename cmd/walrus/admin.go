@@ -68,6 +68,21 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 		}
 		fmt.Fprintln(w)
 	}
+	if l := rep.Lease; l != nil {
+		switch {
+		case l.Here:
+			fmt.Fprintf(w, "  maintenance lease: held here (epoch %d, valid %s more): retention runs here", l.Epoch, secs(l.ValidSeconds))
+		case l.Holder != "":
+			fmt.Fprintf(w, "  maintenance lease: front-end %s (epoch %d, seen %s ago; taken over after %s without renewal): retention runs there, its removals are followed here",
+				l.Holder, l.Epoch, secs(l.SeenSeconds), secs(l.TTLSeconds))
+		default:
+			fmt.Fprintf(w, "  maintenance lease: nobody holds it yet (epoch %d): retention waits", l.Epoch)
+		}
+		if l.LastError != "" {
+			fmt.Fprintf(w, "; failing: %s", l.LastError)
+		}
+		fmt.Fprintln(w)
+	}
 	for _, p := range rep.Peers {
 		fmt.Fprintf(w, "  front-end %s (packs %s): heartbeat %s ago, followed to pack %d, %d packs behind, %d files adopted since start",
 			p.ID, p.Packs, time.Duration(p.HeartbeatAgeSeconds*float64(time.Second)).Round(time.Second), p.Marker, p.PacksBehind, p.Adopted)
@@ -228,3 +243,6 @@ func (c *verifyCmd) Run(ctx context.Context, g *globals) error {
 	}
 	return nil
 }
+
+// secs renders seconds as a rounded duration.
+func secs(v float64) time.Duration { return time.Duration(v * float64(time.Second)).Round(time.Second) }

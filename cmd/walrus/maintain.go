@@ -19,6 +19,7 @@ type maintenance struct {
 	interval  time.Duration
 	threshold float64
 	metrics   *metrics.Metrics // nil: none
+	elsewhere string           // the last "retention runs elsewhere" said, not to repeat it every tick
 }
 
 // maintenanceFor checks serve's retention and GC flags and builds the loop;
@@ -58,7 +59,7 @@ func (m *maintenance) run(ctx context.Context) error {
 }
 
 func (m *maintenance) once(ctx context.Context) {
-	if m.policy.Validate() == nil {
+	if m.policy.Validate() == nil && m.maintainer() {
 		start := time.Now()
 		reps, err := m.st.Retain(ctx, "*", m.policy, time.Now(), false)
 		if err != nil && ctx.Err() == nil {
@@ -86,4 +87,24 @@ func (m *maintenance) once(ctx context.Context) {
 		m.log.Info("gc", "rewritten", rep.PacksRewritten, "deleted", rep.PacksDeleted,
 			"copied_bytes", rep.BytesCopied, "disk_before", rep.DiskBefore, "disk_after", rep.DiskAfter)
 	}
+}
+
+// maintainer says whether retention runs here: with several front-ends,
+// only on the holder of the maintenance lease (store/lease.go). A change
+// of the reason is logged once.
+func (m *maintenance) maintainer() bool {
+	err := m.st.Maintainer()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if msg != m.elsewhere {
+		if err != nil {
+			m.log.Info("retention skipped here", "why", msg)
+		} else if m.elsewhere != "" {
+			m.log.Info("retention runs here again: this front-end holds the maintenance lease")
+		}
+		m.elsewhere = msg
+	}
+	return err == nil
 }

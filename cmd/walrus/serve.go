@@ -59,6 +59,8 @@ type serveCmd struct {
 	Ack         string        `name:"ack" enum:"local,remote" default:"local" help:"When a push succeeds: local (default) once fsynced and indexed here, sealed packs reach --bucket in the background; remote: only once its packs are in the bucket (needs --bucket). See README \"Packs in a bucket\"."`
 	AckTimeout  time.Duration `name:"ack-timeout" default:"30s" help:"With --ack remote: a push whose packs are not in the bucket this long after its local commit fails (the bucket is unreachable; it is kept here and succeeds again once the bucket is back). With --bucket-claims-prefix: a push whose name is not claimed this long after its bytes arrived fails, nothing committed."`
 
+	LeaseTTL time.Duration `name:"lease-ttl" default:"30s" help:"With --bucket-claims-prefix: time to live of the group's maintenance lease in the claims prefix. Retention runs only on the front-end holding it (the others follow its removals); another takes it over about this long after its holder stopped."`
+
 	MemoryLimit int64 `help:"Soft memory limit of the Go runtime in bytes (0: the bound computed from the cache size and cores, see README; negative: none; GOMEMLIMIT wins)."`
 }
 
@@ -100,6 +102,7 @@ func (c *serveCmd) Run(ctx context.Context, g *globals, kctx *kong.Context) erro
 		cfg.PackCacheBytes = c.BucketCacheSize
 		cfg.SnapshotInterval, cfg.SnapshotBytes = c.BucketSnapshotInterval, c.BucketSnapshotBytes
 		cfg.AckRemote, cfg.AckTimeout = c.Ack == "remote", c.AckTimeout // AckTimeout also bounds a claim
+		cfg.LeaseTTL = c.LeaseTTL
 		if cfg.AckRemote {
 			log.Info("copying packs to the bucket (remote-ack: a push succeeds once its packs are in the bucket)", "bucket", cfg.Remote.Location(), "ack_timeout", c.AckTimeout)
 		} else {

@@ -241,8 +241,17 @@ var (
 	dPeerAdopted = prometheus.NewDesc("walrus_peer_adopted_files_total", "Files of another front-end adopted (committed here) since start.", []string{"peer"}, nil)
 )
 
+// The group's maintenance lease (store/lease.go).
+var (
+	dLeaseHeld  = prometheus.NewDesc("walrus_lease_held", "1 while this front-end holds the maintenance lease (retention runs here), else 0.", nil, nil)
+	dLeaseEpoch = prometheus.NewDesc("walrus_lease_epoch", "Highest epoch of the maintenance lease seen; it grows at every renewal.", nil, nil)
+	dLeaseTaken = prometheus.NewDesc("walrus_lease_acquired_total", "Times this front-end took the maintenance lease since start (renewals not counted).", nil, nil)
+	dLeaseLost  = prometheus.NewDesc("walrus_lease_lost_total", "Times this front-end lost the maintenance lease since start (found taken, or not renewed in time).", nil, nil)
+)
+
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dCacheLocal, dCacheEvicted, dCacheGets, dCacheGetB, dSnapAge, dSnapBytes, dSnapWrite, dSnapFails, dClaims, dPeerAge, dPeerBehind, dPeerAdopted} {
+	for _, d := range []*prometheus.Desc{dCacheLocal, dCacheEvicted, dCacheGets, dCacheGetB, dSnapAge, dSnapBytes, dSnapWrite, dSnapFails, dClaims, dPeerAge, dPeerBehind, dPeerAdopted,
+		dLeaseHeld, dLeaseEpoch, dLeaseTaken, dLeaseLost} {
 		ch <- d
 	}
 	for _, d := range []*prometheus.Desc{dStoreFiles, dLogical, dStored, dDisk, dPacks, dLandedFiles, dLandedBytes, dLandedFailing, dFree, dFloor, dCacheHits, dCacheMisses,
@@ -313,6 +322,12 @@ func (c *stateCollector) read(ctx context.Context) []prometheus.Metric {
 		g(dPeerAge, p.HeartbeatAgeSeconds, p.ID)
 		g(dPeerBehind, float64(p.PacksBehind), p.ID)
 		out = append(out, prometheus.MustNewConstMetric(dPeerAdopted, prometheus.CounterValue, float64(p.Adopted), p.ID))
+	}
+	if l := rep.Lease; l != nil {
+		g(dLeaseHeld, map[bool]float64{true: 1}[l.Here])
+		g(dLeaseEpoch, float64(l.Epoch))
+		out = append(out, prometheus.MustNewConstMetric(dLeaseTaken, prometheus.CounterValue, float64(l.Acquired)),
+			prometheus.MustNewConstMetric(dLeaseLost, prometheus.CounterValue, float64(l.Lost)))
 	}
 	if b := rep.Bucket; b != nil && b.Snapshot != nil {
 		if b.Snapshot.Name != "" {
