@@ -114,7 +114,7 @@ func TestLeaseOneHolderHandOverAndTakeover(t *testing.T) {
 	other.lease.mu.Unlock()
 	h2.lease.mu.Lock()
 	stall := make(chan struct{})
-	t.Cleanup(func() { close(stall) }) // before the stores close (registered after them)
+	t.Cleanup(func() { close(stall) })             // before the stores close (registered after them)
 	h2.lease.testBeforeCreate = func() { <-stall } // stalls before its next renewal
 	h2.lease.mu.Unlock()
 	waitLease(t, "a takeover after a silent stop", rest, func() bool { return other.lease.heldNow() != 0 })
