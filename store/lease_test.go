@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/walrus-archive/walrus/internal/retention"
 )
 
 // leaseHolders returns the indexes of the stores holding the lease now.
@@ -217,4 +220,47 @@ func TestLeaseNeverTwoHolders(t *testing.T) {
 		t.Fatalf("only %d instances ever held the lease in %d epochs: the run did not exercise takeovers", len(holders), len(log))
 	}
 	t.Logf("%d epochs, %d holders, %d crashes", len(log), len(holders), len(ends))
+}
+
+// Retention removes only on the lease holder: the other front-end is
+// refused naming it and removes nothing; once the holder crashed, the
+// other takes the lease and its retention runs.
+func TestRetentionRunsOnlyOnTheLeaseHolder(t *testing.T) {
+	_, _, stores := claimsGroup(t, 2, 5*time.Second, func(c *Config) { c.LeaseTTL = 400 * time.Millisecond })
+	now := time.Now()
+	for _, s := range stores {
+		archiveLayout(t, s, 1, 15) // the same segments pushed to both: identical claims
+		putBackup(t, s, 1, 2, 3, "b1", now.Add(-72*time.Hour))
+		putBackup(t, s, 1, 7, 8, "b2", now.Add(-48*time.Hour))
+	}
+	waitLease(t, "a holder", stores, func() bool { return len(leaseHolders(stores)) == 1 })
+	h := leaseHolders(stores)[0]
+	holder, other := stores[h], stores[1-h]
+	waitLease(t, "the other sees the holder", stores, func() bool { return other.lease.status().Holder == holder.lease.self })
+	p := retention.Policy{KeepBackups: 1}
+	before := names(t, other, "c1")
+	_, err := other.Retain(context.Background(), "c1", p, now, false)
+	if !errors.Is(err, ErrNotMaintainer) || !strings.Contains(err.Error(), holder.lease.self) {
+		t.Fatalf("retention on the other front-end: %v, want ErrNotMaintainer naming %s", err, holder.lease.self)
+	}
+	if d := cmp.Diff(before, names(t, other, "c1")); d != "" {
+		t.Fatalf("the refused retention removed files:\n%s", d)
+	}
+	if _, err := other.Retain(context.Background(), "c1", p, now, true); err != nil {
+		t.Fatalf("a dry run needs no lease: %v", err)
+	}
+	reps, err := holder.Retain(context.Background(), "c1", p, now, false)
+	if err != nil || len(reps) != 1 || len(reps[0].Removed) == 0 {
+		t.Fatalf("retention on the holder: %+v, %v", reps, err)
+	}
+
+	holder.lease.abandon() // a crash: no release
+	waitLease(t, "the takeover", []*Store{other}, func() bool { return other.lease.heldNow() != 0 })
+	reps, err = other.Retain(context.Background(), "c1", p, now, false)
+	if err != nil || len(reps) != 1 || len(reps[0].Removed) != len(before)-len(names(t, holder, "c1")) {
+		t.Fatalf("retention after the takeover: %+v, %v", reps, err)
+	}
+	if d := cmp.Diff(names(t, holder, "c1"), names(t, other, "c1")); d != "" {
+		t.Fatalf("the two front-ends kept different names:\n%s", d)
+	}
 }
