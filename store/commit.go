@@ -236,6 +236,7 @@ type commitFileOp struct {
 	located    map[index.Hash]index.Block
 	existed    bool       // out: identical content was already committed
 	dirChanged *index.Dir // out: the namespace record, if this commit created it or set its cluster
+	copied     bool       // adopted from another front-end (journaled jeCopied)
 }
 
 func (o *commitFileOp) apply(x *index.Txn, now time.Time) error {

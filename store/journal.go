@@ -77,13 +77,24 @@ const (
 	jeRmdir  = 4
 )
 
+// jeCopied, or'ed into an entry's kind byte: the change was copied from
+// another front-end of the group (an adopted file, a followed removal;
+// peers.go), not made here by a client. Followers skip copied entries:
+// they follow every front-end's own changes directly, and following
+// copies would echo them back and forth (a name removed by retention
+// here would come back from a peer's earlier copy of it). Everything else
+// reads the entry as its kind. A walrus from before issue 15 refuses such
+// a journal ("entry kind 129"): no downgrade past it.
+const jeCopied = 0x80
+
 const jrCovered = 1 << 0
 
 // jentry is one change.
 type jentry struct {
-	kind uint8
-	file *index.File // jeFile
-	dir  *index.Dir  // jeDir: Name, Created and the WAL identity
+	kind   uint8
+	copied bool        // jeCopied
+	file   *index.File // jeFile
+	dir    *index.Dir  // jeDir: Name, Created and the WAL identity
 	// jeRemove: dirName/name; jeRmdir: dirName
 	dirName, name string
 }
@@ -154,7 +165,11 @@ func (r *jrecord) encode() []byte {
 }
 
 func (j *jentry) encode(e *jenc) {
-	e.u8(j.kind)
+	if j.copied {
+		e.u8(j.kind | jeCopied)
+	} else {
+		e.u8(j.kind)
+	}
 	switch j.kind {
 	case jeFile:
 		e.str(j.file.Dir)
@@ -319,7 +334,8 @@ func decodeJournal(payload []byte) (*jrecord, error) {
 }
 
 func decodeEntry(d *jdec) jentry {
-	j := jentry{kind: d.u8()}
+	k := d.u8()
+	j := jentry{kind: k &^ jeCopied, copied: k&jeCopied != 0}
 	switch j.kind {
 	case jeFile:
 		j.file = decodeFileEntry(d)
@@ -405,9 +421,12 @@ func (b *journalBatch) add(o op) {
 	}
 }
 
-func (b *journalBatch) file(f *index.File) {
+func (b *journalBatch) file(f *index.File) { b.fileFrom(f, false) }
+
+// fileFrom is file with the entry marked copied from another front-end.
+func (b *journalBatch) fileFrom(f *index.File, copied bool) {
 	c := *f
-	b.entries = append(b.entries, jentry{kind: jeFile, file: &c})
+	b.entries = append(b.entries, jentry{kind: jeFile, file: &c, copied: copied})
 }
 
 func (b *journalBatch) dir(d *index.Dir) {
@@ -427,7 +446,7 @@ func (o *commitFileOp) journal(b *journalBatch) {
 	if o.dirChanged != nil {
 		b.dir(o.dirChanged)
 	}
-	b.file(o.file)
+	b.fileFrom(o.file, o.copied)
 }
 
 func (o *setMetaOp) journal(b *journalBatch) { b.file(o.file) }

@@ -98,6 +98,9 @@ import (
 var ErrElsewhere = errors.New("store: archived by another front-end, not readable here yet")
 
 const (
+	// originPeer: Origin.Interface of a file adopted from another
+	// front-end; its journal entry is marked jeCopied.
+	originPeer    = "peer"
 	peerPrefix    = "fronts/"
 	peerMaxRecord = 4096
 	peerDirName   = "peers"
@@ -512,7 +515,9 @@ func (f *follower) followPack(p *peer, id uint32, in backend.Info) error {
 			return nil
 		}
 		for _, e := range r.entries {
-			if e.kind == jeFile && e.file != nil {
+			// A copy (the peer adopted it from a third front-end, or
+			// from us) is followed at its origin.
+			if e.kind == jeFile && e.file != nil && !e.copied {
 				files = append(files, e.file)
 			}
 		}
@@ -549,7 +554,7 @@ func (f *follower) adopt(p *peer, pack peerPack, blocks map[index.Hash]index.Blo
 		return nil
 	}
 	u, err := s.Create(path, FileMeta{Mode: fs.FileMode(fe.Mode).Perm(), MTime: time.Unix(0, fe.MTime),
-		Origin: Origin{Interface: "peer", Peer: p.id}})
+		Origin: Origin{Interface: originPeer, Peer: p.id}})
 	if err != nil {
 		return err
 	}

@@ -422,7 +422,7 @@ func (u *Upload) commit() (FileInfo, error) {
 		}
 		return infoOf(cur), nil
 	}
-	o := &commitFileOp{file: f, header: u.header, located: u.located}
+	o := &commitFileOp{file: f, header: u.header, located: u.located, copied: u.meta.Origin.Interface == originPeer}
 	if !u.landing {
 		unlock, err := u.s.gateNew(u.Path()) // a file landed under the name since Create
 		if err != nil {

@@ -310,6 +310,12 @@ type Status struct {
 	StoredBytes  int64 `json:"stored_bytes"`
 	DiskBytes    int64 `json:"disk_bytes"`
 	Packs        int64 `json:"packs"`
+	// Lease: the maintenance lease of a group of front-ends (nil alone).
+	Lease *struct {
+		Epoch  uint64 `json:"epoch"`
+		Holder string `json:"holder"`
+		Here   bool   `json:"here"`
+	} `json:"lease"`
 }
 
 // Status asks the running server for its totals.
