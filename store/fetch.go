@@ -91,17 +91,49 @@ func FetchPacks(ctx context.Context, b backend.Backend, dir string, progress fun
 // by pack id; other objects are left out.
 func listPackObjects(ctx context.Context, b backend.Backend) (map[uint32]backend.Info, error) {
 	objs := map[uint32]backend.Info{}
-	err := b.List(ctx, remotePackPrefix, func(in backend.Info) error {
-		rest := strings.TrimPrefix(in.Name, remotePackPrefix)
-		if id, ok := parsePackName(rest); ok && !strings.Contains(rest, "/") {
-			objs[id] = in
-		}
-		return nil
-	})
+	err := b.List(ctx, remotePackPrefix, packObjectsFrom(objs, 0))
 	if err != nil {
 		return nil, fmt.Errorf("store: list packs in %s: %w", b.Location(), err)
 	}
 	return objs, nil
+}
+
+// packNamesOrdered bounds the pack ids whose object names sort as the
+// ids do from every smaller id on: packObjectName pads to 8 digits, so
+// names of 9 and 10 digits (ids from 10^8) sort by their first digit,
+// after every padded name starting with "0" (ids below 10^7) but in
+// among those of ids from 10^7.
+const packNamesOrdered = 10_000_000
+
+// listPackObjectsAfter is listPackObjects for the pack objects of ids
+// above after only, listed from there (ListAfter): it costs the LIST
+// pages of those objects, not of the whole prefix. From after =
+// packNamesOrdered on, where a name of a larger id can sort before
+// after's, it lists the whole prefix (and leaves out the rest).
+func listPackObjectsAfter(ctx context.Context, b backend.Backend, after uint32) (map[uint32]backend.Info, error) {
+	objs := map[uint32]backend.Info{}
+	var err error
+	if after >= packNamesOrdered {
+		err = b.List(ctx, remotePackPrefix, packObjectsFrom(objs, uint64(after)+1))
+	} else {
+		err = b.ListAfter(ctx, remotePackPrefix, packObjectName(after), packObjectsFrom(objs, uint64(after)+1))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: list packs in %s: %w", b.Location(), err)
+	}
+	return objs, nil
+}
+
+// packObjectsFrom is a listing's fn that adds the pack objects of ids
+// from from on to objs.
+func packObjectsFrom(objs map[uint32]backend.Info, from uint64) func(backend.Info) error {
+	return func(in backend.Info) error {
+		rest := strings.TrimPrefix(in.Name, remotePackPrefix)
+		if id, ok := parsePackName(rest); ok && uint64(id) >= from && !strings.Contains(rest, "/") {
+			objs[id] = in
+		}
+		return nil
+	}
 }
 
 // fetchPackObjects downloads the packs objs into packDir, fetchers at

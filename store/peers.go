@@ -37,8 +37,10 @@ import (
 // Follower (with OpenPrefix too), every PeerInterval or when kicked:
 //
 //  1. List fronts/, read each record (bounded: peerMaxRecord); skip ours;
-//  2. per peer: open its packs prefix (OpenPrefix, cached), List packs/,
-//     and take every pack id above the peer's marker, ascending;
+//  2. per peer: open its packs prefix (OpenPrefix, cached), list packs/
+//     (ListAfter, from the peerLookBack-th pack at or below the marker;
+//     the first pass lists it all), and take every pack id above the
+//     peer's marker, ascending;
 //  3. download the pack (fetchPack) into DATA/peers/<peer>/, scan it
 //     (scanPack, every record CRC-checked), note its block records and
 //     decode its journal batch records' file entries (jeFile);
@@ -339,7 +341,7 @@ func (f *follower) peer(id string, rec peerRecord) (*peer, error) {
 		if err != nil {
 			return p, fmt.Errorf("open its packs prefix %q: %w", rec.Prefix, err)
 		}
-		p.b, p.bPrefix = b, rec.Prefix
+		p.b, p.bPrefix, p.listed = b, rec.Prefix, nil // a full listing of the new prefix next
 	}
 	return p, nil
 }
@@ -361,9 +363,20 @@ func (f *follower) readMarker(id string) (uint32, error) {
 	return uint32(v), nil
 }
 
-// follow takes every pack of p above its marker, in order.
+// follow takes every pack of p above its marker, in order. It lists p's
+// packs from the peerLookBack-th at or below the marker in the last
+// listing on (listFrom): the packs above the marker, and lookBack's
+// candidates for the first of them. A follower that is caught up lists
+// peerLookBack objects a pass, not every pack of p; the first pass (no
+// listing yet) lists them all.
 func (f *follower) follow(p *peer) error {
-	listed, err := listPackObjects(f.ctx, p.b)
+	var listed map[uint32]backend.Info
+	var err error
+	if from := listFrom(p); from > 0 {
+		listed, err = listPackObjectsAfter(f.ctx, p.b, from-1)
+	} else {
+		listed, err = listPackObjects(f.ctx, p.b)
+	}
 	if err != nil {
 		return err
 	}
@@ -395,6 +408,25 @@ func (f *follower) follow(p *peer) error {
 		f.setBehind(p, len(objs)-i-1)
 	}
 	return nil
+}
+
+// listFrom returns the pack id follow lists p's packs from: the
+// peerLookBack-th of the last listing at or below the marker (the
+// marker's pack counted), or 0 (from the start) while the last listing
+// has fewer, or none. The packs listed from there are those lookBack
+// looks at for the pack after the marker, as a full listing's would be.
+func listFrom(p *peer) uint32 {
+	n := 0
+	for i := len(p.listed) - 1; i >= 0; i-- {
+		id, _ := parsePackName(strings.TrimPrefix(p.listed[i].Name, remotePackPrefix))
+		if id > p.marker {
+			continue
+		}
+		if n++; n == peerLookBack {
+			return id
+		}
+	}
+	return 0
 }
 
 func (f *follower) setBehind(p *peer, n int) {

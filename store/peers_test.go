@@ -3,9 +3,14 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,16 +30,40 @@ type peerEnv struct {
 
 	mu    sync.Mutex
 	reads map[string]int // pack objects read through OpenPrefix backends
+	// listings: per OpenPrefix prefix, the objects each listing of its
+	// packs/ reported and the LIST requests (pages) it took, in the order
+	// of the listings.
+	listings map[string][]listing
+	pages    map[string]int // LIST requests sent, by the prefix listed
+}
+
+type listing struct{ objects, pages int }
+
+// peerListPage is the S3 page size of the env's backends: the listing of
+// a few hundred packs takes several pages.
+const peerListPage = 50
+
+// listCounter counts the LIST requests (ListObjectsV2) sent, by prefix.
+type listCounter struct{ e *peerEnv }
+
+func (c listCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if q := r.URL.Query(); r.Method == http.MethodGet && q.Get("list-type") == "2" {
+		c.e.mu.Lock()
+		c.e.pages[q.Get("prefix")]++
+		c.e.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 func newPeerEnv(t *testing.T) *peerEnv {
 	gw := backendtest.StartVersityGW(t)
-	return &peerEnv{gw: gw, bucket: gw.NewBucket(t), reads: map[string]int{}}
+	return &peerEnv{gw: gw, bucket: gw.NewBucket(t), reads: map[string]int{},
+		listings: map[string][]listing{}, pages: map[string]int{}}
 }
 
 func (e *peerEnv) backend(prefix string) (backend.Backend, error) {
 	s3, err := backend.NewS3(backend.S3Config{Endpoint: e.gw.Endpoint, Bucket: e.bucket, Prefix: prefix,
-		AccessKey: e.gw.AccessKey, SecretKey: e.gw.Secret})
+		AccessKey: e.gw.AccessKey, SecretKey: e.gw.Secret, ListPageSize: peerListPage, Transport: listCounter{e}})
 	if err != nil {
 		return nil, err
 	}
@@ -62,11 +91,44 @@ func (e *peerEnv) packReads() map[string]int {
 	return m
 }
 
-// countingBackend counts the reads of pack objects (downloads).
+// countingBackend counts the reads of pack objects (downloads) and the
+// objects each listing of packs/ reports.
 type countingBackend struct {
 	backend.Backend
 	e      *peerEnv
 	prefix string
+}
+
+func (c countingBackend) List(ctx context.Context, prefix string, fn func(backend.Info) error) error {
+	return c.count(prefix, fn, func(fn func(backend.Info) error) error { return c.Backend.List(ctx, prefix, fn) })
+}
+
+func (c countingBackend) ListAfter(ctx context.Context, prefix, after string, fn func(backend.Info) error) error {
+	return c.count(prefix, fn, func(fn func(backend.Info) error) error { return c.Backend.ListAfter(ctx, prefix, after, fn) })
+}
+
+// count runs list, and records a listing of packs/ (the follower's, one
+// at a time per prefix, so the pages sent meanwhile are its own).
+func (c countingBackend) count(prefix string, fn func(backend.Info) error, list func(func(backend.Info) error) error) error {
+	key := c.prefix + remotePackPrefix
+	c.e.mu.Lock()
+	pages := c.e.pages[key]
+	c.e.mu.Unlock()
+	n := 0
+	err := list(func(in backend.Info) error { n++; return fn(in) })
+	if prefix == remotePackPrefix {
+		c.e.mu.Lock()
+		c.e.listings[c.prefix] = append(c.e.listings[c.prefix], listing{n, c.e.pages[key] - pages})
+		c.e.mu.Unlock()
+	}
+	return err
+}
+
+// packListings returns the listings of prefix's packs/ so far.
+func (e *peerEnv) packListings(prefix string) []listing {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.listings[prefix])
 }
 
 func (c countingBackend) ReadAt(ctx context.Context, name string, p []byte, off int64) error {
@@ -266,5 +328,110 @@ func TestPeersLookupWaitsForArrival(t *testing.T) {
 	}
 	if got := readAll(t, b, "wanted"); !bytes.Equal(got, data) {
 		t.Fatalf("B reads %d bytes, not the %d pushed to A", len(got), len(data))
+	}
+}
+
+// putEmptyPack stores a pack object of id with a header and no record (as
+// a pack without batches: the follower takes it and adopts nothing).
+func putEmptyPack(t *testing.T, b backend.Backend, id uint32) {
+	t.Helper()
+	var hdr [packHeaderLen]byte
+	copy(hdr[:8], packMagic)
+	binary.LittleEndian.PutUint32(hdr[8:12], packVersion)
+	binary.LittleEndian.PutUint32(hdr[12:16], id)
+	backendtest.Put(t, b, packObjectName(id), hdr[:])
+}
+
+// TestPeersFollowerListsFromMarker: a follower caught up with a
+// front-end of 200 packs lists peerLookBack of them a pass (ListAfter
+// from the look-back window below the marker), not all 200, and
+// PacksBehind still counts the packs above the marker. The front-end is
+// a registry record and a packs prefix of header-only packs.
+func TestPeersFollowerListsFromMarker(t *testing.T) {
+	const packs = 200
+	e := newPeerEnv(t)
+	quiet := e.mustBackend(t, "quiet/")
+	for id := uint32(1); id <= packs; id++ {
+		putEmptyPack(t, quiet, id)
+	}
+	rec, err := json.Marshal(peerRecord{Prefix: "quiet/", Location: quiet.Location(), Time: time.Now().Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	backendtest.Put(t, e.mustBackend(t, "archive/"), peerPrefix+strings.Repeat("ab", 16), rec)
+
+	b := e.open(t, t.TempDir(), "fe2/")
+	caughtUp := func(marker uint32, behind int) func() bool {
+		return func() bool {
+			ps := peerStatus(t, b)
+			return len(ps) == 1 && ps[0].Marker == marker && ps[0].PacksBehind == behind
+		}
+	}
+	testenv.WaitFor(t, "B follows the 200 packs", 60*time.Second, caughtUp(packs, 0))
+	n := len(e.packListings("quiet/"))
+	testenv.WaitFor(t, "B's next 3 passes", 30*time.Second, func() bool { return len(e.packListings("quiet/")) >= n+3 })
+	ls := e.packListings("quiet/")
+	t.Logf("per pass, objects listed and LIST requests (%d keys a page): first %+v, caught up %+v", peerListPage, ls[0], ls[n:n+3])
+	if ls[0].objects != packs {
+		t.Errorf("the first pass listed %d objects, want all %d", ls[0].objects, packs)
+	}
+	for _, got := range ls[n : n+3] {
+		if got.objects > peerLookBack+1 || got.pages != 1 {
+			t.Fatalf("a pass caught up with %d packs listed %d objects in %d requests, want at most %d (peerLookBack+1) in 1: %+v", packs, got.objects, got.pages, peerLookBack+1, ls)
+		}
+	}
+
+	// Three more packs, the first of them not a pack: B stays at the
+	// marker with the three behind, listing them and the window only;
+	// once it is a pack, B takes all three.
+	backendtest.Put(t, quiet, packObjectName(packs+1), []byte("not a pack, not yet"))
+	putEmptyPack(t, quiet, packs+2)
+	putEmptyPack(t, quiet, packs+3)
+	testenv.WaitFor(t, "B stuck at the bad pack, 3 behind", 30*time.Second, func() bool {
+		ps := peerStatus(t, b)
+		return caughtUp(packs, 3)() && strings.Contains(ps[0].LastError, "does not start with the header of pack 201")
+	})
+	n = len(e.packListings("quiet/"))
+	testenv.WaitFor(t, "B's next pass", 30*time.Second, func() bool { return len(e.packListings("quiet/")) > n })
+	if got := e.packListings("quiet/")[n]; got.objects != peerLookBack+3 {
+		t.Errorf("a pass 3 packs behind listed %d objects, want %d (peerLookBack+3)", got.objects, peerLookBack+3)
+	}
+	putEmptyPack(t, quiet, packs+1)
+	testenv.WaitFor(t, "B follows the 3 new packs", 30*time.Second, caughtUp(packs+3, 0))
+}
+
+// TestPeersListPackObjectsAfter: listPackObjectsAfter returns the pack
+// objects of ids above after, also across the 8 digits packObjectName
+// pads to (names of 9 and 10 digits sort by their first digit).
+func TestPeersListPackObjectsAfter(t *testing.T) {
+	b, err := backend.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []uint32{1, 2, 5, 9_999_999, 10_000_000, 10_000_001, 20_000_000, 99_999_999, 100_000_000, 150_000_000, 4_000_000_000}
+	for _, id := range ids {
+		backendtest.Put(t, b, packObjectName(id), nil)
+	}
+	backendtest.Put(t, b, remotePackPrefix+"notapack", nil)
+	backendtest.Put(t, b, remotePackPrefix+"sub/00000009.pack", nil)
+	for _, after := range []uint32{0, 1, 3, 5, 9_999_998, 9_999_999, 10_000_000, 15_000_000, 99_999_999, 100_000_000, 4_000_000_000} {
+		objs, err := listPackObjectsAfter(context.Background(), b, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []uint32
+		for _, id := range ids {
+			if id > after {
+				want = append(want, id)
+			}
+		}
+		if got := slices.Sorted(maps.Keys(objs)); !slices.Equal(got, want) {
+			t.Errorf("listPackObjectsAfter(%d) = %v, want %v", after, got, want)
+		}
+		for id, in := range objs {
+			if in.Name != packObjectName(id) {
+				t.Errorf("listPackObjectsAfter(%d): pack %d is %q", after, id, in.Name)
+			}
+		}
 	}
 }

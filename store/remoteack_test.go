@@ -190,6 +190,11 @@ func (blackhole) List(ctx context.Context, _ string, _ func(backend.Info) error)
 	return ctx.Err()
 }
 
+func (blackhole) ListAfter(ctx context.Context, _, _ string, _ func(backend.Info) error) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
 // notUploaded counts the packs not retired and not marked uploaded.
 func (s *Store) notUploaded() (int, error) {
 	packs, err := s.waitingPacks(^uint32(0))

@@ -67,6 +67,18 @@ type Backend interface {
 	// List may or may not be reported.
 	List(ctx context.Context, prefix string, fn func(Info) error) error
 
+	// ListAfter is List in ascending byte order of names, reporting only
+	// the objects whose names sort strictly after after: the listing
+	// that resumes where an earlier one stopped, or that skips objects
+	// known from one, without listing them again (S3: LIST requests
+	// start there, so skipped objects cost no page). after need not
+	// name an object, or start with prefix; "" reports every object
+	// under prefix. The rest is List's contract: fn runs in ListAfter's
+	// goroutine, an error from fn stops it, objects created or deleted
+	// during it may or may not be reported (those reported are still in
+	// order).
+	ListAfter(ctx context.Context, prefix, after string, fn func(Info) error) error
+
 	// Delete removes object name. It is idempotent: deleting a missing
 	// object returns nil. When it returns nil the object is gone for every
 	// later Stat, ReadAt and List (S3: as strongly as the server is

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,6 +102,33 @@ func TestS3Conformance(t *testing.T) {
 	if got := env.lists.Load(); got != 4 {
 		t.Errorf("listing 25 objects at 7 per page took %d LIST requests, want 4", got)
 	}
+
+	// ListAfter starts the listing there: the 6 objects after page/18
+	// are one page, not four.
+	env.lists.Store(0)
+	var got []string
+	if err := b.ListAfter(context.Background(), "page/", "page/18", func(i backend.Info) error {
+		got = append(got, i.Name)
+		return nil
+	}); err != nil || strings.Join(got, ",") != "page/19,page/20,page/21,page/22,page/23,page/24" {
+		t.Fatalf("ListAfter(page/, page/18) = %v, %v", got, err)
+	}
+	if got := env.lists.Load(); got != 1 {
+		t.Errorf("listing the 6 of 25 objects after page/18 took %d LIST requests, want 1", got)
+	}
+
+	// Pages of 2 keys: start-after and continuation tokens together.
+	t.Run("ListAfterPages2", func(t *testing.T) {
+		cfg := env.config(t)
+		cfg.ListPageSize = 2
+		b2, err := backend.NewS3(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.lists.Store(0)
+		backendtest.CheckListAfter(t, b2)
+		t.Logf("%d LIST requests", env.lists.Load())
+	})
 }
 
 // TestS3TwoGatewaysRace races PutIfAbsent through two versitygw
@@ -542,6 +570,68 @@ func TestRetry(t *testing.T) {
 	cancel()
 	if _, err := backend.Stack(f, opts).Stat(cctx, "x"); err == nil || f.calls.Load() > 1 {
 		t.Errorf("cancelled Stat: %v after %d calls", err, f.calls.Load())
+	}
+}
+
+// cutList is a Backend whose listings fail transiently after cut
+// objects, the first fails times; it records each ListAfter's after.
+type cutList struct {
+	backend.Backend
+	cut, fails int
+	afters     []string
+}
+
+func (c *cutList) cutting(fn func(backend.Info) error) func(backend.Info) error {
+	n := 0
+	fail := c.fails > 0
+	c.fails--
+	return func(i backend.Info) error {
+		if fail && n == c.cut {
+			return backend.Transient(errors.New("connection reset"))
+		}
+		n++
+		return fn(i)
+	}
+}
+
+func (c *cutList) List(ctx context.Context, prefix string, fn func(backend.Info) error) error {
+	return c.Backend.List(ctx, prefix, c.cutting(fn))
+}
+
+func (c *cutList) ListAfter(ctx context.Context, prefix, after string, fn func(backend.Info) error) error {
+	c.afters = append(c.afters, after)
+	return c.Backend.ListAfter(ctx, prefix, after, c.cutting(fn))
+}
+
+// TestRetryListAfter: a ListAfter cut off after reporting objects is
+// retried after the last one, reporting each once and in order; a List
+// cut off so is not retried (it could report an object twice).
+func TestRetryListAfter(t *testing.T) {
+	ctx := context.Background()
+	local := newLocal(t)
+	var want []string
+	for i := range 10 {
+		want = append(want, fmt.Sprintf("l/%02d", i))
+		backendtest.Put(t, local, want[i], nil)
+	}
+	opts := backend.StackOptions{Attempts: 4, BackoffBase: time.Microsecond, BackoffMax: time.Millisecond}
+	c := &cutList{Backend: local, cut: 2, fails: 3}
+	var got []string
+	if err := backend.Stack(c, opts).ListAfter(ctx, "l/", "l/00", func(i backend.Info) error {
+		got = append(got, i.Name)
+		return nil
+	}); err != nil || !slices.Equal(got, want[1:]) {
+		t.Fatalf("ListAfter cut after 2 objects 3 times = %v, %v; want %v", got, err, want[1:])
+	}
+	if a := strings.Join(c.afters, ","); a != "l/00,l/02,l/04,l/06" {
+		t.Errorf("attempts listed after %s; want l/00,l/02,l/04,l/06", a)
+	}
+
+	c = &cutList{Backend: local, cut: 3, fails: 1}
+	n := 0
+	err := backend.Stack(c, opts).List(ctx, "l/", func(backend.Info) error { n++; return nil })
+	if !backend.IsTransient(err) || n != 3 {
+		t.Errorf("List cut after 3 objects: %v after %d; want the transient error after 3", err, n)
 	}
 }
 

@@ -394,13 +394,24 @@ func (e *Encrypted) Stat(ctx context.Context, name string) (Info, error) {
 // List implements Backend, reporting plaintext sizes. An object whose
 // stored size no encrypted object has stops the listing with ErrTampered.
 func (e *Encrypted) List(ctx context.Context, prefix string, fn func(Info) error) error {
-	return e.b.List(ctx, prefix, func(info Info) error {
+	return e.b.List(ctx, prefix, plainInfos(fn))
+}
+
+// ListAfter implements Backend like List: names are stored as they are
+// (only contents are encrypted), so the order and after pass through.
+func (e *Encrypted) ListAfter(ctx context.Context, prefix, after string, fn func(Info) error) error {
+	return e.b.ListAfter(ctx, prefix, after, plainInfos(fn))
+}
+
+// plainInfos wraps a listing's fn to report plaintext sizes.
+func plainInfos(fn func(Info) error) func(Info) error {
+	return func(info Info) error {
 		plain, _, err := plainSize(info.Size)
 		if err != nil {
 			return fmt.Errorf("%w: %q: %v", ErrTampered, info.Name, err)
 		}
 		return fn(Info{Name: info.Name, Size: plain})
-	})
+	}
 }
 
 // Delete implements Backend.

@@ -74,7 +74,9 @@
 //     at or past the end is 416 InvalidRange (S3.ReadAt turns both into
 //     ErrShort); HEAD and GET of a missing key are 404 NoSuchKey; DELETE
 //     of a missing key succeeds; ListObjectsV2 honours max-keys (paging is
-//     tested at 7 keys a page).
+//     tested at 7 and at 2 keys a page), returns keys in byte order across
+//     its directories ("a-b", "a.b" before "a/b") and honours start-after
+//     together with continuation tokens (ListAfter's conformance test).
 //   - A multipart upload with If-None-Match: * (as minio-go v7.4.1 sends
 //     it) replaced an existing key without complaint: conditional create
 //     is only enforced on a single PUT. S3 therefore never uses multipart

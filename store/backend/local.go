@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -224,57 +225,86 @@ func (l *Local) Stat(ctx context.Context, name string) (Info, error) {
 	return Info{Name: name, Size: fi.Size()}, nil
 }
 
-// List implements Backend: it walks the directory holding prefix's last
-// complete component, one directory read at a time.
+// List implements Backend: ListAfter from the start.
 func (l *Local) List(ctx context.Context, prefix string, fn func(Info) error) error {
+	return l.ListAfter(ctx, prefix, "", fn)
+}
+
+// ListAfter implements Backend: it walks the directory holding prefix's
+// last complete component, one directory read at a time, in byte order
+// of the names: a directory's entries are sorted with "/" appended to
+// the subdirectories' names ("a-b" and "a.b" before "a/b", as the names
+// sort), and a subdirectory whose names all sort at or before after is
+// not read.
+func (l *Local) ListAfter(ctx context.Context, prefix, after string, fn func(Info) error) error {
 	if err := validPrefix(prefix); err != nil {
 		return err
 	}
 	base := ""
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
-		base = prefix[:i]
+		base = prefix[:i+1]
 	}
-	root := filepath.Join(l.dir, filepath.FromSlash(base))
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // a directory removed during the walk, or no such prefix
-			}
-			return err
+	return l.walk(ctx, base, prefix, after, fn)
+}
+
+// walk lists directory rel ("" or a name prefix ending in "/") for
+// ListAfter.
+func (l *Local) walk(ctx context.Context, rel, prefix, after string, fn func(Info) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(filepath.Join(l.dir, filepath.FromSlash(rel)))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return nil // a directory removed during the walk, or no such prefix
 		}
+		return fmt.Errorf("backend: list %q: %w", prefix, err)
+	}
+	type entry struct {
+		name string // rel + the entry's name, + "/" for a directory
+		d    fs.DirEntry
+	}
+	es := make([]entry, 0, len(ents))
+	for _, d := range ents {
+		if strings.HasPrefix(d.Name(), ".") {
+			continue // temporary files, and no name has such a component
+		}
+		name := rel + d.Name()
+		if d.IsDir() {
+			name += "/"
+		}
+		es = append(es, entry{name, d})
+	}
+	slices.SortFunc(es, func(a, b entry) int { return strings.Compare(a.name, b.name) })
+	for _, e := range es {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if strings.HasPrefix(d.Name(), ".") && path != root {
-			if d.IsDir() {
-				return filepath.SkipDir
+		if e.d.IsDir() {
+			inPrefix := strings.HasPrefix(e.name, prefix) || strings.HasPrefix(prefix, e.name)
+			allBefore := e.name < after && !strings.HasPrefix(after, e.name)
+			if inPrefix && !allBefore {
+				if err := l.walk(ctx, e.name, prefix, after, fn); err != nil {
+					return err
+				}
 			}
-			return nil
+			continue
 		}
-		rel, err := filepath.Rel(l.dir, path)
-		if err != nil {
-			return err
+		if !e.d.Type().IsRegular() || !strings.HasPrefix(e.name, prefix) || e.name <= after {
+			continue
 		}
-		name := filepath.ToSlash(rel)
-		if d.IsDir() {
-			if path != root && !strings.HasPrefix(name+"/", prefix) && !strings.HasPrefix(prefix, name+"/") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() || !strings.HasPrefix(name, prefix) {
-			return nil
-		}
-		fi, err := d.Info()
+		fi, err := e.d.Info()
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return nil // deleted during the walk
+				continue // deleted during the walk
 			}
+			return fmt.Errorf("backend: list %q: %w", prefix, err)
+		}
+		if err := fn(Info{Name: e.name, Size: fi.Size()}); err != nil {
 			return err
 		}
-		return fn(Info{Name: name, Size: fi.Size()})
-	})
-	return err
+	}
+	return nil
 }
 
 // Delete implements Backend. The directory is fsynced so that the removal

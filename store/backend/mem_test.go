@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -95,6 +96,28 @@ func (m *mem) List(ctx context.Context, prefix string, fn func(backend.Info) err
 		}
 	}
 	m.mu.Unlock()
+	for _, i := range infos {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(i); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+func (m *mem) ListAfter(ctx context.Context, prefix, after string, fn func(backend.Info) error) error {
+	var infos []backend.Info
+	if err := m.List(ctx, prefix, func(i backend.Info) error {
+		if i.Name > after {
+			infos = append(infos, i)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	slices.SortFunc(infos, func(a, b backend.Info) int { return strings.Compare(a.Name, b.Name) })
 	for _, i := range infos {
 		if err := ctx.Err(); err != nil {
 			return err

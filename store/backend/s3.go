@@ -293,16 +293,31 @@ func (s *S3) Stat(ctx context.Context, name string) (Info, error) {
 // List implements Backend: ListObjectsV2, ListPageSize keys per request;
 // minio-go fetches the next page only when the previous one is consumed.
 func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error {
+	return s.list(ctx, prefix, "", fn)
+}
+
+// ListAfter implements Backend: List with StartAfter, Prefix+after, on
+// the first request (S3 returns keys in binary order; later pages follow
+// the continuation token).
+func (s *S3) ListAfter(ctx context.Context, prefix, after string, fn func(Info) error) error {
+	return s.list(ctx, prefix, after, fn)
+}
+
+func (s *S3) list(ctx context.Context, prefix, after string, fn func(Info) error) error {
 	if err := validPrefix(prefix); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops minio-go's lister goroutine if we return early
-	ch := s.client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{
+	opts := minio.ListObjectsOptions{
 		Prefix:    s.cfg.Prefix + prefix,
 		Recursive: true,
 		MaxKeys:   s.cfg.ListPageSize,
-	})
+	}
+	if after != "" {
+		opts.StartAfter = s.cfg.Prefix + after
+	}
+	ch := s.client.ListObjects(ctx, s.cfg.Bucket, opts)
 	for oi := range ch {
 		if oi.Err != nil {
 			return fmt.Errorf("backend: list %q: %w", prefix, s.classify(oi.Err))

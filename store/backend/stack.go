@@ -76,7 +76,8 @@ func (o StackOptions) withDefaults() StackOptions {
 // ErrNotExist, ErrShort, ErrTampered or an invalid name, and never once the
 // caller's context is done. A List is retried only while it has not yet
 // called fn: after that, a retry could report an object twice. A
-// PutIfAbsent retried after a transient failure may find ErrExist because
+// ListAfter is retried after that too, listing after the last object it
+// reported. A PutIfAbsent retried after a transient failure may find ErrExist because
 // its own first attempt succeeded and only the reply was lost; a caller
 // claiming a name must store something that identifies it and read it
 // back to tell (issue 15).
@@ -129,35 +130,59 @@ func (s *stacked) Delete(ctx context.Context, name string) error {
 // timeout: a listing of a million objects takes long, a stalled one
 // fails after Timeout without progress.
 func (s *stacked) List(ctx context.Context, prefix string, fn func(Info) error) error {
+	return s.list(ctx, prefix, "", false, fn)
+}
+
+// ListAfter implements Backend like List, except that a retry after
+// objects were reported resumes strictly after the last one (the order
+// is ascending), so that none is reported twice.
+func (s *stacked) ListAfter(ctx context.Context, prefix, after string, fn func(Info) error) error {
+	return s.list(ctx, prefix, after, true, fn)
+}
+
+// list runs List (ordered false) or ListAfter (true) through Retry →
+// Limit → idle timeout → Observe.
+func (s *stacked) list(ctx context.Context, prefix, after string, ordered bool, fn func(Info) error) error {
 	delivered := false
 	var fnErr error
 	for attempt := 0; ; attempt++ {
 		err := s.limit(ctx, func() error {
-			return s.observe("list", func() error { return s.listOnce(ctx, prefix, fn, &delivered, &fnErr) })
+			return s.observe("list", func() error { return s.listOnce(ctx, prefix, &after, ordered, fn, &delivered, &fnErr) })
 		})
-		if err == nil || fnErr != nil || delivered || !s.retry(ctx, attempt, err) {
+		if err == nil || fnErr != nil || delivered && !ordered || !s.retry(ctx, attempt, err) {
 			return err
 		}
 	}
 }
 
-func (s *stacked) listOnce(ctx context.Context, prefix string, fn func(Info) error, delivered *bool, fnErr *error) error {
+// listOnce is one attempt of list; an ordered one moves *after to every
+// object it reports.
+func (s *stacked) listOnce(ctx context.Context, prefix string, after *string, ordered bool, fn func(Info) error, delivered *bool, fnErr *error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	idle := time.AfterFunc(s.o.Timeout, func() { cancel(ErrTimeout) })
 	defer idle.Stop()
-	err := s.b.List(ctx, prefix, func(info Info) error {
+	each := func(info Info) error {
 		if !idle.Stop() {
 			return context.Cause(ctx) // the timer fired: the listing is already cancelled
 		}
 		*delivered = true
+		if ordered {
+			*after = info.Name
+		}
 		if err := fn(info); err != nil {
 			*fnErr = err
 			return err
 		}
 		idle.Reset(s.o.Timeout)
 		return nil
-	})
+	}
+	var err error
+	if ordered {
+		err = s.b.ListAfter(ctx, prefix, *after, each)
+	} else {
+		err = s.b.List(ctx, prefix, each)
+	}
 	if err != nil && errors.Is(context.Cause(ctx), ErrTimeout) && *fnErr == nil {
 		return fmt.Errorf("%w: list %q: no object for %v: %v", ErrTimeout, prefix, s.o.Timeout, err)
 	}
@@ -236,7 +261,7 @@ func (s *stacked) observe(method string, f func() error) error {
 // Observer receives one event per attempt of a call on the backend below
 // the stack: one request for Put, PutIfAbsent, ReadAt, Stat and Delete on
 // S3 (ReadAt past the end adds a HEAD), one event per List however many
-// pages (LIST requests) it took.
+// pages (LIST requests) it took; a ListAfter is a List.
 type Observer interface {
 	Observe(method, outcome string, d time.Duration)
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -48,6 +49,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend, o Options)
 	t.Run("PutIfAbsent", func(t *testing.T) { testPutIfAbsent(t, newBackend(t)) })
 	t.Run("PutIfAbsentRace", func(t *testing.T) { testPutIfAbsentRace(t, newBackend(t), o) })
 	t.Run("List", func(t *testing.T) { testList(t, newBackend(t)) })
+	t.Run("ListAfter", func(t *testing.T) { CheckListAfter(t, newBackend(t)) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, newBackend(t)) })
 	t.Run("InvalidNames", func(t *testing.T) { testInvalidNames(t, newBackend(t)) })
 	t.Run("Cancelled", func(t *testing.T) { testCancelled(t, newBackend(t)) })
@@ -396,6 +398,80 @@ func testList(t *testing.T, b backend.Backend) {
 	}
 }
 
+// ListAfterNames are the names testListAfter creates under "la/", in
+// byte order: 20 of them, so that an S3 backend with a ListPageSize
+// below that lists them in several pages. "a-b" and "a.b" sort before
+// "a/b" ('-' and '.' before '/'), which a directory walk in the order of
+// entry names would get wrong.
+var ListAfterNames = func() []string {
+	names := []string{"la/a-b", "la/a.b", "la/a/b", "la/a/c/d"}
+	for i := range 12 {
+		names = append(names, fmt.Sprintf("la/a%02d", i))
+	}
+	return append(names, "la/b", "la/b0", "la/sub/x", "la/sub/y")
+}()
+
+// CheckListAfter is the suite's ListAfter test on an empty backend b
+// (for a backend configured otherwise, e.g. another S3 page size).
+func CheckListAfter(t *testing.T, b backend.Backend) {
+	ctx := context.Background()
+	sizes := map[string]int64{}
+	for i, n := range ListAfterNames {
+		Put(t, b, n, Data(uint64(i), i))
+		sizes[n] = int64(i)
+	}
+	for _, n := range []string{"la-x", "la.x", "laz", "k/z", "lb/a"} {
+		Put(t, b, n, []byte("o"))
+	}
+	all := ListAfterNames
+	from := func(name string) []string { return all[slices.Index(all, name):] }
+	for _, c := range []struct {
+		prefix, after string
+		want          []string
+	}{
+		{"la/", "", all},
+		{"la/", "la/a05", from("la/a06")},         // strictly after
+		{"la/", "la/a05x", from("la/a06")},        // after a name not present
+		{"la/", "la/a/", from("la/a/b")},          // after a "directory"
+		{"la/", "la/a/b", from("la/a/c/d")},       // into a subdirectory
+		{"la/", "la/a/c/d", from("la/a00")},       // out of one
+		{"la/", "la/a-b", from("la/a.b")},         // byte order, not entry order
+		{"la/", "la/a.c", from("la/a/b")},         // between "a.b" and "a/b"
+		{"la/", "a", all},                         // before the prefix
+		{"la/", "la/sub/x", []string{"la/sub/y"}}, // the last but one
+		{"la/", "la/sub/y", nil},                  // the last
+		{"la/", "lz", nil},                        // past the prefix
+		{"la/a0", "la/a03", all[8:14]},            // prefix in a component
+		{"la/sub/", "", []string{"la/sub/x", "la/sub/y"}},
+		{"la", "la/sub/x", []string{"la/sub/y", "laz"}},
+		{"la", "", append(append([]string{"la-x", "la.x"}, all...), "laz")},
+		{"", "la/sub/y", []string{"laz", "lb/a"}},
+		{"nothing/", "", nil},
+		{"nothing/", "a", nil},
+	} {
+		var got []string
+		err := b.ListAfter(ctx, c.prefix, c.after, func(i backend.Info) error {
+			got = append(got, i.Name)
+			if sz, ok := sizes[i.Name]; ok && i.Size != sz {
+				t.Errorf("ListAfter: %q has size %d, want %d", i.Name, i.Size, sz)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("ListAfter(%q, %q): %v", c.prefix, c.after, err)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("ListAfter(%q, %q) =\n\t%v\nwant\n\t%v", c.prefix, c.after, got, c.want)
+		}
+	}
+	stop := errors.New("stop")
+	calls := 0
+	err := b.ListAfter(ctx, "la/", "la/a05", func(backend.Info) error { calls++; return stop })
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("ListAfter with fn failing: %v after %d calls; want fn's error after 1", err, calls)
+	}
+}
+
 func testDelete(t *testing.T, b backend.Backend) {
 	ctx := context.Background()
 	Put(t, b, "del/x", []byte("x"))
@@ -436,6 +512,7 @@ func testCancelled(t *testing.T, b backend.Backend) {
 		"PutIfAbsent": b.PutIfAbsent(ctx, "cancel3", bytes.NewReader([]byte("y")), 1),
 		"ReadAt":      b.ReadAt(ctx, "cancel", make([]byte, 1), 0),
 		"List":        b.List(ctx, "", func(backend.Info) error { return nil }),
+		"ListAfter":   b.ListAfter(ctx, "", "a", func(backend.Info) error { return nil }),
 	}
 	for what, err := range checks {
 		if !errors.Is(err, context.Canceled) {
