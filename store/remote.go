@@ -340,8 +340,12 @@ func (u *uploader) pass() (again bool, err error) {
 			return false, err
 		}
 		if stale {
+			// Not past it: packs reach the bucket in id order, so that
+			// only the newest object there can still be replaced by a
+			// longer one (the follower of another front-end relies on
+			// it, peers.go). The next pass uploads it again first.
 			again = true
-			continue
+			break
 		}
 		u.succeeded(p)
 		s.pw.uploadedPack(p.ID)
