@@ -40,7 +40,10 @@ import (
 //  2. per peer: open its packs prefix (OpenPrefix, cached), list packs/
 //     (ListAfter, from the peerLookBack-th pack at or below the marker;
 //     the first pass lists it all), and take every pack id above the
-//     peer's marker, ascending;
+//     peer's marker, ascending, and the marker's pack again if its
+//     object is no longer the size it was followed at (an upload that
+//     went stale is put again whole; uploads go in id order, so only
+//     the newest object can grow: remote.go);
 //  3. download the pack (fetchPack) into DATA/peers/<peer>/, scan it
 //     (scanPack, every record CRC-checked), note its block records and
 //     decode its journal batch records' file entries (jeFile);
@@ -58,9 +61,10 @@ import (
 //     A block found nowhere, or a commit failing for another reason
 //     (claims unreachable, disk full), fails the pack: it is retried at
 //     the next pass and the marker does not pass it;
-//  5. once every entry of the pack is done, the marker is advanced and
-//     written durably (DATA/peers/<peer>.marker: temporary file, fsync,
-//     rename, fsync of DATA/peers), and the downloaded copy removed.
+//  5. once every entry of the pack is done, the marker ("ID SIZE") is
+//     advanced and written durably (DATA/peers/<peer>.marker: temporary
+//     file, fsync, rename, fsync of DATA/peers), and the downloaded copy
+//     removed.
 //
 // Durability and crashes: an adopted file is durable when its Commit
 // returns, like any push; the marker only after every file of its pack
@@ -139,6 +143,9 @@ type peer struct {
 	b       backend.Backend // its packs prefix
 	bPrefix string          // the prefix b was opened on
 	marker  uint32
+	// markerSize: the size of the marker's pack object when it was
+	// followed; 0 unknown (a marker written before it was recorded).
+	markerSize int64
 	behind  int
 	adopted int64
 	lastErr string
@@ -324,11 +331,11 @@ func (f *follower) peer(id string, rec peerRecord) (*peer, error) {
 	p := f.peers[id]
 	f.mu.Unlock()
 	if p == nil {
-		m, err := f.readMarker(id)
+		m, size, err := f.readMarker(id)
 		if err != nil {
 			return nil, err
 		}
-		p = &peer{id: id, marker: m}
+		p = &peer{id: id, marker: m, markerSize: size}
 		f.mu.Lock()
 		f.peers[id] = p
 		f.mu.Unlock()
@@ -348,19 +355,28 @@ func (f *follower) peer(id string, rec peerRecord) (*peer, error) {
 
 func (f *follower) markerFile(id string) string { return id + ".marker" }
 
-func (f *follower) readMarker(id string) (uint32, error) {
-	b, err := os.ReadFile(filepath.Join(f.dir, f.markerFile(id)))
+func (f *follower) readMarker(id string) (marker uint32, size int64, err error) {
+	name := filepath.Join(f.dir, f.markerFile(id))
+	b, err := os.ReadFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("store: %w", err)
+		return 0, 0, fmt.Errorf("store: %w", err)
 	}
-	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	// "ID SIZE"; "ID" alone before the size was recorded.
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 || len(fields) > 2 {
+		return 0, 0, fmt.Errorf("store: %s: want a pack id and its size: remove it to follow that front-end from its first pack again", name)
+	}
+	v, err := strconv.ParseUint(fields[0], 10, 32)
+	if err == nil && len(fields) == 2 {
+		size, err = strconv.ParseInt(fields[1], 10, 64)
+	}
 	if err != nil {
-		return 0, fmt.Errorf("store: %s: not a pack id: %w", filepath.Join(f.dir, f.markerFile(id)), err)
+		return 0, 0, fmt.Errorf("store: %s: not a pack id and size: %w; remove it to follow that front-end from its first pack again", name, err)
 	}
-	return uint32(v), nil
+	return uint32(v), size, nil
 }
 
 // follow takes every pack of p above its marker, in order. It lists p's
@@ -385,7 +401,10 @@ func (f *follower) follow(p *peer) error {
 	var objs []backend.Info
 	for _, id := range ids {
 		all = append(all, listed[id])
-		if id > p.marker {
+		// The marker's pack again if its object grew: the uploader put
+		// it again whole after an upload that went stale (remote.go),
+		// and only the newest object can (packs are uploaded in order).
+		if id > p.marker || id == p.marker && p.markerSize != 0 && listed[id].Size != p.markerSize {
 			objs = append(objs, listed[id])
 		}
 	}
@@ -399,11 +418,11 @@ func (f *follower) follow(p *peer) error {
 		if err := f.followPack(p, id, in); err != nil {
 			return err
 		}
-		if err := writeIDFile(f.dir, f.markerFile(p.id), strconv.FormatUint(uint64(id), 10)); err != nil {
+		if err := writeIDFile(f.dir, f.markerFile(p.id), fmt.Sprintf("%d %d", id, in.Size)); err != nil {
 			return err
 		}
 		f.mu.Lock()
-		p.marker = id
+		p.marker, p.markerSize = id, in.Size
 		f.mu.Unlock()
 		f.setBehind(p, len(objs)-i-1)
 	}
@@ -521,6 +540,9 @@ func (f *follower) followPack(p *peer, id uint32, in backend.Info) error {
 	dir := filepath.Join(f.dir, p.id)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("store: %w", err)
+	}
+	if fi, err := os.Stat(packFileName(dir, id)); err == nil && fi.Size() != in.Size {
+		os.Remove(packFileName(dir, id)) // a download of the object before it grew (ours to drop)
 	}
 	if _, err := fetchPack(f.ctx, p.b, dir, id, in); err != nil {
 		return err
