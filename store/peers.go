@@ -146,9 +146,9 @@ type peer struct {
 	// markerSize: the size of the marker's pack object when it was
 	// followed; 0 unknown (a marker written before it was recorded).
 	markerSize int64
-	behind  int
-	adopted int64
-	lastErr string
+	behind     int
+	adopted    int64
+	lastErr    string
 	// recent: block records of its last packs (peerLookBack), for a file
 	// whose journal entry is in a later pack than some of its blocks (the
 	// pack rolled between them). Follower only.
