@@ -528,7 +528,7 @@ func (s *Store) Close() error {
 			s.fl.stop() // before closing: it commits adopted files
 		}
 		if s.lease != nil {
-			s.lease.close(s.cfg.AckTimeout) // released: another front-end takes it at once
+			s.lease.close(min(s.cfg.AckTimeout, s.cfg.LeaseTTL/3)) // released: another front-end takes it at once
 		}
 		if s.up != nil {
 			// Before closing: it submits ops. An upload in flight is
