@@ -79,6 +79,13 @@ import (
 // committed, and a retry of the push succeeds once it is back.
 var ErrClaims = errors.New("store: the claims bucket is unreachable")
 
+// errClaimedHere: a file of another front-end being adopted (peers.go)
+// is claimed by this one and not held here: this front-end committed it
+// first and removed it since (or its commit failed after the claim). It
+// is not adopted back: two front-ends following each other's removals
+// would otherwise hand a removed name back and forth for ever.
+var errClaimedHere = errors.New("store: claimed by this front-end and removed here")
+
 // errClaimBlockSize: the name is claimed with the same size under
 // another block size, so the identities cannot be compared.
 var errClaimBlockSize = errors.New("store: the name is claimed by a front-end with another block size")
@@ -135,7 +142,7 @@ func (c *claims) count(claimed bool, err error) {
 	switch {
 	case err == nil && claimed:
 		c.st.Claimed++
-	case err == nil:
+	case err == nil || errors.Is(err, errClaimedHere):
 		c.st.Identical++
 	case errors.Is(err, ErrExists) || errors.Is(err, errClaimBlockSize):
 		c.st.Refused++
@@ -293,8 +300,10 @@ func unescapeClaimComponent(e string) (string, bool) {
 
 // claim claims f's name in the claims prefix for f's content (steps 1 to
 // 3 above); nil: the local commit may go on. Without Config.Claims it
-// returns nil at once.
-func (s *Store) claim(f *index.File) (err error) {
+// returns nil at once. adopting: f is another front-end's file the
+// follower commits here; an identical claim of ours refuses it with
+// errClaimedHere.
+func (s *Store) claim(f *index.File, adopting bool) (err error) {
 	c := s.claims
 	if c == nil {
 		return nil
@@ -332,6 +341,9 @@ func (s *Store) claim(f *index.File) (err error) {
 		}
 		if theirs.Path != path {
 			return fmt.Errorf("store: %s: the claim %s in %s is the claim of %q; nothing was committed", path, obj, c.b.Location(), theirs.Path)
+		}
+		if adopting && theirs.Claimant == c.id && mine.sameFile(&theirs) {
+			return fmt.Errorf("%w: %s", errClaimedHere, path)
 		}
 		return c.compare(&mine, &theirs)
 	}

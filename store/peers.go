@@ -41,10 +41,18 @@ import (
 //     and take every pack id above the peer's marker, ascending;
 //  3. download the pack (fetchPack) into DATA/peers/<peer>/, scan it
 //     (scanPack, every record CRC-checked), note its block records and
-//     decode its journal batch records' file entries (jeFile);
-//     removals, checkpoints and packs without batches (GC or settler
-//     copies) add nothing;
-//  4. per file entry: a name this store already holds with the same
+//     decode its journal batch records' file entries (jeFile) and removals
+//     (jeRemove), kept in their order, batch after batch; namespace
+//     entries (jeDir, jeRmdir: a namespace is created here by its first
+//     file, and removed here by a local rmdir only), checkpoints and packs
+//     without batches (GC or settler copies) add nothing;
+//  4. the entries in that order (a rename is the new name's file entry,
+//     then, in a later batch, the old name's removal: the new name is
+//     adopted while the old one's blocks are still here).
+//     Per removal: Remove, as a local rm (journaled here, so GC reclaims
+//     the space; a landed file's ingest is cancelled); a name not held
+//     here (never adopted, or removed here already) is nothing to do.
+//     Per file entry: a name this store already holds with the same
 //     identity is skipped (also every file of ours the peer adopted back).
 //     Else its bytes are rebuilt block by block: from this pack's record
 //     (decodeRecord, checked as a local read is), else from this store's
@@ -52,10 +60,14 @@ import (
 //     for a hole, and committed through the normal upload path (Create,
 //     Write, Commit with the entry's mode and mtime). The commit claims the
 //     name, which finds the peer's identical claim; ErrExists there means
-//     the peer's content is not what the claim names: logged, skipped.
-//     A block found nowhere, or a commit failing for another reason
-//     (claims unreachable, disk full), fails the pack: it is retried at
-//     the next pass and the marker does not pass it;
+//     the peer's content is not what the claim names: logged, skipped. A
+//     claim of ours (errClaimedHere: we committed the name first and it
+//     is not here, so we removed it) is skipped too: the peer's adoption
+//     of it predates our removal, which it follows in turn; adopting it
+//     back would pass the name to and fro for ever.
+//     A block found nowhere, or a commit or removal failing for another
+//     reason (claims unreachable, disk full), fails the pack: it is
+//     retried at the next pass and the marker does not pass it;
 //  5. once every entry of the pack is done, the marker is advanced and
 //     written durably (DATA/peers/<peer>.marker: temporary file, fsync,
 //     rename, fsync of DATA/peers), and the downloaded copy removed.
@@ -64,7 +76,8 @@ import (
 // returns, like any push; the marker only after every file of its pack
 // is. A crash before the marker is written makes the next run take the
 // pack again: its files are then already held with the same identity
-// and skipped (one download repeated, nothing committed twice). A torn
+// and skipped, its removals find nothing (one download repeated, nothing
+// committed or removed twice). A torn
 // download is a temporary file fetchPack replaces; a finished one left
 // behind is reused. A marker is never ahead of what is committed here.
 //
@@ -104,6 +117,8 @@ const (
 	// peerLookBack: how many of a peer's earlier packs a missing block is
 	// looked for in (read by range from its bucket prefix).
 	peerLookBack = 4
+	// peerOrigin: Origin.Interface of an adopted file's commit.
+	peerOrigin = "peer"
 
 	DefaultPeerHeartbeat = 10 * time.Second
 	DefaultPeerInterval  = time.Second
@@ -125,6 +140,7 @@ type PeerStatus struct {
 	Marker              uint32  `json:"marker"`       // the last of its packs followed
 	PacksBehind         int     `json:"packs_behind"` // listed above the marker at the last pass
 	Adopted             int64   `json:"adopted"`      // files adopted from it since Open
+	Removed             int64   `json:"removed"`      // its removals followed (files removed here) since Open
 	LastError           string  `json:"last_error,omitempty"`
 }
 
@@ -136,6 +152,7 @@ type peer struct {
 	marker  uint32
 	behind  int
 	adopted int64
+	removed int64
 	lastErr string
 	// recent: block records of its last packs (peerLookBack), for a file
 	// whose journal entry is in a later pack than some of its blocks (the
@@ -481,7 +498,8 @@ func (r backendReader) ReadAt(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
-// followPack adopts the files pack id of p names (steps 3 and 4).
+// followPack adopts the files pack id of p names and applies its
+// removals, in the order of its batches (steps 3 and 4).
 func (f *follower) followPack(p *peer, id uint32, in backend.Info) error {
 	dir := filepath.Join(f.dir, p.id)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -497,7 +515,7 @@ func (f *follower) followPack(p *peer, id uint32, in backend.Info) error {
 	}
 	defer file.Close()
 	blocks := map[index.Hash]index.Block{}
-	var files []*index.File
+	var entries []jentry // jeFile and jeRemove, in journal order
 	_, err = scanPack(file, id, in.Size, false, func(off int64, h recordHeader, payload []byte) error {
 		if h.Codec != codecJournal {
 			blocks[h.Hash] = index.Block{Pack: id, Offset: off, RawLen: h.RawLen, StoredLen: h.StoredLen, Codec: h.Codec}
@@ -512,8 +530,8 @@ func (f *follower) followPack(p *peer, id uint32, in backend.Info) error {
 			return nil
 		}
 		for _, e := range r.entries {
-			if e.kind == jeFile && e.file != nil {
-				files = append(files, e.file)
+			if (e.kind == jeFile && e.file != nil) || e.kind == jeRemove {
+				entries = append(entries, e)
 			}
 		}
 		return nil
@@ -522,12 +540,22 @@ func (f *follower) followPack(p *peer, id uint32, in backend.Info) error {
 		return err
 	}
 	f.remember(p, id, blocks)
-	for _, fe := range files {
+	for _, e := range entries {
 		if f.ctx.Err() != nil {
 			return f.ctx.Err()
 		}
-		if err := f.adopt(p, peerPack{file, id}, blocks, fe); err != nil {
-			return fmt.Errorf("%s (pack %s, retried): %w", fe.Path(), in.Name, err)
+		var path string
+		var err error
+		switch e.kind {
+		case jeFile:
+			path = e.file.Path()
+			err = f.adopt(p, peerPack{file, id}, blocks, e.file)
+		case jeRemove:
+			path = joinPath(e.dirName, e.name)
+			err = f.remove(p, path)
+		}
+		if err != nil {
+			return fmt.Errorf("%s (pack %s, retried): %w", path, in.Name, err)
 		}
 	}
 	file.Close()
@@ -549,7 +577,7 @@ func (f *follower) adopt(p *peer, pack peerPack, blocks map[index.Hash]index.Blo
 		return nil
 	}
 	u, err := s.Create(path, FileMeta{Mode: fs.FileMode(fe.Mode).Perm(), MTime: time.Unix(0, fe.MTime),
-		Origin: Origin{Interface: "peer", Peer: p.id}})
+		Origin: Origin{Interface: peerOrigin, Peer: p.id}})
 	if err != nil {
 		return err
 	}
@@ -598,6 +626,10 @@ func (f *follower) adopt(p *peer, pack peerPack, blocks map[index.Hash]index.Blo
 		}
 	}
 	info, err := u.Commit()
+	if errors.Is(err, errClaimedHere) {
+		s.log.Debug("not adopting a front-end's file back: this front-end claimed it and removed it since", "front_end", p.id, "path", path)
+		return nil
+	}
 	if errors.Is(err, ErrExists) {
 		s.log.Warn("not adopting a front-end's file: its content is not what the name's claim names", "front_end", p.id, "path", path, "err", err)
 		return nil
@@ -614,6 +646,24 @@ func (f *follower) adopt(p *peer, pack peerPack, blocks map[index.Hash]index.Blo
 	return nil
 }
 
+// remove applies a removal of p's (step 4): through Remove, as a local
+// rm, so that it is journaled here and GC reclaims the space. A name not
+// held here (never adopted, removed here already, refused by its claim)
+// is nothing to do.
+func (f *follower) remove(p *peer, path string) error {
+	err := f.s.Remove(path)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	p.removed++
+	f.mu.Unlock()
+	return nil
+}
+
 func (f *follower) status() []PeerStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -621,7 +671,7 @@ func (f *follower) status() []PeerStatus {
 	for _, id := range slices.Sorted(mapKeys(f.peers)) {
 		p := f.peers[id]
 		out = append(out, PeerStatus{ID: id, Packs: p.rec.Location, HeartbeatAgeSeconds: max(0, time.Since(time.Unix(p.rec.Time, 0)).Seconds()),
-			Marker: p.marker, PacksBehind: p.behind, Adopted: p.adopted, LastError: p.lastErr})
+			Marker: p.marker, PacksBehind: p.behind, Adopted: p.adopted, Removed: p.removed, LastError: p.lastErr})
 	}
 	return out
 }

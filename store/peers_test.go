@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/walrus-archive/walrus/index"
 	"github.com/walrus-archive/walrus/internal/testenv"
 	"github.com/walrus-archive/walrus/internal/walgen"
 	"github.com/walrus-archive/walrus/store/backend"
@@ -267,4 +270,103 @@ func TestPeersLookupWaitsForArrival(t *testing.T) {
 	if got := readAll(t, b, "wanted"); !bytes.Equal(got, data) {
 		t.Fatalf("B reads %d bytes, not the %d pushed to A", len(got), len(data))
 	}
+}
+
+// heldNames returns the paths s holds with their hashes.
+func heldNames(t *testing.T, s *Store) map[string]index.Hash {
+	t.Helper()
+	out := map[string]index.Hash{}
+	if err := s.Walk(context.Background(), "*", func(fi FileInfo) error {
+		out[fi.Path] = fi.Hash
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// caughtUp reports whether s has followed every pack in the bucket of
+// its one peer, whose packs prefix is pb.
+func caughtUp(t *testing.T, s *Store, pb backend.Backend) bool {
+	t.Helper()
+	ids, _ := bucketPackIDs(t, pb)
+	ps := peerStatus(t, s)
+	return len(ids) > 0 && len(ps) == 1 && ps[0].Marker == ids[len(ids)-1] && ps[0].PacksBehind == 0 && ps[0].LastError == ""
+}
+
+// TestPeersFollowRemovals: B follows A's removals, in journal order: a
+// Remove and a Rename on A leave B with exactly A's names and bytes; a
+// name B removed itself first is no error; and A does not adopt back
+// the names it removed from B's packs that adopted them.
+func TestPeersFollowRemovals(t *testing.T) {
+	e := newPeerEnv(t)
+	a := e.open(t, t.TempDir(), "fe1/")
+	b := e.open(t, t.TempDir(), "fe2/")
+	want := map[string][]byte{}
+	for i := range 6 {
+		name := fmt.Sprintf("rm-%d", i)
+		if i%2 == 1 {
+			name = "ns/" + name
+		}
+		want[name] = peerFile(uint64(300 + i))
+		mustPut(t, a, name, want[name])
+	}
+	testenv.WaitFor(t, "B holds A's files", 30*time.Second, func() bool { return holdsAll(t, b, want) })
+	start := time.Now()
+	if err := b.Remove("rm-4"); err != nil { // B first: A's removal of it then finds nothing
+		t.Fatal(err)
+	}
+	if err := a.Remove("rm-0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Rename("ns/rm-1", "ns/rm-1.renamed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Remove("rm-4"); err != nil {
+		t.Fatal(err)
+	}
+	want["ns/rm-1.renamed"] = want["ns/rm-1"]
+	for _, name := range []string{"rm-0", "ns/rm-1", "rm-4"} {
+		delete(want, name)
+	}
+	gone := func(s *Store, name string) bool {
+		_, err := s.StatHere(name)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			t.Fatalf("StatHere(%s): %v", name, err)
+		}
+		return err != nil
+	}
+	testenv.WaitFor(t, "B follows A's removals and rename", 30*time.Second, func() bool {
+		return gone(b, "rm-0") && gone(b, "ns/rm-1") && holdsAll(t, b, want)
+	})
+	took := time.Since(start)
+	// Both caught up with each other's bucket: A has followed B's
+	// adoptions and removals, B A's.
+	pa, pb := e.mustBackend(t, "fe1/"), e.mustBackend(t, "fe2/")
+	for _, s := range []*Store{a, b} {
+		waitBucket(t, s, "everything is in the bucket", drained)
+	}
+	testenv.WaitFor(t, "A and B caught up with each other", 30*time.Second, func() bool {
+		return caughtUp(t, a, pb) && caughtUp(t, b, pa)
+	})
+	ha, hb := heldNames(t, a), heldNames(t, b)
+	if !maps.Equal(ha, hb) || len(ha) != len(want) {
+		t.Fatalf("A holds %v, B %v; want the %d names of %v", slices.Sorted(maps.Keys(ha)), slices.Sorted(maps.Keys(hb)), len(want), slices.Sorted(maps.Keys(want)))
+	}
+	if !holdsAll(t, a, want) || !holdsAll(t, b, want) {
+		t.Fatal("a remaining file is missing")
+	}
+	for _, name := range []string{"rm-0", "ns/rm-1", "rm-4"} {
+		if !gone(a, name) || !gone(b, name) {
+			t.Fatalf("%s is held again after its removal", name)
+		}
+	}
+	psb, psa := peerStatus(t, b)[0], peerStatus(t, a)[0]
+	if psb.Removed != 2 || psb.Adopted != 7 || psb.LastError != "" {
+		t.Fatalf("B's status of A: %+v, want 2 removals (rm-0, ns/rm-1; rm-4 was gone) and 7 adoptions", psb)
+	}
+	if psa.Removed != 0 || psa.Adopted != 0 || psa.LastError != "" {
+		t.Fatalf("A's status of B: %+v, want nothing adopted or removed (its own files and removals)", psa)
+	}
+	t.Logf("B followed the removals in %v; A %+v, B %+v", took.Round(time.Millisecond), psa, psb)
 }

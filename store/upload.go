@@ -409,7 +409,7 @@ func (u *Upload) commit() (FileInfo, error) {
 	// submitted yet; the name is claimed for it in the group's claims
 	// prefix before the local commit, an identical re-push too. Refused
 	// or unanswered: nothing is committed.
-	if err := u.s.claim(f); err != nil {
+	if err := u.s.claim(f, u.meta.Origin.Interface == peerOrigin); err != nil {
 		return FileInfo{}, err
 	}
 	if u.existing != nil {

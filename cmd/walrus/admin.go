@@ -69,8 +69,8 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 		fmt.Fprintln(w)
 	}
 	for _, p := range rep.Peers {
-		fmt.Fprintf(w, "  front-end %s (packs %s): heartbeat %s ago, followed to pack %d, %d packs behind, %d files adopted since start",
-			p.ID, p.Packs, time.Duration(p.HeartbeatAgeSeconds*float64(time.Second)).Round(time.Second), p.Marker, p.PacksBehind, p.Adopted)
+		fmt.Fprintf(w, "  front-end %s (packs %s): heartbeat %s ago, followed to pack %d, %d packs behind, %d files adopted and %d removed since start",
+			p.ID, p.Packs, time.Duration(p.HeartbeatAgeSeconds*float64(time.Second)).Round(time.Second), p.Marker, p.PacksBehind, p.Adopted, p.Removed)
 		if p.LastError != "" {
 			fmt.Fprintf(w, "; failing: %s", p.LastError)
 		}

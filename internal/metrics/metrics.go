@@ -239,10 +239,11 @@ var (
 	dPeerAge     = prometheus.NewDesc("walrus_peer_heartbeat_age_seconds", "Age of another front-end's last heartbeat in the shared registry.", []string{"peer"}, nil)
 	dPeerBehind  = prometheus.NewDesc("walrus_peer_packs_behind", "Packs of another front-end in the bucket not followed yet (at the last pass).", []string{"peer"}, nil)
 	dPeerAdopted = prometheus.NewDesc("walrus_peer_adopted_files_total", "Files of another front-end adopted (committed here) since start.", []string{"peer"}, nil)
+	dPeerRemoved = prometheus.NewDesc("walrus_peer_removed_files_total", "Removals of another front-end followed (files removed here) since start.", []string{"peer"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dCacheLocal, dCacheEvicted, dCacheGets, dCacheGetB, dSnapAge, dSnapBytes, dSnapWrite, dSnapFails, dClaims, dPeerAge, dPeerBehind, dPeerAdopted} {
+	for _, d := range []*prometheus.Desc{dCacheLocal, dCacheEvicted, dCacheGets, dCacheGetB, dSnapAge, dSnapBytes, dSnapWrite, dSnapFails, dClaims, dPeerAge, dPeerBehind, dPeerAdopted, dPeerRemoved} {
 		ch <- d
 	}
 	for _, d := range []*prometheus.Desc{dStoreFiles, dLogical, dStored, dDisk, dPacks, dLandedFiles, dLandedBytes, dLandedFailing, dFree, dFloor, dCacheHits, dCacheMisses,
@@ -313,6 +314,7 @@ func (c *stateCollector) read(ctx context.Context) []prometheus.Metric {
 		g(dPeerAge, p.HeartbeatAgeSeconds, p.ID)
 		g(dPeerBehind, float64(p.PacksBehind), p.ID)
 		out = append(out, prometheus.MustNewConstMetric(dPeerAdopted, prometheus.CounterValue, float64(p.Adopted), p.ID))
+		out = append(out, prometheus.MustNewConstMetric(dPeerRemoved, prometheus.CounterValue, float64(p.Removed), p.ID))
 	}
 	if b := rep.Bucket; b != nil && b.Snapshot != nil {
 		if b.Snapshot.Name != "" {
