@@ -106,6 +106,11 @@ type Config struct {
 	PeerHeartbeat time.Duration
 	PeerInterval  time.Duration
 	PeerWait      time.Duration
+	// PeerExpiry (peers.go, remotegc.go): a front-end whose registry
+	// record is older than this no longer holds the deletion of our
+	// retired packs' objects it has not followed (default
+	// DefaultPeerExpiry).
+	PeerExpiry time.Duration
 
 	ingestPaused bool // tests: Open starts with the ingester paused (landing.paused = 1)
 	Logger       *slog.Logger
@@ -205,6 +210,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PeerWait <= 0 {
 		c.PeerWait = DefaultPeerWait
+	}
+	if c.PeerExpiry <= 0 {
+		c.PeerExpiry = DefaultPeerExpiry
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

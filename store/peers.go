@@ -31,8 +31,12 @@ import (
 // Registry: with Claims and Remote, the follower goroutine writes
 // fronts/<claimant id> in the claims prefix at its start and then every
 // PeerHeartbeat: a JSON record of this store's packs prefix
-// (Config.RemotePrefix), Remote.Location() and the unix time. It is
-// overwritten in place; a front-end that stops simply ages.
+// (Config.RemotePrefix), Remote.Location(), the unix time and its
+// markers (Followed: how far it followed each other front-end, which
+// bounds the deletion of their packs' objects: remotegc.go, step 2a). It
+// is overwritten in place; a front-end that stops simply ages. The
+// records of every listing are kept for that bound, with or without
+// OpenPrefix.
 //
 // Follower (with OpenPrefix too), every PeerInterval or when kicked:
 //
@@ -123,6 +127,7 @@ const (
 	DefaultPeerHeartbeat = 10 * time.Second
 	DefaultPeerInterval  = time.Second
 	DefaultPeerWait      = 10 * time.Second
+	DefaultPeerExpiry    = 24 * time.Hour
 )
 
 // peerRecord is the body of fronts/<id>.
@@ -130,6 +135,11 @@ type peerRecord struct {
 	Prefix   string `json:"prefix"`   // packs prefix in the bucket (OpenPrefix's argument)
 	Location string `json:"location"` // Remote.Location(), for status
 	Time     int64  `json:"time"`     // unix seconds of the heartbeat
+	// Followed: the marker of every front-end this one follows (hex
+	// claimant id: the last of its packs followed here), from
+	// DATA/peers/*.marker. A front-end deletes none of its retired
+	// packs' objects this one may still read (remotegc.go).
+	Followed map[string]uint32 `json:"followed,omitempty"`
 }
 
 // PeerStatus is what status shows of another front-end (Status.Peers).
@@ -174,6 +184,13 @@ type follower struct {
 	peers   map[string]*peer
 	changed chan struct{} // closed and replaced at the end of every pass
 	failing bool
+	// recs: the records of the last successful listing (listed), for
+	// the deletion bound (deleteLimits); expired: the front-ends warned
+	// about as no longer holding deletions.
+	recs    map[string]peerRecord
+	listed  bool
+	limits  map[string]int64 // deleteLimits at that listing
+	expired map[string]bool
 }
 
 func newFollower(s *Store) (*follower, error) {
@@ -183,7 +200,7 @@ func newFollower(s *Store) (*follower, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &follower{s: s, dir: dir, kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
-		done: make(chan struct{}), peers: map[string]*peer{}, changed: make(chan struct{})}, nil
+		done: make(chan struct{}), peers: map[string]*peer{}, changed: make(chan struct{}), expired: map[string]bool{}}, nil
 }
 
 func (f *follower) stop() {
@@ -237,12 +254,13 @@ func (f *follower) pass() error {
 			f.lastHB = time.Now()
 		}
 	}
-	if f.s.cfg.OpenPrefix == nil {
-		return first
-	}
 	recs, err := f.listPeers()
 	if err != nil {
 		return errors.Join(first, err)
+	}
+	f.listedPeers(recs)
+	if f.s.cfg.OpenPrefix == nil {
+		return first
 	}
 	for _, id := range slices.Sorted(mapKeys(recs)) {
 		if f.ctx.Err() != nil {
@@ -279,7 +297,11 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 
 func (f *follower) heartbeat() error {
 	c := f.s.claims
-	rec := peerRecord{Prefix: f.s.cfg.RemotePrefix, Location: f.s.cfg.Remote.Location(), Time: time.Now().Unix()}
+	followed, err := f.followed()
+	if err != nil {
+		return err
+	}
+	rec := peerRecord{Prefix: f.s.cfg.RemotePrefix, Location: f.s.cfg.Remote.Location(), Time: time.Now().Unix(), Followed: followed}
 	body, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -290,6 +312,90 @@ func (f *follower) heartbeat() error {
 		return fmt.Errorf("heartbeat %s%x in %s: %w", peerPrefix, c.id, c.b.Location(), err)
 	}
 	return nil
+}
+
+// followed reads the markers of DATA/peers, for the registry record.
+// Read from the files (each written once its pack is done) rather than
+// the follower's state: at a restart, before the first listing, they
+// are known already.
+func (f *follower) followed() (map[string]uint32, error) {
+	ents, err := os.ReadDir(f.dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	out := map[string]uint32{}
+	for _, de := range ents {
+		id, ok := strings.CutSuffix(de.Name(), ".marker")
+		if !ok || len(id) != 32 || de.IsDir() {
+			continue
+		}
+		m, err := f.readMarker(id)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = m
+	}
+	return out, nil
+}
+
+// listedPeers keeps the records of a successful listing for
+// deleteLimits. When the bound differs from the last listing's (a
+// front-end followed more of our packs, expired, appeared or was
+// deleted), the uploader looks for deletable objects again. A
+// front-end found expired is warned about once (again if it comes back
+// and expires again).
+func (f *follower) listedPeers(recs map[string]peerRecord) {
+	now := time.Now()
+	f.mu.Lock()
+	known, before := f.listed, f.limits
+	f.recs, f.listed = recs, true
+	after, _ := f.limitsLocked(now)
+	f.limits = after
+	var expired []string
+	for _, id := range slices.Sorted(mapKeys(recs)) {
+		old := now.Sub(time.Unix(recs[id].Time, 0)) >= f.s.cfg.PeerExpiry
+		if old && !f.expired[id] {
+			expired = append(expired, id)
+		}
+		f.expired[id] = old
+	}
+	f.mu.Unlock()
+	for _, id := range expired {
+		rec := recs[id]
+		f.s.log.Warn("a front-end of the group has not written its registry record for longer than the peer expiry: the objects of our retired packs are deleted without waiting for it to follow them; "+
+			"if it comes back it may be stuck at a pack of ours that is gone; if it was retired for good, delete its record",
+			"front_end", id, "record", peerPrefix+id, "packs", rec.Location, "heartbeat", time.Unix(rec.Time, 0).UTC().Format(time.RFC3339),
+			"peer_expiry", f.s.cfg.PeerExpiry)
+	}
+	if !known || !maps.Equal(before, after) {
+		f.s.wantBucketDeletes()
+	}
+}
+
+// deleteLimits is the bound on deleting our packs' objects (remotegc.go):
+// per live front-end (its record younger than PeerExpiry), the highest
+// of our pack ids whose object it will not read any more: its marker
+// for us (0 if it has none) less peerLookBack, since lookBack may read
+// that many packs below the one being followed. known is false until a
+// listing succeeded since Open: then nothing may be deleted.
+func (f *follower) deleteLimits() (limits map[string]int64, known bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.limitsLocked(time.Now())
+}
+
+func (f *follower) limitsLocked(now time.Time) (map[string]int64, bool) {
+	if !f.listed {
+		return nil, false
+	}
+	self := hex.EncodeToString(f.s.claims.id[:])
+	limits := map[string]int64{}
+	for id, rec := range f.recs {
+		if now.Sub(time.Unix(rec.Time, 0)) < f.s.cfg.PeerExpiry {
+			limits[id] = int64(rec.Followed[self]) - peerLookBack
+		}
+	}
+	return limits, true
 }
 
 // listPeers reads every registry record but ours.

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -369,4 +370,124 @@ func TestPeersFollowRemovals(t *testing.T) {
 		t.Fatalf("A's status of B: %+v, want nothing adopted or removed (its own files and removals)", psa)
 	}
 	t.Logf("B followed the removals in %v; A %+v, B %+v", took.Round(time.Millisecond), psa, psb)
+}
+
+func claimantOf(t *testing.T, s *Store) string {
+	t.Helper()
+	st, err := s.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Claims.Claimant
+}
+
+// retireWorkload commits files across several packs on s, removes them,
+// commits more packs after them (so that a follower's marker ends more
+// than peerLookBack above the removed ones) and runs GC once all is in
+// the bucket. It returns the names removed and the names kept.
+func retireWorkload(t *testing.T, s *Store) (removed []string, kept map[string][]byte) {
+	t.Helper()
+	for i := range 6 {
+		name := fmt.Sprintf("gone-%d", i)
+		mustPut(t, s, name, randomBytes(300<<10, uint64(700+i))) // one or two to a pack of 512 KiB
+		removed = append(removed, name)
+	}
+	for _, name := range removed {
+		if err := s.Remove(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept = map[string][]byte{}
+	for i := range peerLookBack + 2 {
+		name := fmt.Sprintf("kept-%d", i)
+		kept[name] = peerFile(uint64(800 + i))
+		mustPut(t, s, name, kept[name])
+		waitBucket(t, s, "the pack is sealed and uploaded", drained) // one pack each
+	}
+	rep, err := s.GC(context.Background(), GCOptions{Threshold: 0.9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.PacksDeleted+rep.PacksRewritten == 0 {
+		t.Fatalf("GC retired nothing: %+v", rep)
+	}
+	return removed, kept
+}
+
+// TestPeersBucketDeletesWaitForFollowers: A deletes no object of its
+// retired packs that B, registered but not running, has not followed
+// (status shows them held by B); once B runs and follows them, adopting
+// and removing their files, they are deleted.
+func TestPeersBucketDeletesWaitForFollowers(t *testing.T) {
+	e := newPeerEnv(t)
+	hb := func(c *Config) { c.PeerHeartbeat = 100 * time.Millisecond }
+	bdir := t.TempDir()
+	b := e.open(t, bdir, "fe2/", hb)
+	bid := claimantOf(t, b)
+	claims := e.mustBackend(t, "archive/")
+	testenv.WaitFor(t, "B's registry record", 10*time.Second, func() bool {
+		_, err := claims.Stat(context.Background(), peerPrefix+bid)
+		return err == nil
+	})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a := e.open(t, t.TempDir(), "fe1/", hb)
+	removed, kept := retireWorkload(t, a)
+	bs := waitBucket(t, a, "the retired packs are held for B", func(bs *BucketStatus) bool {
+		return drained(bs) && bs.PendingDeletePacks > 0 && bs.HeldForPeers == bs.PendingDeletePacks
+	})
+	if !slices.Equal(bs.HeldBy, []string{bid}) || bs.HeldUnlisted || bs.Deletes != 0 {
+		t.Fatalf("bucket status %+v: want every pending deletion held by B (%s), none deleted", bs, bid)
+	}
+	pa := e.mustBackend(t, "fe1/")
+	for id, there := range pendingObjects(t, a, pa) {
+		if !there {
+			t.Fatalf("the object of retired pack %d is gone before B followed it", id)
+		}
+	}
+	held := bs.PendingDeletePacks
+	start := time.Now()
+	b = e.open(t, bdir, "fe2/", hb)
+	bs = waitBucket(t, a, "the objects are deleted once B followed them", noPendingDeletes)
+	took := time.Since(start)
+	checkBucketIsLivePacks(t, a, pa)
+	if bs.Deletes != int64(held) || bs.HeldForPeers != 0 {
+		t.Fatalf("bucket status %+v: want the %d held deleted", bs, held)
+	}
+	testenv.WaitFor(t, "B caught up with A", 30*time.Second, func() bool { return caughtUp(t, b, pa) })
+	if !holdsAll(t, b, kept) {
+		t.Fatal("B lacks a file A kept")
+	}
+	for _, name := range removed {
+		if _, err := b.StatHere(name); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("B's StatHere(%s) of a name A removed: %v", name, err)
+		}
+	}
+	ps := peerStatus(t, b)[0]
+	if ps.Adopted != int64(len(removed)+len(kept)) || ps.Removed != int64(len(removed)) || ps.LastError != "" {
+		t.Fatalf("B's status of A: %+v, want %d adopted, %d removed, no error", ps, len(removed)+len(kept), len(removed))
+	}
+	t.Logf("%d deletions held for B, done %v after B started; B: %+v", held, took.Round(time.Millisecond), ps)
+}
+
+// TestPeersExpiredFrontEndHoldsNoDeletes: a registry record older than
+// PeerExpiry holds no deletion.
+func TestPeersExpiredFrontEndHoldsNoDeletes(t *testing.T) {
+	e := newPeerEnv(t)
+	claims := e.mustBackend(t, "archive/")
+	old, err := json.Marshal(peerRecord{Prefix: "fe9/", Location: "gone", Time: time.Now().Add(-2 * time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := claims.Put(context.Background(), peerPrefix+strings.Repeat("9", 32), bytes.NewReader(old), int64(len(old))); err != nil {
+		t.Fatal(err)
+	}
+	a := e.open(t, t.TempDir(), "fe1/", func(c *Config) { c.PeerExpiry = time.Hour })
+	retireWorkload(t, a)
+	bs := waitBucket(t, a, "the retired packs' objects are deleted", noPendingDeletes)
+	checkBucketIsLivePacks(t, a, e.mustBackend(t, "fe1/"))
+	if bs.Deletes == 0 || bs.HeldForPeers != 0 {
+		t.Fatalf("bucket status %+v: want deletions, none held", bs)
+	}
 }

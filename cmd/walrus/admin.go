@@ -89,6 +89,12 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 			fmt.Fprintf(w, "  bucket: %d objects of retired packs (%s) to delete once what replaced them is uploaded; %d deleted since start (%s)\n",
 				b.PendingDeletePacks, humanBytes(b.PendingDeleteBytes), b.Deletes, humanBytes(b.DeletedBytes))
 		}
+		switch {
+		case b.HeldForPeers > 0 && b.HeldUnlisted:
+			fmt.Fprintf(w, "  bucket: %d of them held until the other front-ends' registry is read\n", b.HeldForPeers)
+		case b.HeldForPeers > 0:
+			fmt.Fprintf(w, "  bucket: %d of them held until front-end %s followed them\n", b.HeldForPeers, strings.Join(b.HeldBy, ", "))
+		}
 		if sn := b.Snapshot; sn != nil {
 			if sn.Name != "" {
 				fmt.Fprintf(w, "  bucket: index snapshot %s (batch %d, %s), %s old", sn.Name, sn.Seq, humanBytes(sn.Bytes),
