@@ -38,9 +38,11 @@ import (
 // records of every listing are kept for that bound, with or without
 // OpenPrefix.
 //
-// Follower (with OpenPrefix too), every PeerInterval or when kicked:
+// Follower, every PeerInterval or when kicked:
 //
 //  1. List fronts/, read each record (bounded: peerMaxRecord); skip ours;
+//     keep them for the deletion bound (listedPeers); without OpenPrefix,
+//     that is all;
 //  2. per peer: open its packs prefix (OpenPrefix, cached), List packs/,
 //     and take every pack id above the peer's marker, ascending;
 //  3. download the pack (fetchPack) into DATA/peers/<peer>/, scan it
