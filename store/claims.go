@@ -86,6 +86,13 @@ var ErrClaims = errors.New("store: the claims bucket is unreachable")
 // would otherwise hand a removed name back and forth for ever.
 var errClaimedHere = errors.New("store: claimed by this front-end and removed here")
 
+// errClaimedElsewhere: a file being adopted from one front-end is
+// claimed by another live one, which this front-end follows too: it is
+// adopted from the claimant's own packs only. Adopting it from a third
+// front-end's copy as well would let two followers that removed it (as
+// the claimant did) hand it back and forth for ever.
+var errClaimedElsewhere = errors.New("store: claimed by another front-end, adopted from its packs")
+
 // errClaimBlockSize: the name is claimed with the same size under
 // another block size, so the identities cannot be compared.
 var errClaimBlockSize = errors.New("store: the name is claimed by a front-end with another block size")
@@ -142,7 +149,7 @@ func (c *claims) count(claimed bool, err error) {
 	switch {
 	case err == nil && claimed:
 		c.st.Claimed++
-	case err == nil || errors.Is(err, errClaimedHere):
+	case err == nil || errors.Is(err, errClaimedHere) || errors.Is(err, errClaimedElsewhere):
 		c.st.Identical++
 	case errors.Is(err, ErrExists) || errors.Is(err, errClaimBlockSize):
 		c.st.Refused++
@@ -300,10 +307,11 @@ func unescapeClaimComponent(e string) (string, bool) {
 
 // claim claims f's name in the claims prefix for f's content (steps 1 to
 // 3 above); nil: the local commit may go on. Without Config.Claims it
-// returns nil at once. adopting: f is another front-end's file the
-// follower commits here; an identical claim of ours refuses it with
-// errClaimedHere.
-func (s *Store) claim(f *index.File, adopting bool) (err error) {
+// returns nil at once. from: the front-end (hex claimant id) whose file
+// f the follower adopts, "" for a push; an identical claim of ours
+// refuses the adoption with errClaimedHere, one of a third live
+// front-end with errClaimedElsewhere (peers.go, step 4).
+func (s *Store) claim(f *index.File, from string) (err error) {
 	c := s.claims
 	if c == nil {
 		return nil
@@ -342,8 +350,14 @@ func (s *Store) claim(f *index.File, adopting bool) (err error) {
 		if theirs.Path != path {
 			return fmt.Errorf("store: %s: the claim %s in %s is the claim of %q; nothing was committed", path, obj, c.b.Location(), theirs.Path)
 		}
-		if adopting && theirs.Claimant == c.id && mine.sameFile(&theirs) {
-			return fmt.Errorf("%w: %s", errClaimedHere, path)
+		if from != "" && mine.sameFile(&theirs) {
+			who := hex.EncodeToString(theirs.Claimant[:])
+			switch {
+			case theirs.Claimant == c.id:
+				return fmt.Errorf("%w: %s", errClaimedHere, path)
+			case who != from && s.fl != nil && s.fl.live(who):
+				return fmt.Errorf("%w: %s (front-end %s)", errClaimedElsewhere, path, who)
+			}
 		}
 		return c.compare(&mine, &theirs)
 	}

@@ -66,11 +66,15 @@ import (
 //     for a hole, and committed through the normal upload path (Create,
 //     Write, Commit with the entry's mode and mtime). The commit claims the
 //     name, which finds the peer's identical claim; ErrExists there means
-//     the peer's content is not what the claim names: logged, skipped. A
-//     claim of ours (errClaimedHere: we committed the name first and it
-//     is not here, so we removed it) is skipped too: the peer's adoption
-//     of it predates our removal, which it follows in turn; adopting it
-//     back would pass the name to and fro for ever.
+//     the peer's content is not what the claim names: logged, skipped.
+//     Skipped too, so that removals settle (each front-end removes a name
+//     once, and no stale copy of it brings it back): a claim of ours
+//     (errClaimedHere: we committed the name first and it is not here,
+//     so we removed it; the peer's adoption predates our removal, which
+//     it follows in turn), and a claim of a third front-end that is live
+//     (errClaimedElsewhere: it is adopted from the claimant's packs, not
+//     from the peer's copy). A name whose claimant failed to commit it and
+//     that was pushed again to the peer is thus served by the peer only.
 //     A block found nowhere, or a commit or removal failing for another
 //     reason (claims unreachable, disk full), fails the pack: it is
 //     retried at the next pass and the marker does not pass it;
@@ -384,6 +388,15 @@ func (f *follower) deleteLimits() (limits map[string]int64, known bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.limitsLocked(time.Now())
+}
+
+// live reports whether front-end id's record was younger than
+// PeerExpiry at the last listing.
+func (f *follower) live(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rec, ok := f.recs[id]
+	return ok && time.Since(time.Unix(rec.Time, 0)) < f.s.cfg.PeerExpiry
 }
 
 func (f *follower) limitsLocked(now time.Time) (map[string]int64, bool) {
@@ -734,8 +747,8 @@ func (f *follower) adopt(p *peer, pack peerPack, blocks map[index.Hash]index.Blo
 		}
 	}
 	info, err := u.Commit()
-	if errors.Is(err, errClaimedHere) {
-		s.log.Debug("not adopting a front-end's file back: this front-end claimed it and removed it since", "front_end", p.id, "path", path)
+	if errors.Is(err, errClaimedHere) || errors.Is(err, errClaimedElsewhere) {
+		s.log.Debug("not adopting a front-end's copy of a file another front-end claimed", "front_end", p.id, "path", path, "err", err)
 		return nil
 	}
 	if errors.Is(err, ErrExists) {

@@ -491,3 +491,83 @@ func TestPeersExpiredFrontEndHoldsNoDeletes(t *testing.T) {
 		t.Fatalf("bucket status %+v: want deletions, none held", bs)
 	}
 }
+
+// caughtUpWith reports whether s has followed every pack in the bucket
+// of each of its peers (by id: their packs prefix), with no error.
+func caughtUpWith(t *testing.T, s *Store, peers map[string]backend.Backend) bool {
+	t.Helper()
+	ps := peerStatus(t, s)
+	if len(ps) != len(peers) {
+		return false
+	}
+	for _, p := range ps {
+		ids, _ := bucketPackIDs(t, peers[p.ID])
+		if len(ids) == 0 || p.Marker != ids[len(ids)-1] || p.PacksBehind != 0 || p.LastError != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// TestPeersThreeFrontEndsSettleRemovals: with three front-ends, files
+// pushed to A under a temporary name and renamed at once (cp then mv)
+// end under their final names only, everywhere: B and C adopt them from
+// A alone, not from each other's copies, which would hand the removed
+// temporary names back and forth between them for ever.
+func TestPeersThreeFrontEndsSettleRemovals(t *testing.T) {
+	e := newPeerEnv(t)
+	prefixes := []string{"fe1/", "fe2/", "fe3/"}
+	var stores []*Store
+	for _, p := range prefixes {
+		stores = append(stores, e.open(t, t.TempDir(), p))
+	}
+	a := stores[0]
+	want := map[string][]byte{}
+	for i := range 10 {
+		name := fmt.Sprintf("seg-%d", i)
+		want[name] = peerFile(uint64(900 + i))
+		mustPut(t, a, name+".tmp", want[name])
+		if _, err := a.Rename(name+".tmp", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := map[string]backend.Backend{}
+	for i, s := range stores {
+		ids[claimantOf(t, s)] = e.mustBackend(t, prefixes[i])
+	}
+	start := time.Now()
+	testenv.WaitFor(t, "the three front-ends hold the same names, in the bucket, caught up with each other", 60*time.Second, func() bool {
+		for _, s := range stores {
+			st, err := s.Status()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !drained(st.Bucket) || len(heldNames(t, s)) != len(want) || !holdsAll(t, s, want) {
+				return false
+			}
+		}
+		for _, s := range stores {
+			others := maps.Clone(ids)
+			delete(others, claimantOf(t, s))
+			if !caughtUpWith(t, s, others) {
+				return false
+			}
+		}
+		return true
+	})
+	took := time.Since(start)
+	aid := claimantOf(t, a)
+	for i, s := range stores[1:] {
+		var adopted, removed int64
+		for _, p := range peerStatus(t, s) {
+			if p.ID != aid && p.Adopted != 0 {
+				t.Fatalf("store %d adopted %d files from %s, not their claimant A", i+1, p.Adopted, p.ID)
+			}
+			adopted, removed = adopted+p.Adopted, removed+p.Removed
+		}
+		if adopted != 20 || removed != 10 {
+			t.Fatalf("store %d: %d adopted, %d removed, want 20 and 10 (each name once): %+v", i+1, adopted, removed, peerStatus(t, s))
+		}
+	}
+	t.Logf("settled in %v; B %+v, C %+v", took.Round(time.Millisecond), peerStatus(t, stores[1]), peerStatus(t, stores[2]))
+}

@@ -409,7 +409,11 @@ func (u *Upload) commit() (FileInfo, error) {
 	// submitted yet; the name is claimed for it in the group's claims
 	// prefix before the local commit, an identical re-push too. Refused
 	// or unanswered: nothing is committed.
-	if err := u.s.claim(f, u.meta.Origin.Interface == peerOrigin); err != nil {
+	from := ""
+	if u.meta.Origin.Interface == peerOrigin {
+		from = u.meta.Origin.Peer
+	}
+	if err := u.s.claim(f, from); err != nil {
 		return FileInfo{}, err
 	}
 	if u.existing != nil {
