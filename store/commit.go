@@ -427,7 +427,10 @@ func (o *commitFileOp) reference(x *index.Txn, h index.Hash, indexed map[index.H
 }
 
 // removeOp deletes a file record and releases its blocks.
-type removeOp struct{ dir, name string }
+type removeOp struct {
+	dir, name string
+	copied    bool // followed from another front-end (journaled jeCopied)
+}
 
 func (o *removeOp) apply(x *index.Txn, _ time.Time) error {
 	found, err := removeFile(x, o.dir, o.name)

@@ -111,6 +111,11 @@ type Config struct {
 	// front-end holding it; another takes it over at most about LeaseTTL
 	// after its holder stopped renewing.
 	LeaseTTL time.Duration
+	// PeerExpiry (peers.go, remotegc.go): a front-end whose registry
+	// record is older than this no longer holds the deletion of our
+	// retired packs' objects it has not followed (default
+	// DefaultPeerExpiry).
+	PeerExpiry time.Duration
 
 	ingestPaused bool // tests: Open starts with the ingester paused (landing.paused = 1)
 	Logger       *slog.Logger
@@ -213,6 +218,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PeerWait <= 0 {
 		c.PeerWait = DefaultPeerWait
+	}
+	if c.PeerExpiry <= 0 {
+		c.PeerExpiry = DefaultPeerExpiry
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -452,7 +452,7 @@ func (o *commitFileOp) journal(b *journalBatch) {
 func (o *setMetaOp) journal(b *journalBatch) { b.file(o.file) }
 
 func (o *removeOp) journal(b *journalBatch) {
-	b.entries = append(b.entries, jentry{kind: jeRemove, dirName: o.dir, name: o.name})
+	b.entries = append(b.entries, jentry{kind: jeRemove, dirName: o.dir, name: o.name, copied: o.copied})
 }
 
 func (o *removeFilesOp) journal(b *journalBatch) {

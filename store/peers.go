@@ -31,12 +31,18 @@ import (
 // Registry: with Claims and Remote, the follower goroutine writes
 // fronts/<claimant id> in the claims prefix at its start and then every
 // PeerHeartbeat: a JSON record of this store's packs prefix
-// (Config.RemotePrefix), Remote.Location() and the unix time. It is
-// overwritten in place; a front-end that stops simply ages.
+// (Config.RemotePrefix), Remote.Location(), the unix time and its
+// markers (Followed: how far it followed each other front-end, which
+// bounds the deletion of their packs' objects: remotegc.go, step 2a). It
+// is overwritten in place; a front-end that stops simply ages. The
+// records of every listing are kept for that bound, with or without
+// OpenPrefix.
 //
-// Follower (with OpenPrefix too), every PeerInterval or when kicked:
+// Follower, every PeerInterval or when kicked:
 //
 //  1. List fronts/, read each record (bounded: peerMaxRecord); skip ours;
+//     keep them for the deletion bound (listedPeers); without OpenPrefix,
+//     that is all;
 //  2. per peer: open its packs prefix (OpenPrefix, cached), list packs/
 //     (ListAfter, from the peerLookBack-th pack at or below the marker;
 //     the first pass lists it all), and take every pack id above the
@@ -46,10 +52,18 @@ import (
 //     the newest object can grow: remote.go);
 //  3. download the pack (fetchPack) into DATA/peers/<peer>/, scan it
 //     (scanPack, every record CRC-checked), note its block records and
-//     decode its journal batch records' file entries (jeFile);
-//     removals, checkpoints and packs without batches (GC or settler
-//     copies) add nothing;
-//  4. per file entry: a name this store already holds with the same
+//     decode its journal batch records' file entries (jeFile) and removals
+//     (jeRemove), kept in their order, batch after batch; namespace
+//     entries (jeDir, jeRmdir: a namespace is created here by its first
+//     file, and removed here by a local rmdir only), checkpoints and packs
+//     without batches (GC or settler copies) add nothing;
+//  4. the entries in that order (a rename is the new name's file entry,
+//     then, in a later batch, the old name's removal: the new name is
+//     adopted while the old one's blocks are still here).
+//     Per removal: Remove, as a local rm (journaled here, so GC reclaims
+//     the space; a landed file's ingest is cancelled); a name not held
+//     here (never adopted, or removed here already) is nothing to do.
+//     Per file entry: a name this store already holds with the same
 //     identity is skipped (also every file of ours the peer adopted back).
 //     Else its bytes are rebuilt block by block: from this pack's record
 //     (decodeRecord, checked as a local read is), else from this store's
@@ -58,6 +72,11 @@ import (
 //     Write, Commit with the entry's mode and mtime). The commit claims the
 //     name, which finds the peer's identical claim; ErrExists there means
 //     the peer's content is not what the claim names: logged, skipped.
+//     Skipped too: entries marked copied (jeCopied), the peer's
+//     adoptions and followed removals. Every front-end follows every
+//     other's own changes directly, so a copy adds nothing, and
+//     following copies would pass a removed name to and fro for ever
+//     (our removal, the peer's older adoption of it, its removal...).
 //     A block found nowhere, or a commit failing for another reason
 //     (claims unreachable, disk full), fails the pack: it is retried at
 //     the next pass and the marker does not pass it;
@@ -70,7 +89,8 @@ import (
 // returns, like any push; the marker only after every file of its pack
 // is. A crash before the marker is written makes the next run take the
 // pack again: its files are then already held with the same identity
-// and skipped (one download repeated, nothing committed twice). A torn
+// and skipped, its removals find nothing (one download repeated, nothing
+// committed or removed twice). A torn
 // download is a temporary file fetchPack replaces; a finished one left
 // behind is reused. A marker is never ahead of what is committed here.
 //
@@ -117,6 +137,7 @@ const (
 	DefaultPeerHeartbeat = 10 * time.Second
 	DefaultPeerInterval  = time.Second
 	DefaultPeerWait      = 10 * time.Second
+	DefaultPeerExpiry    = 24 * time.Hour
 )
 
 // peerRecord is the body of fronts/<id>.
@@ -124,6 +145,11 @@ type peerRecord struct {
 	Prefix   string `json:"prefix"`   // packs prefix in the bucket (OpenPrefix's argument)
 	Location string `json:"location"` // Remote.Location(), for status
 	Time     int64  `json:"time"`     // unix seconds of the heartbeat
+	// Followed: the marker of every front-end this one follows (hex
+	// claimant id: the last of its packs followed here), from
+	// DATA/peers/*.marker. A front-end deletes none of its retired
+	// packs' objects this one may still read (remotegc.go).
+	Followed map[string]uint32 `json:"followed,omitempty"`
 }
 
 // PeerStatus is what status shows of another front-end (Status.Peers).
@@ -134,6 +160,7 @@ type PeerStatus struct {
 	Marker              uint32  `json:"marker"`       // the last of its packs followed
 	PacksBehind         int     `json:"packs_behind"` // listed above the marker at the last pass
 	Adopted             int64   `json:"adopted"`      // files adopted from it since Open
+	Removed             int64   `json:"removed"`      // its removals followed (files removed here) since Open
 	LastError           string  `json:"last_error,omitempty"`
 }
 
@@ -148,6 +175,7 @@ type peer struct {
 	markerSize int64
 	behind     int
 	adopted    int64
+	removed    int64
 	lastErr    string
 	// recent: block records of its last packs (peerLookBack), for a file
 	// whose journal entry is in a later pack than some of its blocks (the
@@ -169,6 +197,13 @@ type follower struct {
 	peers   map[string]*peer
 	changed chan struct{} // closed and replaced at the end of every pass
 	failing bool
+	// recs: the records of the last successful listing (listed), for
+	// the deletion bound (deleteLimits); expired: the front-ends warned
+	// about as no longer holding deletions.
+	recs    map[string]peerRecord
+	listed  bool
+	limits  map[string]int64 // deleteLimits at that listing
+	expired map[string]bool
 }
 
 func newFollower(s *Store) (*follower, error) {
@@ -178,7 +213,7 @@ func newFollower(s *Store) (*follower, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &follower{s: s, dir: dir, kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
-		done: make(chan struct{}), peers: map[string]*peer{}, changed: make(chan struct{})}, nil
+		done: make(chan struct{}), peers: map[string]*peer{}, changed: make(chan struct{}), expired: map[string]bool{}}, nil
 }
 
 func (f *follower) stop() {
@@ -232,12 +267,13 @@ func (f *follower) pass() error {
 			f.lastHB = time.Now()
 		}
 	}
-	if f.s.cfg.OpenPrefix == nil {
-		return first
-	}
 	recs, err := f.listPeers()
 	if err != nil {
 		return errors.Join(first, err)
+	}
+	f.listedPeers(recs)
+	if f.s.cfg.OpenPrefix == nil {
+		return first
 	}
 	for _, id := range slices.Sorted(mapKeys(recs)) {
 		if f.ctx.Err() != nil {
@@ -274,7 +310,11 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 
 func (f *follower) heartbeat() error {
 	c := f.s.claims
-	rec := peerRecord{Prefix: f.s.cfg.RemotePrefix, Location: f.s.cfg.Remote.Location(), Time: time.Now().Unix()}
+	followed, err := f.followed()
+	if err != nil {
+		return err
+	}
+	rec := peerRecord{Prefix: f.s.cfg.RemotePrefix, Location: f.s.cfg.Remote.Location(), Time: time.Now().Unix(), Followed: followed}
 	body, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -285,6 +325,99 @@ func (f *follower) heartbeat() error {
 		return fmt.Errorf("heartbeat %s%x in %s: %w", peerPrefix, c.id, c.b.Location(), err)
 	}
 	return nil
+}
+
+// followed reads the markers of DATA/peers, for the registry record.
+// Read from the files (each written once its pack is done) rather than
+// the follower's state: at a restart, before the first listing, they
+// are known already.
+func (f *follower) followed() (map[string]uint32, error) {
+	ents, err := os.ReadDir(f.dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	out := map[string]uint32{}
+	for _, de := range ents {
+		id, ok := strings.CutSuffix(de.Name(), ".marker")
+		if !ok || len(id) != 32 || de.IsDir() {
+			continue
+		}
+		m, _, err := f.readMarker(id)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = m
+	}
+	return out, nil
+}
+
+// listedPeers keeps the records of a successful listing for
+// deleteLimits. When the bound differs from the last listing's (a
+// front-end followed more of our packs, expired, appeared or was
+// deleted), the uploader looks for deletable objects again. A
+// front-end found expired is warned about once (again if it comes back
+// and expires again).
+func (f *follower) listedPeers(recs map[string]peerRecord) {
+	now := time.Now()
+	f.mu.Lock()
+	known, before := f.listed, f.limits
+	f.recs, f.listed = recs, true
+	after, _ := f.limitsLocked(now)
+	f.limits = after
+	var expired []string
+	for _, id := range slices.Sorted(mapKeys(recs)) {
+		old := now.Sub(time.Unix(recs[id].Time, 0)) >= f.s.cfg.PeerExpiry
+		if old && !f.expired[id] {
+			expired = append(expired, id)
+		}
+		f.expired[id] = old
+	}
+	f.mu.Unlock()
+	for _, id := range expired {
+		rec := recs[id]
+		f.s.log.Warn("a front-end of the group has not written its registry record for longer than the peer expiry: the objects of our retired packs are deleted without waiting for it to follow them; "+
+			"if it comes back it may be stuck at a pack of ours that is gone; if it was retired for good, delete its record",
+			"front_end", id, "record", peerPrefix+id, "packs", rec.Location, "heartbeat", time.Unix(rec.Time, 0).UTC().Format(time.RFC3339),
+			"peer_expiry", f.s.cfg.PeerExpiry)
+	}
+	if !known || !maps.Equal(before, after) {
+		f.s.wantBucketDeletes()
+	}
+}
+
+// deleteLimits is the bound on deleting our packs' objects (remotegc.go):
+// per live front-end (its record younger than PeerExpiry), the highest
+// of our pack ids whose object it will not read any more: its marker
+// for us (0 if it has none) less peerLookBack, since lookBack may read
+// that many packs below the one being followed. known is false until a
+// listing succeeded since Open: then nothing may be deleted.
+func (f *follower) deleteLimits() (limits map[string]int64, known bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.limitsLocked(time.Now())
+}
+
+// live reports whether front-end id's record was younger than
+// PeerExpiry at the last listing.
+func (f *follower) live(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rec, ok := f.recs[id]
+	return ok && time.Since(time.Unix(rec.Time, 0)) < f.s.cfg.PeerExpiry
+}
+
+func (f *follower) limitsLocked(now time.Time) (map[string]int64, bool) {
+	if !f.listed {
+		return nil, false
+	}
+	self := hex.EncodeToString(f.s.claims.id[:])
+	limits := map[string]int64{}
+	for id, rec := range f.recs {
+		if now.Sub(time.Unix(rec.Time, 0)) < f.s.cfg.PeerExpiry {
+			limits[id] = int64(rec.Followed[self]) - peerLookBack
+		}
+	}
+	return limits, true
 }
 
 // listPeers reads every registry record but ours.
@@ -535,7 +668,8 @@ func (r backendReader) ReadAt(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
-// followPack adopts the files pack id of p names (steps 3 and 4).
+// followPack adopts the files pack id of p names and applies its
+// removals, in the order of its batches (steps 3 and 4).
 func (f *follower) followPack(p *peer, id uint32, in backend.Info) error {
 	dir := filepath.Join(f.dir, p.id)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -554,7 +688,7 @@ func (f *follower) followPack(p *peer, id uint32, in backend.Info) error {
 	}
 	defer file.Close()
 	blocks := map[index.Hash]index.Block{}
-	var files []*index.File
+	var entries []jentry // jeFile and jeRemove, in journal order
 	_, err = scanPack(file, id, in.Size, false, func(off int64, h recordHeader, payload []byte) error {
 		if h.Codec != codecJournal {
 			blocks[h.Hash] = index.Block{Pack: id, Offset: off, RawLen: h.RawLen, StoredLen: h.StoredLen, Codec: h.Codec}
@@ -569,10 +703,10 @@ func (f *follower) followPack(p *peer, id uint32, in backend.Info) error {
 			return nil
 		}
 		for _, e := range r.entries {
-			// A copy (the peer adopted it from a third front-end, or
-			// from us) is followed at its origin.
-			if e.kind == jeFile && e.file != nil && !e.copied {
-				files = append(files, e.file)
+			// A copy (the peer adopted it, or followed a removal) is
+			// followed at its origin.
+			if !e.copied && (e.kind == jeFile && e.file != nil || e.kind == jeRemove) {
+				entries = append(entries, e)
 			}
 		}
 		return nil
@@ -581,12 +715,22 @@ func (f *follower) followPack(p *peer, id uint32, in backend.Info) error {
 		return err
 	}
 	f.remember(p, id, blocks)
-	for _, fe := range files {
+	for _, e := range entries {
 		if f.ctx.Err() != nil {
 			return f.ctx.Err()
 		}
-		if err := f.adopt(p, peerPack{file, id}, blocks, fe); err != nil {
-			return fmt.Errorf("%s (pack %s, retried): %w", fe.Path(), in.Name, err)
+		var path string
+		var err error
+		switch e.kind {
+		case jeFile:
+			path = e.file.Path()
+			err = f.adopt(p, peerPack{file, id}, blocks, e.file)
+		case jeRemove:
+			path = joinPath(e.dirName, e.name)
+			err = f.remove(p, path)
+		}
+		if err != nil {
+			return fmt.Errorf("%s (pack %s, retried): %w", path, in.Name, err)
 		}
 	}
 	file.Close()
@@ -673,6 +817,24 @@ func (f *follower) adopt(p *peer, pack peerPack, blocks map[index.Hash]index.Blo
 	return nil
 }
 
+// remove applies a removal of p's (step 4): as a local rm, so that it is
+// journaled here (marked copied) and GC reclaims the space. A name not
+// held here (never adopted, removed here already, refused by its claim)
+// is nothing to do.
+func (f *follower) remove(p *peer, path string) error {
+	err := f.s.remove(path, true)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	p.removed++
+	f.mu.Unlock()
+	return nil
+}
+
 func (f *follower) status() []PeerStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -680,7 +842,7 @@ func (f *follower) status() []PeerStatus {
 	for _, id := range slices.Sorted(mapKeys(f.peers)) {
 		p := f.peers[id]
 		out = append(out, PeerStatus{ID: id, Packs: p.rec.Location, HeartbeatAgeSeconds: max(0, time.Since(time.Unix(p.rec.Time, 0)).Seconds()),
-			Marker: p.marker, PacksBehind: p.behind, Adopted: p.adopted, LastError: p.lastErr})
+			Marker: p.marker, PacksBehind: p.behind, Adopted: p.adopted, Removed: p.removed, LastError: p.lastErr})
 	}
 	return out
 }

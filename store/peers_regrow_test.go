@@ -68,7 +68,7 @@ func TestPeersFollowAPackThatGrew(t *testing.T) {
 	f1, f2 := peerFile(11), peerFile(12)
 	mustPut(t, a, "f1", f1)
 	mustPut(t, a, "f2", f2) // the same pack, a later batch
-	a.pw.seal()
+	a.pw.sealIfOlder(0, time.Now().Add(time.Hour))
 	a.kickUpload()
 	var id uint32
 	testenv.WaitFor(t, "A's pack in the bucket", 30*time.Second, func() bool {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrus-archive/walrus/index"
 	"github.com/walrus-archive/walrus/internal/testenv"
 	"github.com/walrus-archive/walrus/internal/walgen"
 	"github.com/walrus-archive/walrus/store/backend"
@@ -434,4 +435,313 @@ func TestPeersListPackObjectsAfter(t *testing.T) {
 			}
 		}
 	}
+}
+
+// heldNames returns the paths s holds with their hashes.
+func heldNames(t *testing.T, s *Store) map[string]index.Hash {
+	t.Helper()
+	out := map[string]index.Hash{}
+	if err := s.Walk(context.Background(), "*", func(fi FileInfo) error {
+		out[fi.Path] = fi.Hash
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// caughtUp reports whether s has followed every pack in the bucket of
+// its one peer, whose packs prefix is pb.
+func caughtUp(t *testing.T, s *Store, pb backend.Backend) bool {
+	t.Helper()
+	ids, _ := bucketPackIDs(t, pb)
+	ps := peerStatus(t, s)
+	return len(ids) > 0 && len(ps) == 1 && ps[0].Marker == ids[len(ids)-1] && ps[0].PacksBehind == 0 && ps[0].LastError == ""
+}
+
+// TestPeersFollowRemovals: B follows A's removals, in journal order: a
+// Remove and a Rename on A leave B with exactly A's names and bytes; a
+// name B removed itself first is no error; and A does not adopt back
+// the names it removed from B's packs that adopted them.
+func TestPeersFollowRemovals(t *testing.T) {
+	e := newPeerEnv(t)
+	a := e.open(t, t.TempDir(), "fe1/")
+	b := e.open(t, t.TempDir(), "fe2/")
+	want := map[string][]byte{}
+	for i := range 6 {
+		name := fmt.Sprintf("rm-%d", i)
+		if i%2 == 1 {
+			name = "ns/" + name
+		}
+		want[name] = peerFile(uint64(300 + i))
+		mustPut(t, a, name, want[name])
+	}
+	testenv.WaitFor(t, "B holds A's files", 30*time.Second, func() bool { return holdsAll(t, b, want) })
+	start := time.Now()
+	if err := b.Remove("rm-4"); err != nil { // B first: A's removal of it then finds nothing
+		t.Fatal(err)
+	}
+	if err := a.Remove("rm-0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Rename("ns/rm-1", "ns/rm-1.renamed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Remove("rm-4"); err != nil {
+		t.Fatal(err)
+	}
+	want["ns/rm-1.renamed"] = want["ns/rm-1"]
+	for _, name := range []string{"rm-0", "ns/rm-1", "rm-4"} {
+		delete(want, name)
+	}
+	gone := func(s *Store, name string) bool {
+		_, err := s.StatHere(name)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			t.Fatalf("StatHere(%s): %v", name, err)
+		}
+		return err != nil
+	}
+	testenv.WaitFor(t, "B follows A's removals and rename", 30*time.Second, func() bool {
+		return gone(b, "rm-0") && gone(b, "ns/rm-1") && holdsAll(t, b, want)
+	})
+	took := time.Since(start)
+	// Both caught up with each other's bucket: A has followed B's
+	// adoptions and removals, B A's.
+	pa, pb := e.mustBackend(t, "fe1/"), e.mustBackend(t, "fe2/")
+	for _, s := range []*Store{a, b} {
+		waitBucket(t, s, "everything is in the bucket", drained)
+	}
+	testenv.WaitFor(t, "A and B caught up with each other", 30*time.Second, func() bool {
+		return caughtUp(t, a, pb) && caughtUp(t, b, pa)
+	})
+	ha, hb := heldNames(t, a), heldNames(t, b)
+	if !maps.Equal(ha, hb) || len(ha) != len(want) {
+		t.Fatalf("A holds %v, B %v; want the %d names of %v", slices.Sorted(maps.Keys(ha)), slices.Sorted(maps.Keys(hb)), len(want), slices.Sorted(maps.Keys(want)))
+	}
+	if !holdsAll(t, a, want) || !holdsAll(t, b, want) {
+		t.Fatal("a remaining file is missing")
+	}
+	for _, name := range []string{"rm-0", "ns/rm-1", "rm-4"} {
+		if !gone(a, name) || !gone(b, name) {
+			t.Fatalf("%s is held again after its removal", name)
+		}
+	}
+	psb, psa := peerStatus(t, b)[0], peerStatus(t, a)[0]
+	if psb.Removed != 2 || psb.Adopted != 7 || psb.LastError != "" {
+		t.Fatalf("B's status of A: %+v, want 2 removals (rm-0, ns/rm-1; rm-4 was gone) and 7 adoptions", psb)
+	}
+	if psa.Removed != 0 || psa.Adopted != 0 || psa.LastError != "" {
+		t.Fatalf("A's status of B: %+v, want nothing adopted or removed (its own files and removals)", psa)
+	}
+	t.Logf("B followed the removals in %v; A %+v, B %+v", took.Round(time.Millisecond), psa, psb)
+}
+
+func claimantOf(t *testing.T, s *Store) string {
+	t.Helper()
+	st, err := s.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Claims.Claimant
+}
+
+// retireWorkload commits files across several packs on s, removes them,
+// commits more packs after them (so that a follower's marker ends more
+// than peerLookBack above the removed ones) and runs GC once all is in
+// the bucket. It returns the names removed and the names kept.
+func retireWorkload(t *testing.T, s *Store) (removed []string, kept map[string][]byte) {
+	t.Helper()
+	for i := range 6 {
+		name := fmt.Sprintf("gone-%d", i)
+		mustPut(t, s, name, randomBytes(300<<10, uint64(700+i))) // one or two to a pack of 512 KiB
+		removed = append(removed, name)
+	}
+	for _, name := range removed {
+		if err := s.Remove(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept = map[string][]byte{}
+	for i := range peerLookBack + 2 {
+		name := fmt.Sprintf("kept-%d", i)
+		kept[name] = peerFile(uint64(800 + i))
+		mustPut(t, s, name, kept[name])
+		waitBucket(t, s, "the pack is sealed and uploaded", drained) // one pack each
+	}
+	rep, err := s.GC(context.Background(), GCOptions{Threshold: 0.9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.PacksDeleted+rep.PacksRewritten == 0 {
+		t.Fatalf("GC retired nothing: %+v", rep)
+	}
+	return removed, kept
+}
+
+// TestPeersBucketDeletesWaitForFollowers: A deletes no object of its
+// retired packs that B, registered but not running, has not followed
+// (status shows them held by B); once B runs and follows them, adopting
+// and removing their files, they are deleted.
+func TestPeersBucketDeletesWaitForFollowers(t *testing.T) {
+	e := newPeerEnv(t)
+	hb := func(c *Config) { c.PeerHeartbeat = 100 * time.Millisecond }
+	bdir := t.TempDir()
+	b := e.open(t, bdir, "fe2/", hb)
+	bid := claimantOf(t, b)
+	claims := e.mustBackend(t, "archive/")
+	testenv.WaitFor(t, "B's registry record", 10*time.Second, func() bool {
+		_, err := claims.Stat(context.Background(), peerPrefix+bid)
+		return err == nil
+	})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a := e.open(t, t.TempDir(), "fe1/", hb)
+	removed, kept := retireWorkload(t, a)
+	bs := waitBucket(t, a, "the retired packs are held for B", func(bs *BucketStatus) bool {
+		return drained(bs) && bs.PendingDeletePacks > 0 && bs.HeldForPeers == bs.PendingDeletePacks
+	})
+	if !slices.Equal(bs.HeldBy, []string{bid}) || bs.HeldUnlisted || bs.Deletes != 0 {
+		t.Fatalf("bucket status %+v: want every pending deletion held by B (%s), none deleted", bs, bid)
+	}
+	pa := e.mustBackend(t, "fe1/")
+	for id, there := range pendingObjects(t, a, pa) {
+		if !there {
+			t.Fatalf("the object of retired pack %d is gone before B followed it", id)
+		}
+	}
+	held := bs.PendingDeletePacks
+	start := time.Now()
+	b = e.open(t, bdir, "fe2/", hb)
+	// The newest peerLookBack packs at or below B's marker stay held (the
+	// follower may read them by range for the pack after it): A goes on
+	// archiving, a pack a file, and the bound moves past them.
+	for i := range peerLookBack + 1 {
+		name := fmt.Sprintf("later-%d", i)
+		kept[name] = peerFile(uint64(900 + i))
+		mustPut(t, a, name, kept[name])
+		a.pw.sealIfOlder(0, time.Now().Add(time.Hour))
+		a.kickUpload()
+	}
+	bs = waitBucket(t, a, "the objects are deleted once B followed them", noPendingDeletes)
+	took := time.Since(start)
+	checkBucketIsLivePacks(t, a, pa)
+	if bs.Deletes != int64(held) || bs.HeldForPeers != 0 {
+		t.Fatalf("bucket status %+v: want the %d held deleted", bs, held)
+	}
+	testenv.WaitFor(t, "B caught up with A", 30*time.Second, func() bool { return caughtUp(t, b, pa) })
+	if !holdsAll(t, b, kept) {
+		t.Fatal("B lacks a file A kept")
+	}
+	for _, name := range removed {
+		if _, err := b.StatHere(name); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("B's StatHere(%s) of a name A removed: %v", name, err)
+		}
+	}
+	ps := peerStatus(t, b)[0]
+	if ps.Adopted != int64(len(removed)+len(kept)) || ps.Removed != int64(len(removed)) || ps.LastError != "" {
+		t.Fatalf("B's status of A: %+v, want %d adopted, %d removed, no error", ps, len(removed)+len(kept), len(removed))
+	}
+	t.Logf("%d deletions held for B, done %v after B started; B: %+v", held, took.Round(time.Millisecond), ps)
+}
+
+// TestPeersExpiredFrontEndHoldsNoDeletes: a registry record older than
+// PeerExpiry holds no deletion.
+func TestPeersExpiredFrontEndHoldsNoDeletes(t *testing.T) {
+	e := newPeerEnv(t)
+	claims := e.mustBackend(t, "archive/")
+	old, err := json.Marshal(peerRecord{Prefix: "fe9/", Location: "gone", Time: time.Now().Add(-2 * time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := claims.Put(context.Background(), peerPrefix+strings.Repeat("9", 32), bytes.NewReader(old), int64(len(old))); err != nil {
+		t.Fatal(err)
+	}
+	a := e.open(t, t.TempDir(), "fe1/", func(c *Config) { c.PeerExpiry = time.Hour })
+	retireWorkload(t, a)
+	bs := waitBucket(t, a, "the retired packs' objects are deleted", noPendingDeletes)
+	checkBucketIsLivePacks(t, a, e.mustBackend(t, "fe1/"))
+	if bs.Deletes == 0 || bs.HeldForPeers != 0 {
+		t.Fatalf("bucket status %+v: want deletions, none held", bs)
+	}
+}
+
+// caughtUpWith reports whether s has followed every pack in the bucket
+// of each of its peers (by id: their packs prefix), with no error.
+func caughtUpWith(t *testing.T, s *Store, peers map[string]backend.Backend) bool {
+	t.Helper()
+	ps := peerStatus(t, s)
+	if len(ps) != len(peers) {
+		return false
+	}
+	for _, p := range ps {
+		ids, _ := bucketPackIDs(t, peers[p.ID])
+		if len(ids) == 0 || p.Marker != ids[len(ids)-1] || p.PacksBehind != 0 || p.LastError != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// TestPeersThreeFrontEndsSettleRemovals: with three front-ends, files
+// pushed to A under a temporary name and renamed at once (cp then mv)
+// end under their final names only, everywhere: B and C adopt them from
+// A alone, not from each other's copies, which would hand the removed
+// temporary names back and forth between them for ever.
+func TestPeersThreeFrontEndsSettleRemovals(t *testing.T) {
+	e := newPeerEnv(t)
+	prefixes := []string{"fe1/", "fe2/", "fe3/"}
+	var stores []*Store
+	for _, p := range prefixes {
+		stores = append(stores, e.open(t, t.TempDir(), p))
+	}
+	a := stores[0]
+	want := map[string][]byte{}
+	for i := range 10 {
+		name := fmt.Sprintf("seg-%d", i)
+		want[name] = peerFile(uint64(900 + i))
+		mustPut(t, a, name+".tmp", want[name])
+		if _, err := a.Rename(name+".tmp", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := map[string]backend.Backend{}
+	for i, s := range stores {
+		ids[claimantOf(t, s)] = e.mustBackend(t, prefixes[i])
+	}
+	start := time.Now()
+	testenv.WaitFor(t, "the three front-ends hold the same names, in the bucket, caught up with each other", 60*time.Second, func() bool {
+		for _, s := range stores {
+			st, err := s.Status()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !drained(st.Bucket) || len(heldNames(t, s)) != len(want) || !holdsAll(t, s, want) {
+				return false
+			}
+		}
+		for _, s := range stores {
+			others := maps.Clone(ids)
+			delete(others, claimantOf(t, s))
+			if !caughtUpWith(t, s, others) {
+				return false
+			}
+		}
+		return true
+	})
+	took := time.Since(start)
+	aid := claimantOf(t, a)
+	for i, s := range stores[1:] {
+		var adopted, removed int64
+		for _, p := range peerStatus(t, s) {
+			if p.ID != aid && p.Adopted != 0 {
+				t.Fatalf("store %d adopted %d files from %s, not their claimant A", i+1, p.Adopted, p.ID)
+			}
+			adopted, removed = adopted+p.Adopted, removed+p.Removed
+		}
+		if adopted != 20 || removed != 10 {
+			t.Fatalf("store %d: %d adopted, %d removed, want 20 and 10 (each name once): %+v", i+1, adopted, removed, peerStatus(t, s))
+		}
+	}
+	t.Logf("settled in %v; B %+v, C %+v", took.Round(time.Millisecond), peerStatus(t, stores[1]), peerStatus(t, stores[2]))
 }

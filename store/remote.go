@@ -107,6 +107,13 @@ type BucketStatus struct {
 	PendingDeleteBytes int64 `json:"pending_delete_bytes"`
 	Deletes            int64 `json:"deletes"`
 	DeletedBytes       int64 `json:"deleted_bytes"`
+	// HeldForPeers: of the pending, those deletable but for other
+	// front-ends of the group (peers.go) that have not followed them
+	// yet: HeldBy, their ids, or HeldUnlisted, the registry not read yet
+	// since Open (remotegc.go, step 2).
+	HeldForPeers int      `json:"held_for_peers"`
+	HeldBy       []string `json:"held_by,omitempty"`
+	HeldUnlisted bool     `json:"held_unlisted,omitempty"`
 }
 
 // Lagging reports whether anything committed may not be in the bucket

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,18 @@ import (
 //     (uploaded before it was retired: GC of a store with a bucket
 //     retires no other), which by the same rule stays until its own
 //     copies are in the bucket;
+//     2a. with other front-ends (peers.go), also only once each live one
+//     has followed R: a front-end whose registry record is younger than
+//     PeerExpiry publishes there its marker for us (Followed; 0 when it
+//     has none), and R is deleted only if R <= marker - peerLookBack
+//     (lookBack may read that many packs below the one it follows) for
+//     every one of them; before the follower's first listing since Open,
+//     nothing is deleted. Held packs stay pending, not failed
+//     (Status.Bucket.HeldForPeers, HeldBy); the follower asks for a pass
+//     again whenever the bound moves. A front-end whose record is older
+//     than PeerExpiry holds nothing (a WARN names it once): if it comes
+//     back, it may be stuck at a pack of ours that is gone. Without a
+//     follower (no claims prefix) there is nothing to wait for;
 //  3. Delete of packs/NNNNNNNN.pack (idempotent: a missing object is
 //     success);
 //  4. only then bucketDeletedOp clears Uploaded on the retired record, in a
@@ -126,6 +139,12 @@ type bucketPlan struct {
 	unknown   []uint32 // retired before MovedBelow existed
 	pending   int
 	pendingB  int64
+	// held: deletable but for the other front-ends (step 2a): heldBy
+	// the live ones that have not followed them, or unlisted when the
+	// follower has not listed them yet.
+	held     int
+	heldBy   []string
+	unlisted bool
 }
 
 func (s *Store) bucketPlan() (bucketPlan, error) {
@@ -172,6 +191,25 @@ func (s *Store) bucketPlan() (bucketPlan, error) {
 		case ckptIn && p.MovedBelow <= lowest:
 			pl.deletable = append(pl.deletable, p)
 		}
+	}
+	if s.fl != nil && len(pl.deletable) > 0 {
+		limits, known := s.fl.deleteLimits()
+		by := map[string]bool{}
+		free := pl.deletable[:0]
+		for _, p := range pl.deletable {
+			ok := known
+			for id, lim := range limits {
+				if int64(p.ID) > lim {
+					ok, by[id] = false, true
+				}
+			}
+			if ok {
+				free = append(free, p)
+			} else {
+				pl.held++
+			}
+		}
+		pl.deletable, pl.heldBy, pl.unlisted = free, slices.Sorted(mapKeys(by)), !known
 	}
 	return pl, nil
 }
@@ -306,6 +344,7 @@ func (s *Store) bucketGCStatus(bs *BucketStatus) error {
 		return err
 	}
 	bs.PendingDeletePacks, bs.PendingDeleteBytes = pl.pending, pl.pendingB
+	bs.HeldForPeers, bs.HeldBy, bs.HeldUnlisted = pl.held, pl.heldBy, pl.unlisted && pl.held > 0
 	s.up.gc.mu.Lock()
 	bs.Deletes, bs.DeletedBytes = s.up.gc.deletes, s.up.gc.deletedBytes
 	s.up.gc.mu.Unlock()

@@ -875,7 +875,11 @@ func (s *Store) Rmdir(dir string) error {
 
 // Remove deletes the file at path. Its blocks are released; the space is
 // reclaimed by GC.
-func (s *Store) Remove(path string) error {
+func (s *Store) Remove(path string) error { return s.remove(path, false) }
+
+// remove is Remove; copied: a removal followed from another front-end
+// (journaled jeCopied, peers.go).
+func (s *Store) remove(path string, copied bool) error {
 	dir, name, err := SplitPath(path)
 	if err != nil {
 		return err
@@ -886,7 +890,7 @@ func (s *Store) Remove(path string) error {
 	if err != nil {
 		return err
 	}
-	err = s.submit(&removeOp{dir: dir, name: name})
+	err = s.submit(&removeOp{dir: dir, name: name, copied: copied})
 	if landed && errors.Is(err, ErrNotFound) {
 		return nil
 	}

@@ -84,8 +84,8 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 		fmt.Fprintln(w)
 	}
 	for _, p := range rep.Peers {
-		fmt.Fprintf(w, "  front-end %s (packs %s): heartbeat %s ago, followed to pack %d, %d packs behind, %d files adopted since start",
-			p.ID, p.Packs, time.Duration(p.HeartbeatAgeSeconds*float64(time.Second)).Round(time.Second), p.Marker, p.PacksBehind, p.Adopted)
+		fmt.Fprintf(w, "  front-end %s (packs %s): heartbeat %s ago, followed to pack %d, %d packs behind, %d files adopted and %d removed since start",
+			p.ID, p.Packs, time.Duration(p.HeartbeatAgeSeconds*float64(time.Second)).Round(time.Second), p.Marker, p.PacksBehind, p.Adopted, p.Removed)
 		if p.LastError != "" {
 			fmt.Fprintf(w, "; failing: %s", p.LastError)
 		}
@@ -103,6 +103,12 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 		if b.PendingDeletePacks > 0 || b.Deletes > 0 {
 			fmt.Fprintf(w, "  bucket: %d objects of retired packs (%s) to delete once what replaced them is uploaded; %d deleted since start (%s)\n",
 				b.PendingDeletePacks, humanBytes(b.PendingDeleteBytes), b.Deletes, humanBytes(b.DeletedBytes))
+		}
+		switch {
+		case b.HeldForPeers > 0 && b.HeldUnlisted:
+			fmt.Fprintf(w, "  bucket: %d of them held until the other front-ends' registry is read\n", b.HeldForPeers)
+		case b.HeldForPeers > 0:
+			fmt.Fprintf(w, "  bucket: %d of them held until front-end %s followed them\n", b.HeldForPeers, strings.Join(b.HeldBy, ", "))
 		}
 		if sn := b.Snapshot; sn != nil {
 			if sn.Name != "" {

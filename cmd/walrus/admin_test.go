@@ -76,3 +76,29 @@ func TestParseWindow(t *testing.T) {
 		}
 	}
 }
+
+// walrus status shows the removals followed and the deletions held for
+// other front-ends.
+func TestStatusTextPeersHeldDeletes(t *testing.T) {
+	rep := store.StatusReport{
+		Bucket: &store.BucketStatus{Location: "s3:x/fe1/", Verified: true, PendingDeletePacks: 5, HeldForPeers: 3, HeldBy: []string{"b0b0"}},
+		Peers:  []store.PeerStatus{{ID: "b0b0", Packs: "s3:x/fe2/", Marker: 7, Adopted: 4, Removed: 2}},
+	}
+	var w strings.Builder
+	if err := printStatus(&w, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"4 files adopted and 2 removed since start", "3 of them held until front-end b0b0 followed them"} {
+		if !strings.Contains(w.String(), s) {
+			t.Fatalf("walrus status does not say %q:\n%s", s, w.String())
+		}
+	}
+	rep.Bucket.HeldBy, rep.Bucket.HeldUnlisted = nil, true
+	w.Reset()
+	if err := printStatus(&w, rep); err != nil {
+		t.Fatal(err)
+	}
+	if s := "3 of them held until the other front-ends' registry is read"; !strings.Contains(w.String(), s) {
+		t.Fatalf("walrus status does not say %q:\n%s", s, w.String())
+	}
+}
