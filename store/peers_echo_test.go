@@ -50,3 +50,27 @@ func TestPeersDoNotEchoCopies(t *testing.T) {
 		t.Fatal("B's repaired index lacks the adopted n2 or its own m")
 	}
 }
+
+// A front-end that claimed a name and crashed before committing it (the
+// claim is written first), whose push PostgreSQL then retried through
+// another front-end, gets the file from that one: the other's commit is
+// its own (not a copy), so it is followed although the claim is ours.
+func TestPeersClaimantThatCrashedBeforeItsCommitGetsTheFile(t *testing.T) {
+	e := newPeerEnv(t)
+	a := e.open(t, t.TempDir(), "fe1/")
+	b := e.open(t, t.TempDir(), "fe2/")
+	data := peerFile(21)
+	scratch := openTest(t, t.TempDir(), func(c *Config) { c.BlockSize = 64 << 10 })
+	mustPut(t, scratch, "seg", data)
+	f, err := scratch.lookup("seg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.claim(f); err != nil { // A's claim, and then A "crashed"
+		t.Fatal(err)
+	}
+	mustPut(t, b, "seg", data) // the retry through B: an identical claim
+	testenv.WaitFor(t, "A adopts the file B committed under A's claim", 30*time.Second, func() bool {
+		return holdsAll(t, a, map[string][]byte{"seg": data})
+	})
+}
