@@ -159,9 +159,13 @@ type PeerStatus struct {
 	HeartbeatAgeSeconds float64 `json:"heartbeat_age_seconds"`
 	Marker              uint32  `json:"marker"`       // the last of its packs followed
 	PacksBehind         int     `json:"packs_behind"` // listed above the marker at the last pass
-	Adopted             int64   `json:"adopted"`      // files adopted from it since Open
-	Removed             int64   `json:"removed"`      // its removals followed (files removed here) since Open
-	LastError           string  `json:"last_error,omitempty"`
+	// LagSeconds: 0 while caught up (nothing listed above the marker);
+	// else how long since this front-end last was (or since it first saw
+	// the peer): the delay of its files here, give or take a pass.
+	LagSeconds float64 `json:"lag_seconds"`
+	Adopted    int64   `json:"adopted"` // files adopted from it since Open
+	Removed    int64   `json:"removed"` // its removals followed (files removed here) since Open
+	LastError  string  `json:"last_error,omitempty"`
 }
 
 type peer struct {
@@ -173,6 +177,7 @@ type peer struct {
 	// markerSize: the size of the marker's pack object when it was
 	// followed; 0 unknown (a marker written before it was recorded).
 	markerSize int64
+	caughtUp   time.Time // the last moment nothing of it was known to be unfollowed (LagSeconds)
 	behind     int
 	adopted    int64
 	removed    int64
@@ -468,7 +473,7 @@ func (f *follower) peer(id string, rec peerRecord) (*peer, error) {
 		if err != nil {
 			return nil, err
 		}
-		p = &peer{id: id, marker: m, markerSize: size}
+		p = &peer{id: id, marker: m, markerSize: size, caughtUp: time.Now()}
 		f.mu.Lock()
 		f.peers[id] = p
 		f.mu.Unlock()
@@ -581,9 +586,22 @@ func listFrom(p *peer) uint32 {
 	return 0
 }
 
+// lag is PeerStatus.LagSeconds (f.mu held).
+func (p *peer) lag() float64 {
+	if p.behind == 0 {
+		return 0
+	}
+	return time.Since(p.caughtUp).Seconds()
+}
+
 func (f *follower) setBehind(p *peer, n int) {
 	f.mu.Lock()
-	p.behind = n
+	if p.behind == 0 {
+		p.caughtUp = time.Now() // caught up until this listing
+	}
+	if p.behind = n; n == 0 {
+		p.caughtUp = time.Now()
+	}
 	f.mu.Unlock()
 }
 
@@ -842,7 +860,7 @@ func (f *follower) status() []PeerStatus {
 	for _, id := range slices.Sorted(mapKeys(f.peers)) {
 		p := f.peers[id]
 		out = append(out, PeerStatus{ID: id, Packs: p.rec.Location, HeartbeatAgeSeconds: max(0, time.Since(time.Unix(p.rec.Time, 0)).Seconds()),
-			Marker: p.marker, PacksBehind: p.behind, Adopted: p.adopted, Removed: p.removed, LastError: p.lastErr})
+			Marker: p.marker, PacksBehind: p.behind, LagSeconds: p.lag(), Adopted: p.adopted, Removed: p.removed, LastError: p.lastErr})
 	}
 	return out
 }

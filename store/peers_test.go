@@ -397,8 +397,17 @@ func TestPeersFollowerListsFromMarker(t *testing.T) {
 	if got := e.packListings("quiet/")[n]; got.objects != peerLookBack+3 {
 		t.Errorf("a pass 3 packs behind listed %d objects, want %d (peerLookBack+3)", got.objects, peerLookBack+3)
 	}
+	// Its lag grows while it is stuck, and is 0 once it caught up.
+	lag := peerStatus(t, b)[0].LagSeconds
+	testenv.WaitFor(t, "B's lag to grow while it is stuck", 30*time.Second, func() bool { return peerStatus(t, b)[0].LagSeconds > lag })
+	if lag <= 0 {
+		t.Errorf("B stuck 3 packs behind shows a lag of %v s", lag)
+	}
 	putEmptyPack(t, quiet, packs+1)
 	testenv.WaitFor(t, "B follows the 3 new packs", 30*time.Second, caughtUp(packs+3, 0))
+	if ps := peerStatus(t, b)[0]; ps.LagSeconds != 0 {
+		t.Errorf("B caught up shows a lag of %v s", ps.LagSeconds)
+	}
 }
 
 // TestPeersListPackObjectsAfter: listPackObjectsAfter returns the pack

@@ -84,8 +84,12 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 		fmt.Fprintln(w)
 	}
 	for _, p := range rep.Peers {
-		fmt.Fprintf(w, "  front-end %s (packs %s): heartbeat %s ago, followed to pack %d, %d packs behind, %d files adopted and %d removed since start",
-			p.ID, p.Packs, time.Duration(p.HeartbeatAgeSeconds*float64(time.Second)).Round(time.Second), p.Marker, p.PacksBehind, p.Adopted, p.Removed)
+		behind := fmt.Sprintf("%d packs behind", p.PacksBehind)
+		if p.PacksBehind > 0 {
+			behind += fmt.Sprintf(" (for %s)", secs(p.LagSeconds))
+		}
+		fmt.Fprintf(w, "  front-end %s (packs %s): heartbeat %s ago, followed to pack %d, %s, %d files adopted and %d removed since start",
+			p.ID, p.Packs, secs(p.HeartbeatAgeSeconds), p.Marker, behind, p.Adopted, p.Removed)
 		if p.LastError != "" {
 			fmt.Fprintf(w, "; failing: %s", p.LastError)
 		}

@@ -237,6 +237,7 @@ var (
 // Other front-ends followed (store/peers.go).
 var (
 	dPeerAge     = prometheus.NewDesc("walrus_peer_heartbeat_age_seconds", "Age of another front-end's last heartbeat in the shared registry.", []string{"peer"}, nil)
+	dPeerLag     = prometheus.NewDesc("walrus_peer_lag_seconds", "How long this front-end has been behind another one's packs in the bucket (0: caught up at the last pass).", []string{"peer"}, nil)
 	dPeerBehind  = prometheus.NewDesc("walrus_peer_packs_behind", "Packs of another front-end in the bucket not followed yet (at the last pass).", []string{"peer"}, nil)
 	dPeerAdopted = prometheus.NewDesc("walrus_peer_adopted_files_total", "Files of another front-end adopted (committed here) since start.", []string{"peer"}, nil)
 	dPeerRemoved = prometheus.NewDesc("walrus_peer_removed_files_total", "Removals of another front-end followed (files removed here) since start.", []string{"peer"}, nil)
@@ -251,7 +252,7 @@ var (
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dCacheLocal, dCacheEvicted, dCacheGets, dCacheGetB, dSnapAge, dSnapBytes, dSnapWrite, dSnapFails, dClaims, dPeerAge, dPeerBehind, dPeerAdopted, dPeerRemoved,
+	for _, d := range []*prometheus.Desc{dCacheLocal, dCacheEvicted, dCacheGets, dCacheGetB, dSnapAge, dSnapBytes, dSnapWrite, dSnapFails, dClaims, dPeerAge, dPeerBehind, dPeerAdopted, dPeerRemoved, dPeerLag,
 		dLeaseHeld, dLeaseEpoch, dLeaseTaken, dLeaseLost} {
 		ch <- d
 	}
@@ -322,6 +323,7 @@ func (c *stateCollector) read(ctx context.Context) []prometheus.Metric {
 	for _, p := range rep.Peers {
 		g(dPeerAge, p.HeartbeatAgeSeconds, p.ID)
 		g(dPeerBehind, float64(p.PacksBehind), p.ID)
+		g(dPeerLag, p.LagSeconds, p.ID)
 		out = append(out, prometheus.MustNewConstMetric(dPeerAdopted, prometheus.CounterValue, float64(p.Adopted), p.ID))
 		out = append(out, prometheus.MustNewConstMetric(dPeerRemoved, prometheus.CounterValue, float64(p.Removed), p.ID))
 	}
