@@ -32,7 +32,7 @@ corpus:
 bench: build corpus
 	mkdir -p $(BENCHOUT)
 	WALRUS_BENCH=1 WALRUS_WALCACHE=$(WALCACHE) $(GO) test -tags bench -count=1 -timeout 60m -v \
-		-run 'Test(StoreBench|StatusMemory|StatusScale|ColdStartBench|Compare.*)$$' ./test/bench/ ./fs/ ./rsyncgw/ 2>&1 \
+		-run 'Test(StoreBench|StatusMemory|StatusScale|ColdStartBench|FrontEndLagBench|Compare.*)$$' ./test/bench/ ./fs/ ./rsyncgw/ 2>&1 \
 		| grep -v '^=== \|^--- \|^PASS\|^ok \|level=WARN' | tee $(BENCHOUT)/bench.md
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./store/
 	$(MAKE) compare
