@@ -40,6 +40,11 @@ func (s *Store) Retain(ctx context.Context, dir string, p retention.Policy, now 
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	if !dryRun {
+		if err := s.maintainer(); err != nil {
+			return nil, err // several front-ends: retention runs on the lease holder (lease.go)
+		}
+	}
 	dirs, err := s.statusDirs(dir)
 	if err != nil {
 		return nil, err
@@ -79,11 +84,6 @@ func (s *Store) retainDir(ctx context.Context, dir string, p retention.Policy, n
 	}
 	if dec.HasCutoff {
 		rep.Cutoff = wal.SegmentFileName(1, dec.Cutoff, meta.SegSize)[8:]
-	}
-	if !dryRun && len(dec.Remove) > 0 {
-		if err := s.maintainer(); err != nil {
-			return rep, err
-		}
 	}
 	if dryRun || len(dec.Remove) == 0 {
 		rep.Removed = append(rep.Removed, dec.Remove...)

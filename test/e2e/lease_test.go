@@ -90,6 +90,9 @@ func TestTwoFrontEndsRetentionByLease(t *testing.T) {
 		t.Fatalf("the front-end without the lease ran retention itself, or did not say it skips it:\n%s", out)
 	}
 
+	if out, code, err := fe[1-h].CLI("retain", "--keep-backups", "1"); err == nil || !strings.Contains(out+err.Error(), "retention runs there") {
+		t.Fatalf("walrus retain on the front-end without the lease: exit %d, %v:\n%s\nwant a refusal naming the holder", code, err, out)
+	}
 	fe[h].Kill()
 	s := fe[1-h]
 	pgcluster.Eventually(t, time.Minute, "the survivor to take the lease", func() (bool, string) {
