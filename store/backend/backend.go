@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -177,4 +178,30 @@ func validPrefix(prefix string) error {
 // shortError reports a range read past an object's end.
 func shortError(name string, off, n, size int64) error {
 	return fmt.Errorf("%w: %q is %d bytes, read of %d at %d ends at %d", ErrShort, name, size, n, off, off+n)
+}
+
+// ListAfterFromList is ListAfter for a Backend whose List has no order
+// (test doubles, decorators that add objects): it buffers the names
+// after after that list reports and calls fn with them in ascending
+// order. A real store asks its server instead.
+func ListAfterFromList(ctx context.Context, list func(context.Context, string, func(Info) error) error, prefix, after string, fn func(Info) error) error {
+	var infos []Info
+	if err := list(ctx, prefix, func(in Info) error {
+		if in.Name > after {
+			infos = append(infos, in)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	slices.SortFunc(infos, func(a, b Info) int { return strings.Compare(a.Name, b.Name) })
+	for _, in := range infos {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(in); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -108,25 +107,7 @@ func (m *mem) List(ctx context.Context, prefix string, fn func(backend.Info) err
 }
 
 func (m *mem) ListAfter(ctx context.Context, prefix, after string, fn func(backend.Info) error) error {
-	var infos []backend.Info
-	if err := m.List(ctx, prefix, func(i backend.Info) error {
-		if i.Name > after {
-			infos = append(infos, i)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	slices.SortFunc(infos, func(a, b backend.Info) int { return strings.Compare(a.Name, b.Name) })
-	for _, i := range infos {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(i); err != nil {
-			return err
-		}
-	}
-	return ctx.Err()
+	return backend.ListAfterFromList(ctx, m.List, prefix, after, fn)
 }
 
 func (m *mem) Delete(ctx context.Context, name string) error {

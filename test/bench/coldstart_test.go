@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -275,22 +274,7 @@ func (l listedPacks) List(ctx context.Context, prefix string, fn func(backend.In
 // ListAfter merges the simulated packs into the bucket's listing, in
 // order.
 func (l listedPacks) ListAfter(ctx context.Context, prefix, after string, fn func(backend.Info) error) error {
-	var infos []backend.Info
-	if err := l.List(ctx, prefix, func(in backend.Info) error {
-		if in.Name > after {
-			infos = append(infos, in)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	slices.SortFunc(infos, func(a, b backend.Info) int { return strings.Compare(a.Name, b.Name) })
-	for _, in := range infos {
-		if err := fn(in); err != nil {
-			return err
-		}
-	}
-	return nil
+	return backend.ListAfterFromList(ctx, l.List, prefix, after, fn)
 }
 
 func coldStartSim(t *testing.T, gw *backendtest.VersityGW, n int, rate float64) {

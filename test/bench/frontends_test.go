@@ -3,7 +3,6 @@
 package bench
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,7 +43,7 @@ func TestFrontEndLagBench(t *testing.T) {
 	type result struct{ push, arrive []float64 }
 	res := map[string]*result{}
 	for _, ack := range []string{"local", "remote"} {
-		fe := frontEnds(t, gw, "--ack", ack, "--bucket-roll-age", "1s", "--log-level", "warn")
+		fe, _ := walrusproc.StartFrontEnds(t, gw, [2]string{t.TempDir(), t.TempDir()}, "--ack", ack, "--bucket-roll-age", "1s", "--log-level", "warn")
 		r := &result{}
 		res[ack] = r
 		var mu sync.Mutex
@@ -97,24 +96,4 @@ func TestFrontEndLagBench(t *testing.T) {
 		median(l.push), median(r.push), median(r.push)/median(l.push), q(l.push, .9), q(r.push, .9), q(r.push, .9)/q(l.push, .9),
 		median(l.arrive), median(r.arrive), median(r.arrive)/median(l.arrive), q(l.arrive, .9), q(r.arrive, .9), q(r.arrive, .9)/q(l.arrive, .9),
 		q(l.arrive, 1), q(r.arrive, 1), q(r.arrive, 1)/q(l.arrive, 1))
-}
-
-// frontEnds starts two walrus serve processes on one new bucket of gw:
-// packs prefixes fe1/ and fe2/, one claims prefix.
-func frontEnds(t *testing.T, gw *backendtest.VersityGW, extra ...string) [2]*walrusproc.Server {
-	t.Helper()
-	bucket := gw.NewBucket(t)
-	var fe [2]*walrusproc.Server
-	for i := range fe {
-		home := t.TempDir()
-		secret := filepath.Join(home, "s3.secret")
-		if err := os.WriteFile(secret, []byte(gw.Secret+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		args := []string{"--bucket", bucket, "--bucket-endpoint", gw.Endpoint, "--no-bucket-tls",
-			"--bucket-prefix", fmt.Sprintf("fe%d/", i+1), "--bucket-claims-prefix", "archive/",
-			"--bucket-access-key", gw.AccessKey, "--bucket-secret-key-file", secret}
-		fe[i] = walrusproc.Start(t, home, append(args, extra...)...)
-	}
-	return fe
 }

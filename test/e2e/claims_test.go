@@ -19,6 +19,13 @@ import (
 	"github.com/walrus-archive/walrus/test/e2e/walrusproc"
 )
 
+// startFrontEnds is walrusproc.StartFrontEnds in homes PostgreSQL can
+// read.
+func startFrontEnds(t *testing.T, gw *backendtest.VersityGW, extra ...string) ([2]*walrusproc.Server, string) {
+	t.Helper()
+	return walrusproc.StartFrontEnds(t, gw, [2]string{pgcluster.TempDir(t), pgcluster.TempDir(t)}, extra...)
+}
+
 // Two real `walrus serve` front-ends on one versitygw bucket, each with its
 // own packs prefix and both with one claims prefix: real rsync clients push
 // different content under one new name to both at once, the way two
@@ -28,26 +35,6 @@ import (
 // have the name; the winner's bytes come back through both rsync modules
 // of its front-end. An identical push of the winner's bytes to the loser
 // (PostgreSQL retrying through the other host) succeeds.
-// startFrontEnds starts two `walrus serve` front-ends of one archive on
-// a new bucket of gw: packs prefixes fe1/ and fe2/, claims prefix archive/,
-// and the extra flags. It returns them and the bucket.
-func startFrontEnds(t *testing.T, gw *backendtest.VersityGW, extra ...string) ([2]*walrusproc.Server, string) {
-	t.Helper()
-	bucket := gw.NewBucket(t)
-	var fe [2]*walrusproc.Server
-	for i := range fe {
-		home := pgcluster.TempDir(t) // PostgreSQL's restore_command reads the mount
-		secret := filepath.Join(home, "s3.secret")
-		if err := os.WriteFile(secret, []byte(gw.Secret+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		args := []string{"--bucket", bucket, "--bucket-endpoint", gw.Endpoint, "--no-bucket-tls",
-			"--bucket-prefix", fmt.Sprintf("fe%d/", i+1), "--bucket-claims-prefix", "archive/",
-			"--bucket-access-key", gw.AccessKey, "--bucket-secret-key-file", secret}
-		fe[i] = walrusproc.Start(t, home, append(args, extra...)...)
-	}
-	return fe, bucket
-}
 
 func TestClaimsTwoFrontEndsRsyncRaces(t *testing.T) {
 	t.Parallel()
