@@ -402,15 +402,6 @@ func (f *follower) deleteLimits() (limits map[string]int64, known bool) {
 	return f.limitsLocked(time.Now())
 }
 
-// live reports whether front-end id's record was younger than
-// PeerExpiry at the last listing.
-func (f *follower) live(id string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	rec, ok := f.recs[id]
-	return ok && time.Since(time.Unix(rec.Time, 0)) < f.s.cfg.PeerExpiry
-}
-
 func (f *follower) limitsLocked(now time.Time) (map[string]int64, bool) {
 	if !f.listed {
 		return nil, false
