@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/walrus-archive/walrus/internal/testenv"
 	"github.com/walrus-archive/walrus/internal/walgen"
 	"github.com/walrus-archive/walrus/store"
+	"github.com/walrus-archive/walrus/store/backend"
 )
 
 // The alert rules in contrib/prometheus pass promtool's checks and unit
@@ -47,6 +49,9 @@ func TestAlertRules(t *testing.T) {
 	have := map[string]bool{}
 	for _, f := range fams {
 		have[f.GetName()] = true
+	}
+	for n := range groupMetrics(t) {
+		have[n] = true
 	}
 	rules, err := os.ReadFile(dir + "walrus.rules.yml")
 	if err != nil {
@@ -87,4 +92,46 @@ func TestAlertRules(t *testing.T) {
 var stateOnly = map[string]bool{
 	"walrus_gap_segments": true, "walrus_newest_backup_restorable": true,
 	"walrus_newest_restorable_backup_timestamp_seconds": true,
+}
+
+// groupMetrics returns the metric families of a front-end of a group of
+// two (claims, packs prefixes and registry in local directories), once
+// it follows the other: the lease and peer families exist only there.
+func groupMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	root := t.TempDir()
+	open := func(prefix string) (backend.Backend, error) { return backend.NewLocal(filepath.Join(root, prefix)) }
+	var stores []*store.Store
+	for _, prefix := range []string{"fe1", "fe2"} {
+		remote, err := open(prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims, err := open("archive")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.Open(store.Config{Dir: t.TempDir(), Remote: remote, RemotePrefix: prefix, Claims: claims, OpenPrefix: open,
+			PeerInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		stores = append(stores, st)
+	}
+	testenv.WaitFor(t, "the second front-end to see the first", 30*time.Second, func() bool {
+		s, err := stores[1].Status()
+		return err == nil && len(s.Peers) == 1 && s.Lease != nil
+	})
+	m := New("test")
+	m.Watch(stores[1])
+	fams, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, f := range fams {
+		have[f.GetName()] = true
+	}
+	return have
 }
