@@ -189,5 +189,8 @@ func (c *serveCmd) checkAck() error {
 	if c.AckTimeout <= 0 {
 		return fmt.Errorf("bucket: ack timeout %s invalid: use a positive duration such as 30s", c.AckTimeout)
 	}
+	if c.LeaseTTL < time.Second {
+		return fmt.Errorf("bucket: --lease-ttl %s (lease_ttl) is too short: use 1s or more (default 30s); the holder renews the lease every third of it", c.LeaseTTL)
+	}
 	return nil
 }

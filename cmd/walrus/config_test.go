@@ -64,6 +64,7 @@ func TestConfigFile(t *testing.T) {
 		{"type", "cache_size = \"big\"\nmount = \"" + mnt + "\"\n", "--cache-size: expected a valid 64 bit int"},
 		{"retention", "mount = \"" + mnt + "\"\nretain_window = \"a fortnight\"\n", "retain_window"},
 		{"nothing", "data = \"" + work + "\"\n", "nothing to serve"},
+		{"lease", "mount = \"" + mnt + "\"\nlease_ttl = \"10ms\"\n", "--lease-ttl 10ms (lease_ttl) is too short"},
 	} {
 		p := write(c.name+".toml", c.body)
 		r := runArgs("serve", "--config", p, "--check-config")
