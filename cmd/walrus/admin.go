@@ -98,7 +98,7 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 	if b := rep.Bucket; b != nil {
 		fmt.Fprintf(w, "  bucket %s: %d packs in it; waiting to upload: %d packs (%s)", b.Location, b.UploadedPacks, b.WaitingPacks, humanBytes(b.WaitingBytes))
 		if b.WaitingPacks > 0 {
-			fmt.Fprintf(w, ", oldest %s", time.Duration(b.OldestWaitingSeconds*float64(time.Second)).Round(time.Second))
+			fmt.Fprintf(w, ", oldest %s", secs(b.OldestWaitingSeconds))
 		}
 		fmt.Fprintf(w, "; active pack %s (sealed by age)\n", humanBytes(b.ActiveBytes))
 		if !b.Verified && !b.Failing {
@@ -117,7 +117,7 @@ func printStatus(w io.Writer, rep store.StatusReport) error {
 		if sn := b.Snapshot; sn != nil {
 			if sn.Name != "" {
 				fmt.Fprintf(w, "  bucket: index snapshot %s (batch %d, %s), %s old", sn.Name, sn.Seq, humanBytes(sn.Bytes),
-					time.Duration(sn.AgeSeconds*float64(time.Second)).Round(time.Second))
+					secs(sn.AgeSeconds))
 			} else {
 				fmt.Fprint(w, "  bucket: no index snapshot yet (written after the next upload pass)")
 			}
@@ -153,7 +153,7 @@ func printDirStatus(w io.Writer, d store.DirStatus, now time.Time) {
 	fmt.Fprintf(w, "\n  %d files, %s logical, %s stored (%.1fx)\n", d.Files, humanBytes(d.LogicalBytes), humanBytes(d.StoredBytes), d.Ratio)
 	if d.LastArchived != nil {
 		fmt.Fprintf(w, "  last segment %s archived %s (%s ago)\n", d.LastSegment,
-			d.LastArchived.Local().Format(time.DateTime), time.Duration(d.LastAge*float64(time.Second)).Round(time.Second))
+			d.LastArchived.Local().Format(time.DateTime), secs(d.LastAge))
 	}
 	if len(d.Timelines) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
