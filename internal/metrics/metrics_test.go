@@ -42,14 +42,7 @@ func TestAlertRules(t *testing.T) {
 	m.ConnOpened()
 	m.ConnRefused("auth_failed")
 	m.Maintained("gc", 1, time.Second, nil)
-	fams, err := m.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	have := map[string]bool{}
-	for _, f := range fams {
-		have[f.GetName()] = true
-	}
+	have := families(t, m)
 	for n := range groupMetrics(t) {
 		have[n] = true
 	}
@@ -76,9 +69,8 @@ func TestAlertRules(t *testing.T) {
 	if _, err := u.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	fams, _ = m.reg.Gather()
-	for _, f := range fams {
-		have[f.GetName()] = true
+	for n := range families(t, m) {
+		have[n] = true
 	}
 	for n := range stateOnly {
 		if !have[n] && n != "walrus_newest_backup_restorable" && n != "walrus_newest_restorable_backup_timestamp_seconds" {
@@ -125,6 +117,12 @@ func groupMetrics(t *testing.T) map[string]bool {
 	})
 	m := New("test")
 	m.Watch(stores[1])
+	return families(t, m)
+}
+
+// families returns the names of the metric families m exports now.
+func families(t *testing.T, m *Metrics) map[string]bool {
+	t.Helper()
 	fams, err := m.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
