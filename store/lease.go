@@ -134,7 +134,6 @@ type lease struct {
 	// this process counts it valid.
 	testBeforeCreate func()
 	testHeld         func(epoch uint64, from, till time.Time)
-	id               int // tests: which instance
 }
 
 func newLease(s *Store) *lease {

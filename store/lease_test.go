@@ -156,6 +156,7 @@ func TestLeaseNeverTwoHolders(t *testing.T) {
 	var log []held
 	ends := map[int]time.Time{} // instance → when it was abandoned
 	inst := 0
+	instOf := map[*lease]int{}
 	start := func(s *Store) {
 		l := newLease(s)
 		mu.Lock()
@@ -174,7 +175,9 @@ func TestLeaseNeverTwoHolders(t *testing.T) {
 			mu.Unlock()
 		}
 		s.lease = l
-		l.id = me
+		mu.Lock()
+		instOf[l] = me
+		mu.Unlock()
 		go l.run()
 	}
 	for _, s := range stores {
@@ -188,7 +191,7 @@ func TestLeaseNeverTwoHolders(t *testing.T) {
 		old := s.lease
 		old.abandon()
 		mu.Lock()
-		ends[old.id] = time.Now()
+		ends[instOf[old]] = time.Now()
 		mu.Unlock()
 		start(s)
 	}
