@@ -684,13 +684,13 @@ func (f *follower) followPack(p *peer, id uint32, in backend.Info) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	if fi, err := os.Stat(packFileName(dir, id)); err == nil && fi.Size() != in.Size {
-		os.Remove(packFileName(dir, id)) // a download of the object before it grew (ours to drop)
+	name := packFileName(dir, id)
+	if fi, err := os.Stat(name); err == nil && fi.Size() != in.Size {
+		os.Remove(name) // a download of the object before it grew (ours to drop)
 	}
 	if _, err := fetchPack(f.ctx, p.b, dir, id, in); err != nil {
 		return err
 	}
-	name := packFileName(dir, id)
 	file, err := os.Open(name)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
