@@ -45,15 +45,25 @@ func TestTwoFrontEndsSurviveKill(t *testing.T) {
 	pg.WaitArchived(2*time.Minute, seg)
 	before := pg.Archiver()
 
+	// Segments end at the generator's pace, not at pgbench's: on a loaded
+	// machine 2 pgbench clients may write less than two 1 MiB segments in
+	// their whole run, and the kill must come while pgbench still runs.
 	done := make(chan string, 1)
-	go func() { done <- pg.Pgbench("-n", "-c", "2", "-j", "2", "-T", "6") }()
-	pgcluster.Eventually(t, time.Minute, "pgbench to archive two more segments through the first front-end", func() (bool, string) {
+	go func() { done <- pg.Pgbench("-n", "-c", "2", "-j", "2", "-T", "10") }()
+	stopWAL := walGenerator(pg, 300*time.Millisecond)
+	pgcluster.Eventually(t, time.Minute, "two more segments archived through the first front-end while pgbench runs", func() (bool, string) {
 		a := pg.Archiver()
 		return a.Archived >= before.Archived+2, fmt.Sprintf("%+v", a)
 	})
+	select {
+	case <-done:
+		t.Fatal("pgbench ended before the first front-end was killed: the kill is not mid-pgbench")
+	default:
+	}
 	fe[0].Kill()
 	killedAt := pg.Archiver()
 	<-done
+	stopWAL()
 	pg.Query("select pg_create_restore_point('before_batch_2')")
 	pg.Query(insert(2, 10001, 20000))
 	last, _ := pg.SwitchWAL()
